@@ -1,0 +1,40 @@
+# `make run` and `make test` work on a fresh machine: they create the venv and install everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Two test processes on this 2-core machine; override with `make test PYTEST_WORKERS=4`.
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run test bench services migrate seed clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Migrates, seeds the demo catalog, starts web + worker + beat and prints how to try it.
+run: install
+	$(BIN)/orders-service dev
+
+# Makes sure PostgreSQL and Redis answer (starting them if stopped), then runs the whole suite.
+test: install services
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q $(PYTEST_ARGS)
+
+bench: install services
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+services:
+	bash .ci/ensure-services
+
+migrate: install
+	$(BIN)/orders-service migrate
+
+seed: install
+	$(BIN)/orders-service seed
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,34 @@
+from flask_smorest import Blueprint
+
+from orders_service.auth import service
+from orders_service.auth.schemas import AccessTokenSchema, LoginSchema, RegisterSchema, TokensSchema
+from orders_service.auth.tokens import authenticated, current_actor, mint_access_token, mint_tokens
+from orders_service.web import db_session
+
+blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
+
+
+@blp.route("/register", methods=["POST"])
+@blp.arguments(RegisterSchema)
+@blp.response(201, TokensSchema)
+@blp.alt_response(409, description="The email is taken")
+def register(body):
+    customer = service.register_customer(db_session(), **body)
+    return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
+
+
+@blp.route("/login", methods=["POST"])
+@blp.arguments(LoginSchema)
+@blp.response(200, TokensSchema)
+@blp.alt_response(401, description="Wrong credentials")
+def login(body):
+    customer = service.authenticate(db_session(), body["email"], body["password"])
+    return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
+
+
+@blp.route("/refresh", methods=["POST"])
+@authenticated(refresh=True)
+@blp.response(200, AccessTokenSchema)
+def refresh():
+    actor = current_actor()
+    return {"accessToken": mint_access_token(actor.customer_id, actor.role)}

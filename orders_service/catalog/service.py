@@ -1,0 +1,132 @@
+"""The catalog: products, their variants and stock, delivery methods."""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orders_service.catalog.models import DeliveryMethod, Product, Variant
+from orders_service.errors import Conflict, NotFound
+
+# API field → model attribute, for the writable fields.
+_PRODUCT_FIELDS = {"name": "name", "description": "description", "price": "price_cents", "stock": "stock",
+                   "sku": "sku", "weightGrams": "weight_grams", "active": "active"}
+_VARIANT_FIELDS = {"name": "name", "sku": "sku", "price": "price_cents", "stock": "stock"}
+_DELIVERY_FIELDS = {"name": "name", "price": "price_cents", "countries": "countries",
+                    "maxWeightGrams": "max_weight_grams", "cashOnDelivery": "cash_on_delivery",
+                    "active": "active", "estimatedDays": "estimated_days"}
+
+
+def _assign(obj, mapping: dict, data: dict) -> None:
+    for api_name, value in data.items():
+        setattr(obj, mapping[api_name], value)
+
+
+def _commit_unique(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"A {what} with this SKU already exists") from None
+
+
+def list_products(session: Session, page: int, page_size: int) -> dict:
+    """A page of active products, oldest first."""
+    with session.begin():
+        active = Product.active.is_(True)
+        total = session.scalar(select(func.count()).select_from(Product).where(active))
+        items = session.scalars(
+            select(Product).where(active).order_by(Product.created_at, Product.id)
+            .offset((page - 1) * page_size).limit(page_size)
+        ).all()
+    return {"items": items, "page": page, "pageSize": page_size, "total": total}
+
+
+def get_product(session: Session, product_id: uuid.UUID, include_inactive: bool = False) -> Product:
+    """One product; 404 when unknown (or inactive, for the public)."""
+    with session.begin():
+        product = session.get(Product, product_id)
+    if product is None or (not product.active and not include_inactive):
+        raise NotFound("Product not found")
+    return product
+
+
+def create_product(session: Session, data: dict) -> Product:
+    """A new product with its variants."""
+    variants = data.pop("variants", [])
+    product = Product()
+    _assign(product, _PRODUCT_FIELDS, data)
+    session.begin()
+    session.add(product)
+    for v in variants:
+        variant = Variant(product=product)
+        _assign(variant, _VARIANT_FIELDS, v)
+    _commit_unique(session, "product or variant")
+    return product
+
+
+def update_product(session: Session, product_id: uuid.UUID, data: dict) -> Product:
+    """Change a product's fields (stock is set, not added)."""
+    session.begin()
+    product = session.get(Product, product_id, with_for_update=True)
+    if product is None:
+        session.rollback()
+        raise NotFound("Product not found")
+    _assign(product, _PRODUCT_FIELDS, data)
+    _commit_unique(session, "product")
+    return product
+
+
+def add_variant(session: Session, product_id: uuid.UUID, data: dict) -> Variant:
+    """A new variant of a product."""
+    session.begin()
+    product = session.get(Product, product_id)
+    if product is None:
+        session.rollback()
+        raise NotFound("Product not found")
+    variant = Variant(product=product)
+    _assign(variant, _VARIANT_FIELDS, data)
+    _commit_unique(session, "variant")
+    return variant
+
+
+def update_variant(session: Session, product_id: uuid.UUID, variant_id: uuid.UUID, data: dict) -> Variant:
+    """Change a variant's fields."""
+    session.begin()
+    variant = session.get(Variant, variant_id, with_for_update=True)
+    if variant is None or variant.product_id != product_id:
+        session.rollback()
+        raise NotFound("Variant not found")
+    _assign(variant, _VARIANT_FIELDS, data)
+    _commit_unique(session, "variant")
+    return variant
+
+
+def list_delivery_methods(session: Session, country: str | None) -> list[DeliveryMethod]:
+    """Active delivery methods, optionally those that deliver to an ISO alpha-2 country."""
+    with session.begin():
+        methods = session.scalars(
+            select(DeliveryMethod).where(DeliveryMethod.active.is_(True)).order_by(DeliveryMethod.price_cents)
+        ).all()
+    return [m for m in methods if country is None or m.delivers_to(country)]
+
+
+def create_delivery_method(session: Session, data: dict) -> DeliveryMethod:
+    """A new delivery method."""
+    method = DeliveryMethod()
+    _assign(method, _DELIVERY_FIELDS, data)
+    with session.begin():
+        session.add(method)
+    return method
+
+
+def update_delivery_method(session: Session, method_id: uuid.UUID, data: dict) -> DeliveryMethod:
+    """Change a delivery method's fields."""
+    with session.begin():
+        method = session.get(DeliveryMethod, method_id)
+        if method is None:
+            raise NotFound("Delivery method not found")
+        _assign(method, _DELIVERY_FIELDS, data)
+    return method

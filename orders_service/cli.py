@@ -1,0 +1,165 @@
+"""`orders-service …`: migrate, seed demo data, mint a token, run the whole stack for development."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from orders_service.config import PROJECT_ROOT, Settings
+
+DEMO_TOKEN_LIFETIME = timedelta(hours=24)
+
+
+def _app():
+    from orders_service import create_app
+
+    return create_app()
+
+
+@click.group()
+def main():
+    """orders-service operator commands."""
+
+
+@main.command()
+def migrate():
+    """Apply every Alembic migration to DATABASE_URL (idempotent)."""
+    from orders_service.migrate import upgrade
+
+    upgrade(Settings.from_env().database_url)
+    click.echo("database is at the latest migration")
+
+
+@main.command()
+def seed():
+    """Create the demo catalog, delivery methods, customer and admin (once)."""
+    from orders_service.demo import seed_demo
+
+    app = _app()
+    demo = seed_demo(app.extensions["orders.session_factory"]())
+    click.echo(f"demo customer {demo.customer.email} ({demo.customer.id}); admin {demo.admin.email}")
+
+
+@main.command()
+@click.option("--customer", "customer_id", help="customer id (UUID) to mint an access token for")
+@click.option("--admin", is_flag=True, help="mint an admin token (the demo admin account)")
+@click.option("--hours", default=24, show_default=True, help="lifetime of the token")
+def token(customer_id, admin, hours):
+    """Print an access token for a customer, or for the admin."""
+    from sqlalchemy import select
+
+    from orders_service.auth.models import Customer, Role
+    from orders_service.auth.service import ensure_customer
+    from orders_service.auth.tokens import mint_access_token
+    from orders_service.demo import ADMIN_EMAIL
+
+    if bool(customer_id) == admin:
+        raise click.UsageError("give exactly one of --customer ID or --admin")
+    app = _app()
+    session = app.extensions["orders.session_factory"]()
+    if admin:
+        customer = ensure_customer(session, ADMIN_EMAIL, "Shop Admin", role=Role.ADMIN)
+    else:
+        try:
+            cid = uuid.UUID(customer_id)
+        except ValueError:
+            raise click.BadParameter("not a UUID", param_hint="--customer") from None
+        with session.begin():
+            customer = session.scalar(select(Customer).where(Customer.id == cid))
+        if customer is None:
+            raise click.ClickException(f"no customer {cid}")
+    with app.app_context():
+        click.echo(mint_access_token(customer.id, customer.role, timedelta(hours=hours)))
+
+
+def try_it_guide(base_url: str) -> str:
+    """The commands `make run` prints, with the demo's real ids and a fresh token."""
+    from orders_service.auth.tokens import mint_access_token
+    from orders_service.demo import seed_demo
+
+    app = _app()
+    demo = seed_demo(app.extensions["orders.session_factory"]())
+    with app.app_context():
+        token = mint_access_token(demo.customer.id, demo.customer.role, DEMO_TOKEN_LIFETIME)
+    body = {
+        "customerId": str(demo.customer.id),
+        "deliveryMethodId": str(demo.standard.id),
+        "deliveryAddress": {"street": "123 Main St", "city": "New York", "state": "NY",
+                            "zipCode": "10001", "country": "USA"},
+        "items": [{"productId": str(demo.headphones.id), "quantity": 1}],
+    }
+    return "\n".join([
+        "",
+        f"orders-service is running on {base_url}  (API docs: {base_url}/api/docs)",
+        f"demo customer: {demo.customer.email} / password demo-password, id {demo.customer.id}",
+        "",
+        "# --- try it: a cash-on-delivery order (paste into a shell) ---",
+        f"TOKEN={token}",
+        f'LOCATION=$(curl -s -D - -o /dev/null -X POST "{base_url}/api/orders" '
+        f'-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d {shlex.quote(json.dumps(body))} '
+        "| sed -n 's/^[Ll]ocation: *//p' | tr -d '\\r')",
+        'echo "created $LOCATION"',
+        f'curl -s "{base_url}$LOCATION" -H "Authorization: Bearer $TOKEN"; echo',
+        "# --- end ---",
+        "",
+        f"(another token: orders-service token --customer {demo.customer.id}; admin: orders-service token --admin)",
+        "Stop with Ctrl-C.",
+        "",
+    ])
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="web port (default: PORT or 5000)")
+def dev(port):
+    """Migrate, seed, then run web + worker + beat from the Procfile and print how to try it."""
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    from orders_service.migrate import upgrade
+
+    settings = Settings.from_env()
+    port = port or settings.port
+    upgrade(settings.database_url)
+    base_url = f"http://127.0.0.1:{port}"
+    guide = try_it_guide(base_url)
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PORT"] = str(port)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    procfile = parse_procfile((PROJECT_ROOT / "Procfile").read_text())
+    manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
+    for name in ("web", "worker", "beat"):
+        manager.add_process(name, procfile.processes[name], env=env, cwd=str(PROJECT_ROOT))
+
+    def announce():
+        if _wait_http(f"{base_url}/healthz", 60):
+            print(guide, flush=True)
+        else:
+            print(f"web did not answer on {base_url}/healthz within 60 s", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    manager.loop()
+    sys.exit(manager.returncode)

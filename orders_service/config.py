@@ -1,0 +1,142 @@
+"""The service's settings: read once from the environment, validated at start-up (CONTRACT §2)."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import pycountry
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("ORDERS_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+DEV_STRIPE_KEY = "sk_test_orders_service_dev"
+DEV_WEBHOOK_SECRET = "whsec_orders_service_dev"
+DEV_STRIPE_API_BASE = "http://127.0.0.1:8420"
+
+
+class ConfigError(SystemExit):
+    """A missing or malformed setting: stops the process with one line naming the variable."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"configuration error: {variable} {problem}")
+
+
+def _int(env, name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _dev_jwt_secret() -> str:
+    """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
+    path = INSTANCE_DIR / "dev-jwt-secret"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    database_url: str
+    broker_url: str
+    redis_url: str | None
+    jwt_secret_key: str
+    stripe_secret_key: str
+    stripe_api_base: str | None
+    stripe_webhook_secret: str
+    stripe_timeout_seconds: float
+    store_currency: str
+    order_payment_ttl_seconds: int
+    access_token_minutes: int = 60
+    port: int = 5000
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def uses_stripe_emulator(self) -> bool:
+        """localstripe rejects some real-Stripe parameters; they are only sent to real Stripe."""
+        return self.stripe_api_base is not None and "api.stripe.com" not in self.stripe_api_base
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        environment = env.get("APP_ENV", "development")
+        if environment not in ("development", "test", "production"):
+            raise ConfigError("APP_ENV", f"must be development, test or production, got {environment!r}")
+        production = environment == "production"
+
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'orders.db'}"
+        if "://" not in database_url:
+            raise ConfigError("DATABASE_URL", f"is not an SQLAlchemy URL: {database_url!r}")
+        if database_url.startswith("postgres://"):  # Heroku-style URLs name no driver
+            database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+        elif database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+        redis_url = env.get("REDIS_URL") or None
+        broker_url = env.get("CELERY_BROKER_URL") or redis_url or "filesystem://"
+        if not broker_url.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://", "filesystem://")):
+            raise ConfigError("CELERY_BROKER_URL", f"must be a redis:// or amqp:// URL, got {broker_url!r}")
+
+        jwt_secret = env.get("JWT_SECRET_KEY")
+        if not jwt_secret:
+            if production:
+                raise ConfigError("JWT_SECRET_KEY", "is required in production")
+            jwt_secret = _dev_jwt_secret()
+        elif len(jwt_secret) < 16:
+            raise ConfigError("JWT_SECRET_KEY", "must be at least 16 characters")
+
+        stripe_key = env.get("STRIPE_SECRET_KEY")
+        stripe_base = env.get("STRIPE_API_BASE") or None
+        if not stripe_key:
+            if production:
+                raise ConfigError("STRIPE_SECRET_KEY", "is required in production")
+            stripe_key = DEV_STRIPE_KEY
+            stripe_base = stripe_base or DEV_STRIPE_API_BASE
+        elif not stripe_key.startswith(("sk_", "rk_")):
+            raise ConfigError("STRIPE_SECRET_KEY", "must be a Stripe secret key (sk_…)")
+        if stripe_base and not stripe_base.startswith(("http://", "https://")):
+            raise ConfigError("STRIPE_API_BASE", f"must be an http(s) URL, got {stripe_base!r}")
+
+        webhook_secret = env.get("STRIPE_WEBHOOK_SECRET")
+        if not webhook_secret:
+            if production:
+                raise ConfigError("STRIPE_WEBHOOK_SECRET", "is required in production")
+            webhook_secret = DEV_WEBHOOK_SECRET
+
+        currency = env.get("STORE_CURRENCY", "USD").upper()
+        if pycountry.currencies.get(alpha_3=currency) is None:
+            raise ConfigError("STORE_CURRENCY", f"is not an ISO 4217 currency: {currency!r}")
+
+        try:
+            stripe_timeout = float(env.get("STRIPE_TIMEOUT_SECONDS", "10"))
+        except ValueError:
+            raise ConfigError("STRIPE_TIMEOUT_SECONDS", "must be a number of seconds") from None
+
+        return cls(
+            environment=environment,
+            database_url=database_url,
+            broker_url=broker_url,
+            redis_url=redis_url,
+            jwt_secret_key=jwt_secret,
+            stripe_secret_key=stripe_key,
+            stripe_api_base=stripe_base,
+            stripe_webhook_secret=webhook_secret,
+            stripe_timeout_seconds=stripe_timeout,
+            store_currency=currency,
+            order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
+            access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
+            port=_int(env, "PORT", 5000, minimum=1),
+        )

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from orders_service.db import Base, JSONType, UUIDKey, utcnow
+
+
+class OrderStatus:
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    ALL = (PENDING, CONFIRMED, SHIPPED, DELIVERED, EXPIRED, CANCELED)
+
+
+class PaymentStatus:
+    UNPAID = "unpaid"
+    PAID = "paid"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    ALL = (UNPAID, PAID, FAILED, REFUNDED)
+
+
+class PaymentMethod:
+    ONLINE = "online"
+    CASH_ON_DELIVERY = "cash_on_delivery"
+
+
+class Order(UUIDKey, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_customer_created", "customer_id", "created_at"),
+        Index("ix_orders_status_created", "status", "created_at"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    payment_method: Mapped[str] = mapped_column(String(24))
+    payment_status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.UNPAID)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_cents: Mapped[int]
+    delivery_price_cents: Mapped[int]
+    total_cents: Mapped[int]
+    delivery_method_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery_methods.id"))
+    delivery_address: Mapped[dict] = mapped_column(JSONType)
+    notes: Mapped[str | None] = mapped_column(Text)
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    carrier: Mapped[str | None] = mapped_column(String(100))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    client_secret: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+
+    items: Mapped[list["OrderItem"]] = relationship(
+        back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
+    )
+    events: Mapped[list["OrderEvent"]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class OrderItem(UUIDKey, Base):
+    __tablename__ = "order_items"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"))
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("variants.id"))
+    name: Mapped[str] = mapped_column(String(400))
+    unit_price_cents: Mapped[int]
+    quantity: Mapped[int]
+    line_total_cents: Mapped[int]
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+
+class OrderEvent(Base):
+    """The order's audit trail: one row per thing that happened to it, oldest first."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(48))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class IdempotencyRecord(Base):
+    """An `Idempotency-Key` seen from a customer, and the order its first request created.
+
+    `order_id` has no foreign key: the record is inserted first, so that a concurrent request with
+    the same key waits on it before reserving any stock.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,0 +1,85 @@
+from marshmallow import Schema, fields, validate
+
+from orders_service.fields import Country, Money, StrictInteger
+from orders_service.orders.models import OrderStatus
+
+
+class AddressSchema(Schema):
+    street = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    state = fields.String(allow_none=True, validate=validate.Length(max=100))
+    zipCode = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    country = Country(required=True)
+
+
+class OrderItemInSchema(Schema):
+    productId = fields.UUID(required=True)
+    quantity = StrictInteger(required=True, validate=validate.Range(min=1, max=1000))
+    variantId = fields.UUID(allow_none=True, load_default=None)
+    unitPrice = Money(allow_none=True, load_default=None)
+
+
+class OrderInSchema(Schema):
+    customerId = fields.UUID(required=True)
+    deliveryMethodId = fields.UUID(required=True)
+    deliveryAddress = fields.Nested(AddressSchema, required=True)
+    items = fields.List(fields.Nested(OrderItemInSchema), required=True, validate=validate.Length(min=1, max=100))
+    notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=1000))
+
+
+class IdempotencyHeaderSchema(Schema):
+    class Meta:
+        unknown = "exclude"  # every other header passes through
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key", load_default=None, validate=validate.Length(min=1, max=255)
+    )
+
+
+class OrderQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(OrderStatus.ALL))
+    page = StrictInteger(load_default=1, validate=validate.Range(min=1, max=100_000))
+    pageSize = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class OrderItemSchema(Schema):
+    productId = fields.UUID(attribute="product_id")
+    variantId = fields.UUID(attribute="variant_id", allow_none=True)
+    name = fields.String()
+    unitPrice = Money(attribute="unit_price_cents")
+    quantity = fields.Integer()
+    lineTotal = Money(attribute="line_total_cents")
+
+
+class OrderEventSchema(Schema):
+    type = fields.String()
+    at = fields.DateTime()
+    detail = fields.Dict()
+
+
+class OrderSchema(Schema):
+    id = fields.UUID()
+    customerId = fields.UUID(attribute="customer_id")
+    status = fields.String()
+    paymentMethod = fields.String(attribute="payment_method")
+    paymentStatus = fields.String(attribute="payment_status")
+    currency = fields.String()
+    subtotal = Money(attribute="subtotal_cents")
+    deliveryPrice = Money(attribute="delivery_price_cents")
+    totalAmount = Money(attribute="total_cents")
+    items = fields.List(fields.Nested(OrderItemSchema))
+    deliveryMethodId = fields.UUID(attribute="delivery_method_id")
+    deliveryAddress = fields.Dict(attribute="delivery_address")
+    notes = fields.String(allow_none=True)
+    trackingNumber = fields.String(attribute="tracking_number", allow_none=True)
+    carrier = fields.String(allow_none=True)
+    createdAt = fields.DateTime(attribute="created_at")
+    paidAt = fields.DateTime(attribute="paid_at", allow_none=True)
+    events = fields.List(fields.Nested(OrderEventSchema))
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema))
+    page = fields.Integer()
+    pageSize = fields.Integer()
+    total = fields.Integer()

@@ -1,0 +1,171 @@
+"""Placing and reading orders."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from orders_service.auth.models import Customer
+from orders_service.auth.tokens import Actor
+from orders_service.catalog.models import DeliveryMethod, Product, Variant
+from orders_service.errors import Forbidden, InvalidRequest, NotFound
+from orders_service.money import from_cents
+from orders_service.orders import idempotency
+from orders_service.orders.models import (
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    PaymentMethod,
+    PaymentStatus,
+)
+from orders_service.orders.pricing import PricedLine, order_totals
+from orders_service.orders.stock import StockLine, reserve_stock
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    replayed: bool  # True when an Idempotency-Key replay returned an earlier order
+
+
+def check_actor_may_order_for(actor: Actor, customer_id: uuid.UUID) -> None:
+    if customer_id != actor.customer_id and not actor.is_admin:
+        raise Forbidden("customerId does not match the authenticated customer")
+
+
+def _price_lines(session: Session, items: list[dict]) -> list[PricedLine]:
+    """Each line priced from the catalog; 404 for unknown products, 400 for what cannot be sold."""
+    product_ids = {item["productId"] for item in items}
+    variant_ids = {item["variantId"] for item in items if item.get("variantId")}
+    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(product_ids)))}
+    if len(products) != len(product_ids):
+        raise NotFound("Product not found")
+    variants = {}
+    if variant_ids:
+        variants = {v.id: v for v in session.scalars(select(Variant).where(Variant.id.in_(variant_ids)))}
+
+    lines = []
+    for item in items:
+        product = products[item["productId"]]
+        if not product.active:
+            raise InvalidRequest(f"Product '{product.name}' is not available")
+        variant_id = item.get("variantId")
+        if variant_id is not None:
+            variant = variants.get(variant_id)
+            if variant is None or variant.product_id != product.id:
+                raise InvalidRequest(f"Variant {variant_id} is not a variant of product '{product.name}'")
+            name, price = f"{product.name} ({variant.name})", variant.effective_price_cents
+        elif product.variants:
+            raise InvalidRequest(f"Product '{product.name}' is sold by variant: choose a variantId")
+        else:
+            name, price = product.name, product.price_cents
+        expected = item.get("unitPrice")
+        if expected is not None and expected != price:
+            raise InvalidRequest(
+                f"Price of '{name}' has changed: you saw {from_cents(expected)}, it is now {from_cents(price)}"
+            )
+        lines.append(PricedLine(product.id, variant_id, name, price, item["quantity"], product.weight_grams))
+    return lines
+
+
+def _check_delivery(method: DeliveryMethod, country: str, weight_grams: int, payment_method: str) -> None:
+    if not method.delivers_to(country):
+        raise InvalidRequest(f"Delivery method '{method.name}' does not deliver to {country}")
+    if method.max_weight_grams is not None and weight_grams > method.max_weight_grams:
+        raise InvalidRequest(
+            f"Delivery method '{method.name}' cannot carry {weight_grams} g (at most {method.max_weight_grams} g)"
+        )
+    if payment_method == PaymentMethod.CASH_ON_DELIVERY and not method.cash_on_delivery:
+        raise InvalidRequest(f"Delivery method '{method.name}' does not accept cash on delivery")
+
+
+def place_order(
+    session: Session, actor: Actor, data: dict, payment_method: str, currency: str,
+    idempotency_key: str | None = None, route: str = "",
+) -> PlacedOrder:
+    """Validate, price and reserve stock for a new order in one short transaction."""
+    check_actor_may_order_for(actor, data["customerId"])
+    order_id = uuid.uuid4()
+    with session.begin():
+        if idempotency_key is not None:
+            fingerprint = idempotency.request_fingerprint(route, data)
+            earlier = idempotency.claim_key(session, actor.customer_id, idempotency_key, fingerprint, order_id)
+            if earlier is not None:
+                return PlacedOrder(load_order(session, earlier), replayed=True)
+
+        if session.get(Customer, data["customerId"]) is None:
+            raise NotFound("Customer not found")
+        method = session.get(DeliveryMethod, data["deliveryMethodId"])
+        if method is None or not method.active:
+            raise NotFound("Delivery method not found")
+        lines = _price_lines(session, data["items"])
+        totals = order_totals(lines, method.price_cents)
+        address = data["deliveryAddress"]
+        _check_delivery(method, address["country"], totals.weight_grams, payment_method)
+
+        reserve_stock(session, [StockLine(l.product_id, l.variant_id, l.name, l.quantity) for l in lines])
+
+        online = payment_method == PaymentMethod.ONLINE
+        order = Order(
+            id=order_id,
+            customer_id=data["customerId"],
+            status=OrderStatus.PENDING if online else OrderStatus.CONFIRMED,
+            payment_method=payment_method,
+            payment_status=PaymentStatus.UNPAID,
+            currency=currency,
+            subtotal_cents=totals.subtotal_cents,
+            delivery_price_cents=totals.delivery_price_cents,
+            total_cents=totals.total_cents,
+            delivery_method_id=method.id,
+            delivery_address=address,
+            notes=data.get("notes"),
+            items=[
+                OrderItem(position=i, product_id=l.product_id, variant_id=l.variant_id, name=l.name,
+                          unit_price_cents=l.unit_price_cents, quantity=l.quantity,
+                          line_total_cents=l.line_total_cents)
+                for i, l in enumerate(lines)
+            ],
+            events=[OrderEvent(type="placed", detail={"paymentMethod": payment_method})],
+        )
+        session.add(order)
+    return PlacedOrder(order, replayed=False)
+
+
+def load_order(session: Session, order_id: uuid.UUID) -> Order:
+    order = session.scalar(
+        select(Order).where(Order.id == order_id)
+        .options(selectinload(Order.items), selectinload(Order.events))
+    )
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+def get_order(session: Session, actor: Actor, order_id: uuid.UUID) -> Order:
+    """One order with its items and events; another customer's order is 404, as if it did not exist."""
+    with session.begin():
+        order = load_order(session, order_id)
+    if order.customer_id != actor.customer_id and not actor.is_admin:
+        raise NotFound("Order not found")
+    return order
+
+
+def list_orders(session: Session, actor: Actor, status: str | None, page: int, page_size: int) -> dict:
+    """The caller's orders, newest first (an admin's: everyone's)."""
+    conditions = []
+    if not actor.is_admin:
+        conditions.append(Order.customer_id == actor.customer_id)
+    if status:
+        conditions.append(Order.status == status)
+    with session.begin():
+        total = session.scalar(select(func.count()).select_from(Order).where(*conditions))
+        orders = session.scalars(
+            select(Order).where(*conditions)
+            .options(selectinload(Order.items), selectinload(Order.events))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .offset((page - 1) * page_size).limit(page_size)
+        ).all()
+    return {"items": orders, "page": page, "pageSize": page_size, "total": total}

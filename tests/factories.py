@@ -1,0 +1,87 @@
+"""Small factories for test data, written straight to the database (the API is what tests exercise)."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+
+from orders_service.auth.models import Customer, Role
+from orders_service.auth.tokens import mint_access_token
+from orders_service.catalog.models import DeliveryMethod, Product, Variant
+
+PASSWORD = "correct horse battery"
+_PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+
+
+class Make:
+    def __init__(self, app, session_factory):
+        self.app = app
+        self.session_factory = session_factory
+
+    def _save(self, *objects):
+        with self.session_factory() as session, session.begin():
+            session.add_all(objects)
+        return objects[0]
+
+    def customer(self, role: str = Role.CUSTOMER, email: str | None = None) -> Customer:
+        email = email or f"{uuid.uuid4().hex[:12]}@example.com"
+        return self._save(Customer(email=email, name="Test Customer", password_hash=_PASSWORD_HASH, role=role))
+
+    def token(self, customer: Customer, expires: timedelta | None = None) -> str:
+        with self.app.app_context():
+            return mint_access_token(customer.id, customer.role, expires)
+
+    def auth(self, customer: Customer) -> dict:
+        return {"Authorization": f"Bearer {self.token(customer)}"}
+
+    def shopper(self) -> tuple[Customer, dict]:
+        customer = self.customer()
+        return customer, self.auth(customer)
+
+    def admin(self) -> tuple[Customer, dict]:
+        customer = self.customer(role=Role.ADMIN)
+        return customer, self.auth(customer)
+
+    def product(self, name="Premium Headphones", price_cents=199_99, stock=10, weight_grams=300,
+                active=True, variants=()) -> Product:
+        product = Product(name=name, price_cents=price_cents, stock=stock, weight_grams=weight_grams, active=active)
+        for v in variants:
+            Variant(product=product, **v)
+        return self._save(product)
+
+    def delivery_method(self, name="Standard Shipping", price_cents=10_00, countries=("US",),
+                        cash_on_delivery=True, max_weight_grams=None, active=True) -> DeliveryMethod:
+        return self._save(DeliveryMethod(name=name, price_cents=price_cents, countries=list(countries),
+                                         cash_on_delivery=cash_on_delivery, max_weight_grams=max_weight_grams,
+                                         active=active))
+
+    @staticmethod
+    def order_body(customer, method, lines, **extra) -> dict:
+        """`lines`: (product, quantity) or (product, quantity, variant) tuples."""
+        items = []
+        for line in lines:
+            product, quantity, *variant = line
+            item = {"productId": str(product.id), "quantity": quantity}
+            if variant:
+                item["variantId"] = str(variant[0].id)
+            items.append(item)
+        body = {
+            "customerId": str(customer.id),
+            "deliveryMethodId": str(method.id),
+            "deliveryAddress": {"street": "123 Main St", "city": "New York", "state": "NY",
+                                "zipCode": "10001", "country": "USA"},
+            "items": items,
+        }
+        body.update(extra)
+        return body
+
+    def stock_of(self, model, row_id) -> int:
+        with self.session_factory() as session:
+            return session.get(model, row_id).stock
+
+
+@pytest.fixture
+def make(app, session_factory):
+    return Make(app, session_factory)
