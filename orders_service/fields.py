@@ -1,6 +1,8 @@
 """Marshmallow fields shared by the schemas: strict numbers, money, countries."""
 from __future__ import annotations
 
+from datetime import timezone
+
 import pycountry
 from marshmallow import ValidationError, fields
 
@@ -32,6 +34,15 @@ class Money(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else json_amount(value)
+
+
+class UtcDateTime(fields.DateTime):
+    """ISO 8601 in UTC; SQLite hands back naive datetimes that were written as UTC."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 def normalise_country(value: str) -> str:

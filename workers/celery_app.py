@@ -25,6 +25,7 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         enable_utc=True,
         broker_connection_retry_on_startup=True,
+        beat_schedule_filename=str(INSTANCE_DIR / "celerybeat-schedule"),
     )
     return app
 

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from orders_service.fields import Country, Money, StrictInteger
+from orders_service.fields import Country, Money, StrictInteger, UtcDateTime
 from orders_service.orders.models import OrderStatus
 
 
@@ -53,7 +53,7 @@ class OrderItemSchema(Schema):
 
 class OrderEventSchema(Schema):
     type = fields.String()
-    at = fields.DateTime()
+    at = UtcDateTime()
     detail = fields.Dict()
 
 
@@ -73,8 +73,8 @@ class OrderSchema(Schema):
     notes = fields.String(allow_none=True)
     trackingNumber = fields.String(attribute="tracking_number", allow_none=True)
     carrier = fields.String(allow_none=True)
-    createdAt = fields.DateTime(attribute="created_at")
-    paidAt = fields.DateTime(attribute="paid_at", allow_none=True)
+    createdAt = UtcDateTime(attribute="created_at")
+    paidAt = UtcDateTime(attribute="paid_at", allow_none=True)
     events = fields.List(fields.Nested(OrderEventSchema))
 
 

@@ -1,0 +1,177 @@
+"""Malformed POST /api/orders requests: every one is a 4xx with the contract's JSON error body, and
+nothing is written (CONTRACT §5, §7: no input a client can send produces a 500)."""
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from orders_service.catalog.models import Product
+from orders_service.orders.models import IdempotencyRecord, Order, OrderItem
+
+INVALID = "Invalid order data"
+STOCK = 5000
+
+
+def _set(path, value):
+    def mutate(b):
+        *parents, last = path
+        target = b
+        for key in parents:
+            target = target[key]
+        target[last] = value
+        return b
+    return mutate
+
+
+def _drop(path):
+    def mutate(b):
+        *parents, last = path
+        target = b
+        for key in parents:
+            target = target[key]
+        del target[last]
+        return b
+    return mutate
+
+
+# (id, mutation of a valid body, offending field path in `errors`)
+BODY_CASES = [
+    ("quantity-string", _set(("items", 0, "quantity"), "1"), ("items", "0", "quantity")),
+    ("quantity-float", _set(("items", 0, "quantity"), 1.5), ("items", "0", "quantity")),
+    ("quantity-integral-float", _set(("items", 0, "quantity"), 1.0), ("items", "0", "quantity")),
+    ("quantity-true", _set(("items", 0, "quantity"), True), ("items", "0", "quantity")),
+    ("quantity-null", _set(("items", 0, "quantity"), None), ("items", "0", "quantity")),
+    ("quantity-zero", _set(("items", 0, "quantity"), 0), ("items", "0", "quantity")),
+    ("quantity-1001", _set(("items", 0, "quantity"), 1001), ("items", "0", "quantity")),
+    ("quantity-negative", _set(("items", 0, "quantity"), -1), ("items", "0", "quantity")),
+    ("quantity-missing", _drop(("items", 0, "quantity")), ("items", "0", "quantity")),
+    ("productId-not-uuid", _set(("items", 0, "productId"), "headphones"), ("items", "0", "productId")),
+    ("productId-number", _set(("items", 0, "productId"), 42), ("items", "0", "productId")),
+    ("productId-missing", _drop(("items", 0, "productId")), ("items", "0", "productId")),
+    ("variantId-not-uuid", _set(("items", 0, "variantId"), "black"), ("items", "0", "variantId")),
+    ("customerId-not-uuid", _set(("customerId",), "me"), ("customerId",)),
+    ("deliveryMethodId-not-uuid", _set(("deliveryMethodId",), "fast"), ("deliveryMethodId",)),
+    ("items-object", _set(("items",), {"productId": "x", "quantity": 1}), ("items",)),
+    ("items-string", _set(("items",), "headphones"), ("items",)),
+    ("item-not-object", _set(("items", 0), "headphones"), ("items", "0")),
+    ("deliveryAddress-string", _set(("deliveryAddress",), "123 Main St, New York"), ("deliveryAddress",)),
+    ("customerId-missing", _drop(("customerId",)), ("customerId",)),
+    ("deliveryMethodId-missing", _drop(("deliveryMethodId",)), ("deliveryMethodId",)),
+    ("deliveryAddress-missing", _drop(("deliveryAddress",)), ("deliveryAddress",)),
+    ("items-missing", _drop(("items",)), ("items",)),
+    ("street-missing", _drop(("deliveryAddress", "street")), ("deliveryAddress", "street")),
+    ("city-missing", _drop(("deliveryAddress", "city")), ("deliveryAddress", "city")),
+    ("zipCode-missing", _drop(("deliveryAddress", "zipCode")), ("deliveryAddress", "zipCode")),
+    ("country-missing", _drop(("deliveryAddress", "country")), ("deliveryAddress", "country")),
+    ("street-empty", _set(("deliveryAddress", "street"), ""), ("deliveryAddress", "street")),
+    ("country-unknown", _set(("deliveryAddress", "country"), "Atlantis"), ("deliveryAddress", "country")),
+    ("country-number", _set(("deliveryAddress", "country"), 840), ("deliveryAddress", "country")),
+    ("unknown-top-level-field", _set(("discount",), 100), ("discount",)),
+    ("unknown-item-field", _set(("items", 0, "totalPrice"), 0.01), ("items", "0", "totalPrice")),
+    ("unknown-address-field", _set(("deliveryAddress", "planet"), "Mars"), ("deliveryAddress", "planet")),
+    ("items-empty", _set(("items",), []), ("items",)),
+    ("items-101", lambda b: {**b, "items": b["items"] * 101}, ("items",)),
+    ("notes-1001-chars", _set(("notes",), "n" * 1001), ("notes",)),
+    ("notes-number", _set(("notes",), 12), ("notes",)),
+    ("unitPrice-3-decimals", _set(("items", 0, "unitPrice"), 199.999), ("items", "0", "unitPrice")),
+    ("unitPrice-negative", _set(("items", 0, "unitPrice"), -199.99), ("items", "0", "unitPrice")),
+    ("unitPrice-string", _set(("items", 0, "unitPrice"), "199.99"), ("items", "0", "unitPrice")),
+    ("unitPrice-bool", _set(("items", 0, "unitPrice"), True), ("items", "0", "unitPrice")),
+]
+
+
+@pytest.fixture
+def shop(make, db):
+    customer, auth = make.shopper()
+    product = make.product("Premium Headphones", price_cents=199_99, stock=STOCK, weight_grams=1)
+    method = make.delivery_method("Standard Shipping", countries=[])
+    body = make.order_body(customer, method, [(product, 1)], notes="Leave at the door")
+
+    def assert_nothing_written():
+        assert make.stock_of(Product, product.id) == STOCK
+        for model in (Order, OrderItem, IdempotencyRecord):
+            db.rollback()
+            assert db.scalar(select(func.count()).select_from(model)) == 0, model.__tablename__
+
+    return body, auth, assert_nothing_written
+
+
+def _error_body(response, status):
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.is_json, response.get_data(as_text=True)[:500]
+    payload = response.json
+    assert payload["code"] == status
+    assert isinstance(payload["status"], str) and payload["status"]
+    assert isinstance(payload["message"], str) and payload["message"]
+    assert set(payload) <= {"code", "status", "message", "errors"}
+    return payload
+
+
+def _names(errors, path):
+    node = errors
+    for key in path:
+        assert isinstance(node, dict) and key in node, (path, errors)
+        node = node[key]
+    return node
+
+
+def test_the_valid_body_is_accepted(client, shop):
+    """The cases below each break one thing in this body; on its own it places an order."""
+    body, auth, _ = shop
+    assert client.post("/api/orders", json=body, headers=auth).status_code == 204
+
+
+@pytest.mark.parametrize("mutate, field", [(m, f) for _id, m, f in BODY_CASES],
+                         ids=[case_id for case_id, _m, _f in BODY_CASES])
+def test_invalid_body_is_400_naming_the_field(client, shop, mutate, field):
+    body, auth, assert_nothing_written = shop
+    response = client.post("/api/orders", json=mutate(json.loads(json.dumps(body))), headers=auth)
+    payload = _error_body(response, 400)
+    assert payload["message"] == INVALID
+    _names(payload["errors"], field)
+    assert_nothing_written()
+
+
+def _raw(data, content_type="application/json"):
+    return {"data": data, "content_type": content_type}
+
+
+# (id, request kwargs for the test client (the valid body is passed in), expected status, expected message)
+RAW_CASES = [
+    ("broken-json", lambda b: _raw(json.dumps(b)[:-1]), 400, None),
+    ("json-single-quotes", lambda b: _raw("{'customerId': 1}"), 400, None),
+    ("json-array", lambda b: _raw(json.dumps([b])), 400, INVALID),
+    ("json-string", lambda b: _raw('"an order"'), 400, INVALID),
+    ("json-null", lambda b: _raw("null"), 400, None),
+    ("empty-body-json-content-type", lambda b: _raw(""), 400, None),
+    ("text-plain", lambda b: _raw(json.dumps(b), "text/plain"), 415, None),
+    ("form-encoded", lambda b: _raw("customerId=1&items=2", "application/x-www-form-urlencoded"), 415, None),
+    ("over-1-mib", lambda b: _raw(json.dumps({**b, "notes": "x" * (1024 * 1024 + 1)})), 413, None),
+    ("invalid-utf8", lambda b: _raw(b'{"customerId": "\xff\xfe"}'), 400, None),
+]
+
+
+@pytest.mark.parametrize("request_kwargs, status, message", [(k, s, m) for _id, k, s, m in RAW_CASES],
+                         ids=[case_id for case_id, *_ in RAW_CASES])
+def test_unreadable_body_is_4xx(client, shop, request_kwargs, status, message):
+    body, auth, assert_nothing_written = shop
+    response = client.post("/api/orders", headers=auth, **request_kwargs(body))
+    payload = _error_body(response, status)
+    if message is not None:
+        assert payload["message"] == message
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize("key", ["k" * 256, ""], ids=["256-chars", "empty"])
+def test_bad_idempotency_key_is_400(client, shop, key):
+    body, auth, assert_nothing_written = shop
+    response = client.post("/api/orders", json=body, headers={**auth, "Idempotency-Key": key})
+    payload = _error_body(response, 400)
+    _names(payload["errors"], ("Idempotency-Key",))
+    assert_nothing_written()
+
+
+def test_non_uuid_order_id_is_404(client, shop):
+    _body, auth, assert_nothing_written = shop
+    _error_body(client.get("/api/orders/not-a-uuid", headers=auth), 404)
+    assert_nothing_written()
