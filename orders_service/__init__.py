@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["orders.engine"] = engine
     app.extensions["orders.session_factory"] = make_session_factory(engine)
     init_request_session(app)
+    from orders_service.payments.stripe_gateway import StripeGateway
+    app.extensions["orders.payments"] = StripeGateway(settings)
 
     from orders_service.auth.tokens import init_jwt
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)

@@ -11,6 +11,10 @@ def settings() -> Settings:
     return current_app.extensions["orders.settings"]
 
 
+def payment_gateway():
+    return current_app.extensions["orders.payments"]
+
+
 def db_session() -> Session:
     """The request's session; services open and commit their own transactions on it."""
     if "db_session" not in g:

@@ -69,7 +69,7 @@ def worker_id_suffix(request) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(worker_id_suffix):
-    name = f"orders_test_{worker_id_suffix}"
+    name = f"orders_test_{worker_id_suffix}_{os.getpid()}"  # private to this test process
     url = create_database(name)
     from orders_service.migrate import upgrade
 
@@ -78,14 +78,90 @@ def database_url(worker_id_suffix):
     drop_database(name)
 
 
+class StripeEmulator:
+    """A private localstripe on a free port, driven with the real SDK the way a browser would pay."""
+
+    API_KEY = "sk_test_orders_service_tests"
+
+    def __init__(self, url: str):
+        import stripe
+
+        self.url = url
+        self.client = stripe.StripeClient(self.API_KEY, base_addresses={"api": url}, max_network_retries=0)
+
+    def flush(self) -> None:
+        requests.delete(f"{self.url}/_config/data", timeout=10).raise_for_status()
+
+    def payment_intent(self, pi_id: str):
+        return self.client.v1.payment_intents.retrieve(pi_id)
+
+    def pay(self, pi_id: str, payment_method: str = "pm_card_visa"):
+        """Attach a card and confirm, as Stripe.js would after the customer pays."""
+        self.client.v1.payment_intents.update(pi_id, params={"payment_method": payment_method})
+        return self.client.v1.payment_intents.confirm(pi_id)
+
+    def decline(self, pi_id: str):
+        """Pay with a card that is declined on charge (localstripe declines 4000000000000341)."""
+        import stripe
+
+        pm = self.client.v1.payment_methods.create(params={
+            "type": "card", "card": {"number": "4000000000000341", "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+        with pytest.raises(stripe.CardError):
+            self.pay(pi_id, pm.id)
+        return self.payment_intent(pi_id)
+
+
+def start_process(args, env=None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, **kwargs)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def wait_tcp(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
 @pytest.fixture(scope="session")
-def base_env(database_url, tmp_path_factory) -> dict:
+def stripe_emulator():
+    import sys
+
+    port = free_port()
+    proc = start_process([sys.executable, "-m", "orders_service.payments.emulator", "--port", str(port)])
+    try:
+        wait_tcp(port)
+    except RuntimeError:
+        proc.kill()
+        raise RuntimeError(proc.stderr.read().decode()[-3000:])
+    yield StripeEmulator(f"http://127.0.0.1:{port}")
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def base_env(database_url, stripe_emulator, tmp_path_factory) -> dict:
     """The environment every process of the service under test gets."""
     env = dict(os.environ)
     env.update(
         APP_ENV="test",
         DATABASE_URL=database_url,
         JWT_SECRET_KEY=JWT_SECRET,
+        STRIPE_SECRET_KEY=StripeEmulator.API_KEY,
+        STRIPE_API_BASE=stripe_emulator.url,
+        STRIPE_TIMEOUT_SECONDS="3",
         ORDERS_INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
     )
     return env
@@ -128,6 +204,7 @@ def _clean_tables(request):
     names = ", ".join(t.name for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    request.getfixturevalue("stripe_emulator").flush()
     yield
 
 
@@ -154,10 +231,7 @@ def live_server(base_env):
     port = free_port()
     env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16")
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
-    proc = subprocess.Popen(
-        ["bash", "-c", f"exec {procfile_command('web')}"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
+    proc = start_process(["bash", "-c", f"exec {procfile_command('web')}"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/healthz")
@@ -165,11 +239,7 @@ def live_server(base_env):
         proc.kill()
         raise RuntimeError(proc.stderr.read().decode()[-3000:])
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 from tests.factories import *  # noqa: E402,F401,F403  (factory fixtures)

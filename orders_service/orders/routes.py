@@ -11,8 +11,10 @@ from orders_service.orders.schemas import (
     OrderPageSchema,
     OrderQuerySchema,
     OrderSchema,
+    PaymentStartedSchema,
 )
-from orders_service.web import db_session, settings
+from orders_service.payments import service as payments
+from orders_service.web import db_session, payment_gateway, settings
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
 
@@ -30,6 +32,29 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
         idempotency_key=idempotency_key, route="cash_on_delivery",
     )
     return "", 204, {"Location": f"/api/orders/{placed.order.id}"}
+
+
+@blp.route("/with-payment", methods=["POST"])
+@authenticated()
+@blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@blp.arguments(OrderInSchema)
+@blp.response(200, PaymentStartedSchema)
+@blp.alt_response(400, description="Invalid order data, insufficient stock, price changed")
+@blp.alt_response(404, description="Customer, delivery method or product not found")
+@blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
+def place_order_with_payment(body, idempotency_key=None):
+    return payments.place_online_order(
+        db_session(), payment_gateway(), current_actor(), body, settings().store_currency, idempotency_key
+    )
+
+
+@blp.route("/<uuid:order_id>/paid", methods=["PATCH"])
+@authenticated()
+@blp.response(204)
+@blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order")
+@blp.alt_response(404, description="Unknown order, or another customer's")
+def mark_paid(order_id: UUID):
+    payments.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
 
 
 @blp.route("", methods=["GET"])

@@ -83,3 +83,10 @@ class OrderPageSchema(Schema):
     page = fields.Integer()
     pageSize = fields.Integer()
     total = fields.Integer()
+
+
+class PaymentStartedSchema(Schema):
+    orderId = fields.UUID(attribute="id")
+    clientSecret = fields.String(attribute="client_secret")
+    totalAmount = Money(attribute="total_cents")
+    currency = fields.String()

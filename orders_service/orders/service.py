@@ -22,7 +22,7 @@ from orders_service.orders.models import (
     PaymentStatus,
 )
 from orders_service.orders.pricing import PricedLine, order_totals
-from orders_service.orders.stock import StockLine, reserve_stock
+from orders_service.orders.stock import StockLine, release_stock, reserve_stock
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,11 @@ def place_order(
         )
         session.add(order)
     return PlacedOrder(order, replayed=False)
+
+
+def release_order_stock(session: Session, order: Order) -> None:
+    """Give an order's items back to stock; callers hold the order's row lock and change its status."""
+    release_stock(session, [StockLine(i.product_id, i.variant_id, i.name, i.quantity) for i in order.items])
 
 
 def load_order(session: Session, order_id: uuid.UUID) -> Order:

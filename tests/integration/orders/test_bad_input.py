@@ -73,6 +73,8 @@ BODY_CASES = [
     ("items-101", lambda b: {**b, "items": b["items"] * 101}, ("items",)),
     ("notes-1001-chars", _set(("notes",), "n" * 1001), ("notes",)),
     ("notes-number", _set(("notes",), 12), ("notes",)),
+    ("notes-with-nul", _set(("notes",), "ring\u0000twice"), ("notes",)),
+    ("street-with-nul", _set(("deliveryAddress", "street"), "123\u0000Main St"), ("deliveryAddress", "street")),
     ("unitPrice-3-decimals", _set(("items", 0, "unitPrice"), 199.999), ("items", "0", "unitPrice")),
     ("unitPrice-negative", _set(("items", 0, "unitPrice"), -199.99), ("items", "0", "unitPrice")),
     ("unitPrice-string", _set(("items", 0, "unitPrice"), "199.99"), ("items", "0", "unitPrice")),
@@ -148,6 +150,9 @@ RAW_CASES = [
     ("form-encoded", lambda b: _raw("customerId=1&items=2", "application/x-www-form-urlencoded"), 415, None),
     ("over-1-mib", lambda b: _raw(json.dumps({**b, "notes": "x" * (1024 * 1024 + 1)})), 413, None),
     ("invalid-utf8", lambda b: _raw(b'{"customerId": "\xff\xfe"}'), 400, None),
+    ("unitPrice-NaN", lambda b: _raw(json.dumps(b).replace('"quantity": 1', '"quantity": 1, "unitPrice": NaN')),
+     400, None),
+    ("deeply-nested-json", lambda b: _raw("[" * 100_000 + "]" * 100_000), 400, None),
 ]
 
 
@@ -175,3 +180,14 @@ def test_non_uuid_order_id_is_404(client, shop):
     _body, auth, assert_nothing_written = shop
     _error_body(client.get("/api/orders/not-a-uuid", headers=auth), 404)
     assert_nothing_written()
+
+
+def test_totals_too_large_to_store_are_400_not_500(client, make, db):
+    """Each number is in range, but 3 × 9,999,999.99 does not fit the service's money columns."""
+    customer, auth = make.shopper()
+    product = make.product("Gold Bar", price_cents=999_999_999, stock=10)
+    method = make.delivery_method(countries=[])
+    response = client.post("/api/orders", json=make.order_body(customer, method, [(product, 3)]), headers=auth)
+    _error_body(response, 400)
+    assert make.stock_of(Product, product.id) == 10
+    assert db.scalar(select(func.count()).select_from(Order)) == 0

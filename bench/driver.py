@@ -1,0 +1,179 @@
+"""A closed-loop load driver and the CPU meters it reads before and after each level.
+
+Closed loop: each of the N concurrent callers sends its next request as soon as the previous one is
+answered, so N is the number of requests in flight. The callers are spread over several processes
+(each with a few threads) so that the GIL of one client process never caps the load.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Caller(Protocol):
+    """One concurrent client: `caller()` does one unit of work (one order) and returns None when it
+    succeeded or a short label saying what went wrong; `close()` releases its connection."""
+
+    def __call__(self) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    concurrency: int
+    ok: int
+    errors: dict[str, int]
+    seconds: float
+    p50_ms: float | None
+    p99_ms: float | None
+    cpu_seconds: dict[str, float]  # meter name -> CPU seconds spent during the level
+
+    @property
+    def per_second(self) -> float:
+        return self.ok / self.seconds
+
+    def cpu_per_op(self, meter: str) -> float | None:
+        return self.cpu_seconds[meter] / self.ok if self.ok else None
+
+    def as_dict(self) -> dict:
+        return {
+            "concurrency": self.concurrency,
+            "ok": self.ok,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(self.per_second, 1),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "cpu_seconds": {m: round(s, 3) for m, s in self.cpu_seconds.items()},
+            "cpu_seconds_per_op": {m: self.cpu_per_op(m) for m in self.cpu_seconds},
+        }
+
+
+def _percentile_ms(sorted_seconds: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile, in milliseconds."""
+    if not sorted_seconds:
+        return None
+    index = min(len(sorted_seconds) - 1, max(0, round(fraction * len(sorted_seconds)) - 1))
+    return round(sorted_seconds[index] * 1000, 2)
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+def _client_process(make_caller, slots, duration, barrier, results, release) -> None:
+    # Connections are opened before the barrier so that connecting is not part of the measurement.
+    callers = [make_caller(slot) for slot in slots]
+    latencies: list[float] = []  # list.append is atomic under the GIL: the threads can share them
+    errors: Counter[str] = Counter()
+    barrier.wait()
+    cpu_at_start = _own_cpu()
+    deadline = time.monotonic() + duration
+
+    def loop(caller: Caller) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                error = caller()
+            except Exception as exc:  # a dropped connection is an error to report, not a reason to stop
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            if error is None:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors[error] += 1
+
+    threads = [threading.Thread(target=loop, args=(caller,)) for caller in callers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put((latencies, dict(errors), time.monotonic(), _own_cpu() - cpu_at_start))
+    # Connections stay open until the meters have been read: a PostgreSQL backend that exits takes
+    # its CPU time out of sight of a meter that looks at live processes.
+    release.wait()
+    for caller in callers:
+        caller.close()
+
+
+def run_level(make_caller: Callable[[int], Caller], concurrency: int, duration: float,
+              meters: dict[str, Callable[[], float]]) -> LevelResult:
+    """Run `concurrency` callers for `duration` seconds. `meters` (each: CPU seconds so far of some
+    processes) are read just before and after; the callers' own CPU is added as meter "client"."""
+    context = multiprocessing.get_context("fork")  # the callers' factory need not be picklable
+    processes = min(concurrency, os.cpu_count() or 1)
+    barrier = context.Barrier(processes + 1)
+    results, release = context.Queue(), context.Event()
+    workers = [
+        context.Process(target=_client_process, args=(
+            make_caller, list(range(concurrency))[p::processes], duration, barrier, results, release))
+        for p in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        barrier.wait(timeout=60)
+        started = time.monotonic()
+        before = {name: read() for name, read in meters.items()}
+        outcomes = [results.get(timeout=duration + 120) for _ in workers]
+        after = {name: read() for name, read in meters.items()}
+        release.set()
+        for worker in workers:
+            worker.join()
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join()
+
+    latencies = sorted(latency for latencies, *_ in outcomes for latency in latencies)
+    errors: Counter[str] = Counter()
+    for _, process_errors, *_ in outcomes:
+        errors.update(process_errors)
+    cpu_seconds = {name: after[name] - before[name] for name in meters}
+    cpu_seconds["client"] = sum(client_cpu for *_, client_cpu in outcomes)
+    return LevelResult(
+        concurrency=concurrency,
+        ok=len(latencies),
+        errors=dict(errors),
+        seconds=max(finished for _, _, finished, _ in outcomes) - started,
+        p50_ms=_percentile_ms(latencies, 0.50),
+        p99_ms=_percentile_ms(latencies, 0.99),
+        cpu_seconds=cpu_seconds,
+    )
+
+
+# --- CPU meters (Linux /proc) ---------------------------------------------------------------------
+
+def processes_cpu(matches: Callable[[int, int], bool]) -> float:
+    """CPU seconds (user + system) of every live process whose (pid, session id) matches, plus what
+    their exited children used (cutime/cstime: gunicorn's master reaps any worker it restarts)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # it exited while we looked
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after the command name; fields[0] is `state`
+        if matches(int(entry.name), int(fields[3])):
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / CLK_TCK
+
+
+def machine_cpu() -> float:
+    """CPU seconds all cores spent busy (neither idle nor waiting for I/O), from /proc/stat."""
+    ticks = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]  # guest time is inside user
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK

@@ -1,0 +1,190 @@
+"""What the benchmark does: the seeded catalog, the order mix, one order through the HTTP API, the
+same database work in plain psycopg (the ceiling), and the table of scenarios."""
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from driver import Caller
+from orders_service import create_app
+from orders_service.auth.models import Customer, Role
+from orders_service.auth.tokens import mint_access_token
+from orders_service.catalog.models import DeliveryMethod, Product
+from orders_service.config import Settings
+
+PRODUCTS = 10
+PRODUCT_STOCK = 10_000_000  # far more than any run can sell: no order fails for lack of stock
+CUSTOMERS = 8
+ORDERS_PER_CALLER = 64  # each caller cycles through this many pre-built orders
+TOKEN_LIFETIME = timedelta(hours=12)  # outlives any sensible --duration
+ADDRESS = {"street": "123 Main St", "city": "New York", "state": "NY", "zipCode": "10001", "country": "US"}
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """The seeded rows the orders refer to."""
+
+    customers: list[tuple[uuid.UUID, str]]  # (customer id, access token)
+    product_ids: list[uuid.UUID]
+    delivery_method_id: uuid.UUID
+
+
+def seed(settings: Settings) -> Fixture:
+    """Products with ample stock, one cash-on-delivery method shipping everywhere, a few customers."""
+    app = create_app(settings)
+    products = [Product(name=f"Bench product {i}", price_cents=10_00 + i * 1_00, stock=PRODUCT_STOCK,
+                        weight_grams=200) for i in range(PRODUCTS)]
+    method = DeliveryMethod(name="Bench delivery", price_cents=5_00, countries=[], cash_on_delivery=True)
+    # Nobody logs in: the bench mints tokens directly, so the password hash is deliberately unusable.
+    customers = [Customer(email=f"bench-{i}@example.com", name=f"Bench customer {i}", password_hash="!",
+                          role=Role.CUSTOMER) for i in range(CUSTOMERS)]
+    with app.extensions["orders.session_factory"]() as session, session.begin():
+        session.add_all([*products, method, *customers])
+    with app.app_context():
+        tokens = [mint_access_token(c.id, c.role, TOKEN_LIFETIME) for c in customers]
+    # Close the pool now: the load generator forks, and children must not share its connections.
+    app.extensions["orders.engine"].dispose()
+    return Fixture(
+        customers=[(c.id, token) for c, token in zip(customers, tokens)],
+        product_ids=[p.id for p in products],
+        delivery_method_id=method.id,
+    )
+
+
+def random_orders(fixture: Fixture, slot: int) -> list[tuple[uuid.UUID, str, list[tuple[uuid.UUID, int]]]]:
+    """The orders one caller places: (customer id, token, [(product id, quantity)]) with 1-2 distinct
+    products. Seeded by the caller's slot so that the service and the raw ceiling see the same mix."""
+    rng = random.Random(slot)
+    customer_id, token = fixture.customers[slot % len(fixture.customers)]
+    return [
+        (customer_id, token, [(pid, rng.randint(1, 3)) for pid in rng.sample(fixture.product_ids, rng.randint(1, 2))])
+        for _ in range(ORDERS_PER_CALLER)
+    ]
+
+
+class HttpOrders:
+    """Places orders through the API over one keep-alive connection."""
+
+    def __init__(self, port: int, scenario: "Scenario", fixture: Fixture, slot: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.path = scenario.path
+        self.ok_status = scenario.ok_status
+        # Bodies are encoded up front so that the client's CPU goes to HTTP, not to JSON.
+        self.requests = itertools.cycle([
+            (json.dumps({
+                "customerId": str(customer_id),
+                "deliveryMethodId": str(fixture.delivery_method_id),
+                "deliveryAddress": ADDRESS,
+                "items": [{"productId": str(pid), "quantity": quantity} for pid, quantity in lines],
+            }).encode(), {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            for customer_id, token, lines in random_orders(fixture, slot)
+        ])
+
+    def __call__(self) -> str | None:
+        body, headers = next(self.requests)
+        try:
+            self.connection.request("POST", self.path, body, headers)
+            response = self.connection.getresponse()
+            payload = response.read()  # read to the end, or the connection cannot be reused
+        except (OSError, http.client.HTTPException):
+            self.connection.close()  # the next request reconnects
+            raise
+        if response.status != self.ok_status:
+            return f"HTTP {response.status}: {payload[:160].decode(errors='replace')}"
+        return None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class RawCashOnDelivery:
+    """The database work of one cash-on-delivery order with nothing else: the statements
+    orders/service.py `place_order` sends (as SQLAlchemy renders them), in the same order, in one
+    transaction, on one psycopg connection. No pool pre-ping, no Flask, no JSON, no JWT."""
+
+    SELECT_CUSTOMER = ("SELECT email, name, password_hash, role, created_at, id FROM customers WHERE id = %s")
+    SELECT_METHOD = ("SELECT name, price_cents, countries, max_weight_grams, cash_on_delivery, active, "
+                     "estimated_days, created_at, id FROM delivery_methods WHERE id = %s")
+    SELECT_PRODUCTS = ("SELECT name, description, sku, price_cents, stock, weight_grams, active, created_at, id "
+                       "FROM products WHERE id IN ({})")
+    # Product.variants is lazy="selectin": loading the products loads their variants in one more query.
+    SELECT_VARIANTS = ("SELECT product_id, name, sku, price_cents, stock, created_at, id FROM variants "
+                       "WHERE product_id IN ({}) ORDER BY created_at")
+    TAKE_STOCK = "UPDATE products SET stock = stock - %s WHERE id = %s AND stock >= %s"
+    INSERT_ORDER = (
+        "INSERT INTO orders (customer_id, status, payment_method, payment_status, currency, subtotal_cents, "
+        "delivery_price_cents, total_cents, delivery_method_id, delivery_address, notes, tracking_number, "
+        "carrier, payment_intent_id, client_secret, created_at, paid_at, id) "
+        "VALUES (%s, 'confirmed', 'cash_on_delivery', 'unpaid', 'USD', %s, %s, %s, %s, %s, NULL, NULL, "
+        "NULL, NULL, NULL, %s, NULL, %s)"
+    )
+    INSERT_EVENT = ("INSERT INTO order_events (order_id, type, at, detail) VALUES (%s, 'placed', %s, %s) "
+                    "RETURNING id")
+    INSERT_ITEMS = ("INSERT INTO order_items (order_id, position, product_id, variant_id, name, unit_price_cents, "
+                    "quantity, line_total_cents, id) VALUES {}")
+    ITEM_VALUES = "(%s, %s, %s, NULL, %s, %s, %s, %s, %s)"
+
+    def __init__(self, conninfo: str, fixture: Fixture, slot: int):
+        # Autocommit, so that `conn.transaction()` below is the only BEGIN/COMMIT, as in the service.
+        self.connection = psycopg.connect(conninfo, autocommit=True)
+        self.method_id = fixture.delivery_method_id
+        self.orders = itertools.cycle(random_orders(fixture, slot))
+
+    def __call__(self) -> str | None:
+        customer_id, _token, lines = next(self.orders)
+        order_id, now = uuid.uuid4(), datetime.now(timezone.utc)
+        product_ids = [pid for pid, _ in lines]
+        in_list = ", ".join(["%s"] * len(product_ids))
+        with self.connection.transaction(), self.connection.cursor() as cur:
+            if cur.execute(self.SELECT_CUSTOMER, (customer_id,)).fetchone() is None:
+                raise LookupError("customer not found")
+            method = cur.execute(self.SELECT_METHOD, (self.method_id,)).fetchone()
+            if method is None or not method[4]:
+                raise LookupError("no cash-on-delivery method")
+            products = {row[-1]: row for row in cur.execute(self.SELECT_PRODUCTS.format(in_list), product_ids)}
+            cur.execute(self.SELECT_VARIANTS.format(in_list), product_ids).fetchall()
+            # Rows in the service's lock order (by the id's text) so that two orders cannot deadlock.
+            for pid, quantity in sorted(lines, key=lambda line: str(line[0])):
+                if cur.execute(self.TAKE_STOCK, (quantity, pid, quantity)).rowcount != 1:
+                    raise ValueError("insufficient stock")
+            subtotal = sum(products[pid][3] * quantity for pid, quantity in lines)
+            cur.execute(self.INSERT_ORDER, (customer_id, subtotal, method[1], subtotal + method[1], self.method_id,
+                                            Jsonb(ADDRESS), now, order_id))
+            cur.execute(self.INSERT_EVENT, (order_id, now, Jsonb({"paymentMethod": "cash_on_delivery"})))
+            cur.execute(
+                self.INSERT_ITEMS.format(", ".join([self.ITEM_VALUES] * len(lines))),
+                [value for position, (pid, quantity) in enumerate(lines)
+                 for value in (order_id, position, pid, products[pid][0], products[pid][3], quantity,
+                               products[pid][3] * quantity, uuid.uuid4())],
+            )
+        return None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One way of placing an order: the route the load generator posts to, the status that means
+    "placed", and the same database work in plain psycopg (its ceiling), built per caller as
+    raw(conninfo, fixture, slot), or None when a scenario has no meaningful ceiling."""
+
+    path: str
+    ok_status: int
+    raw: Callable[[str, Fixture, int], Caller] | None
+
+
+# A "with-payment" scenario (POST /api/orders/with-payment, 200) needs a Stripe stand-in running
+# next to the server (STRIPE_API_BASE pointing at it) before it can be added here.
+SCENARIOS = {
+    "cash-on-delivery": Scenario(path="/api/orders", ok_status=204, raw=RawCashOnDelivery),
+}

@@ -1,0 +1,146 @@
+"""An order's payment state: started here, and moved by one function, `apply_payment_intent`."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from orders_service.auth.tokens import Actor
+from orders_service.db import utcnow
+from orders_service.errors import Conflict, InvalidRequest, NotFound, PaymentProviderError
+from orders_service.orders.models import (
+    IdempotencyRecord,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    PaymentMethod,
+    PaymentStatus,
+)
+from orders_service.orders.service import get_order, place_order, release_order_stock
+from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntent, PaymentIntentStatus
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply_payment_intent` did: `event` is the event it appended, None when nothing changed."""
+
+    order: Order
+    event: str | None
+    reason: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.event is not None
+
+
+def place_online_order(
+    session: Session, gateway: PaymentGateway, actor: Actor, data: dict, currency: str,
+    idempotency_key: str | None = None,
+) -> Order:
+    """Place an order (stock reserved and committed first), then open its PaymentIntent."""
+    placed = place_order(session, actor, data, PaymentMethod.ONLINE, currency, idempotency_key, route="online")
+    if placed.replayed:
+        if placed.order.client_secret is None:
+            raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly")
+        return placed.order
+    start_payment(session, gateway, placed.order)
+    return placed.order
+
+
+def start_payment(session: Session, gateway: PaymentGateway, order: Order) -> str:
+    """Create the order's PaymentIntent (no transaction open during the call) and store it; the client secret."""
+    try:
+        intent = gateway.create_payment_intent(str(order.id), order.total_cents, order.currency)
+    except PaymentGatewayError as exc:
+        abandon_unstarted_payment(session, order.id, str(exc))
+        raise PaymentProviderError(f"Failed to initialize payment: {exc}") from None
+    with session.begin():
+        session.execute(
+            update(Order).where(Order.id == order.id)
+            .values(payment_intent_id=intent.id, client_secret=intent.client_secret)
+        )
+    order.payment_intent_id, order.client_secret = intent.id, intent.client_secret
+    return intent.client_secret
+
+
+def abandon_unstarted_payment(session: Session, order_id: uuid.UUID, reason: str) -> None:
+    """The PaymentIntent could not be created: close the order and give its stock back, once."""
+    with session.begin():
+        order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        if order.status != OrderStatus.PENDING or order.payment_intent_id is not None:
+            return
+        order.status = OrderStatus.CANCELED
+        order.payment_status = PaymentStatus.FAILED
+        release_order_stock(session, order)
+        session.add(OrderEvent(order_id=order.id, type="payment_initialization_failed", detail={"error": reason}))
+        # A failed start is not a response to replay: the same Idempotency-Key may try again.
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.order_id == order.id))
+
+
+def _belongs_to(order: Order, intent: PaymentIntent) -> bool:
+    return intent.order_id == str(order.id) and order.payment_intent_id in (None, intent.id)
+
+
+def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str) -> Applied:
+    """Move the order's payment state to what the provider says, forward only, with one event.
+
+    Used by `PATCH …/paid`, the webhook worker and the reconciliation job alike. The order row is
+    locked for the decision, so concurrent callers are applied one after the other and only the
+    first one that changes something appends an event.
+    """
+    with session.begin():
+        order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        if order is None:
+            raise NotFound("Order not found")
+        if not _belongs_to(order, intent):
+            return Applied(order, None, "payment intent belongs to another order")
+
+        if intent.status == PaymentIntentStatus.SUCCEEDED:
+            if intent.amount != order.total_cents or intent.currency != order.currency:
+                return Applied(order, None, "amount or currency differs from the order")
+            if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+                return Applied(order, None, "already paid")
+            if order.status != OrderStatus.PENDING:
+                return Applied(order, None, f"order is {order.status}")
+            order.status = OrderStatus.CONFIRMED
+            order.payment_status = PaymentStatus.PAID
+            order.paid_at = utcnow()
+            event = "payment_succeeded"
+            detail = {"paymentIntentId": intent.id, "amount": intent.amount, "source": source}
+        elif intent.failure and intent.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
+            if order.payment_status != PaymentStatus.UNPAID:
+                return Applied(order, None, f"payment is {order.payment_status}")
+            order.payment_status = PaymentStatus.FAILED
+            event = "payment_failed"
+            detail = {"paymentIntentId": intent.id, "error": intent.failure, "source": source}
+        else:
+            return Applied(order, None, f"payment intent is {intent.status}")
+        session.add(OrderEvent(order_id=order.id, type=event, detail=detail))
+    return Applied(order, event)
+
+
+def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_id: uuid.UUID) -> None:
+    """`PATCH …/paid`: ask the provider, never the client, whether the order is paid."""
+    order = get_order(session, actor, order_id)
+    if order.payment_method != PaymentMethod.ONLINE:
+        raise InvalidRequest("Cash-on-delivery orders are paid on delivery, not online")
+    if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+        raise InvalidRequest("Order has already been marked as paid")
+    if order.payment_intent_id is None:
+        raise Conflict("Payment for this order has not been initialized")
+    try:
+        intent = gateway.retrieve_payment_intent(order.payment_intent_id)
+    except PaymentGatewayError as exc:
+        raise PaymentProviderError(f"Failed to verify payment: {exc}") from None
+
+    applied = apply_payment_intent(session, order.id, intent, source="paid_endpoint")
+    if applied.event == "payment_succeeded":
+        return
+    if applied.order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+        raise InvalidRequest("Order has already been marked as paid")
+    if intent.status != PaymentIntentStatus.SUCCEEDED:
+        suffix = f" ({intent.failure})" if intent.failure else ""
+        raise InvalidRequest(f"Payment has not succeeded: the PaymentIntent is {intent.status}{suffix}")
+    raise InvalidRequest(f"Payment cannot be applied: {applied.reason}")

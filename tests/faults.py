@@ -1,0 +1,41 @@
+"""Faulty network peers for fault injection at the socket level: a Stripe that errors or stalls."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def faulty_http_server(status: int = 500, delay: float = 0.0, body: dict | None = None):
+    """An HTTP server on a free loopback port that waits `delay` s, then answers `status` with `body`."""
+    payload = json.dumps(body or {"error": {"type": "api_error", "message": "An unknown error occurred"}}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            time.sleep(delay)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up first: that is the point of a slow peer
+
+        do_GET = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

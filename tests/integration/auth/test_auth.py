@@ -1,0 +1,257 @@
+"""Accounts, tokens and who may see what (CONTRACT §3, §5 GET routes)."""
+import time
+import uuid
+from datetime import timedelta
+
+import jwt as pyjwt
+import pytest
+from sqlalchemy import update
+
+from orders_service.orders.models import Order
+from tests.conftest import JWT_SECRET
+
+PASSWORD = "correct horse battery"
+
+
+def _error(response, status):
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+    assert response.is_json and response.json["code"] == status and response.json["message"]
+    return response.json
+
+
+def _bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _register(client, email="Ada.Lovelace@Example.com", password=PASSWORD, name="Ada"):
+    return client.post("/api/auth/register", json={"email": email, "password": password, "name": name})
+
+
+def _foreign_token(claims, key=JWT_SECRET, algorithm="HS256"):
+    """A token minted by another system with PyJWT: only the claims given, nothing flask-jwt-extended adds."""
+    now = int(time.time())
+    return pyjwt.encode({"iat": now, "exp": now + 300, **claims}, key, algorithm=algorithm)
+
+
+# --- accounts and tokens -------------------------------------------------------------------------
+
+def test_register_returns_working_tokens(client):
+    response = _register(client)
+    assert response.status_code == 201, response.json
+    assert set(response.json) == {"customerId", "accessToken", "refreshToken"}
+    customer_id = uuid.UUID(response.json["customerId"])
+    claims = pyjwt.decode(response.json["accessToken"], JWT_SECRET, algorithms=["HS256"])
+    assert (claims["sub"], claims["role"]) == (str(customer_id), "customer")
+    listing = client.get("/api/orders", headers=_bearer(response.json["accessToken"]))
+    assert listing.status_code == 200 and listing.json["total"] == 0
+
+
+def test_email_is_taken_in_any_case(client):
+    assert _register(client, email="Ada.Lovelace@Example.com").status_code == 201
+    _error(_register(client, email="ada.lovelace@EXAMPLE.COM", name="Someone else"), 409)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": "not-an-email", "password": PASSWORD, "name": "Ada"}, "email"),
+    ({"email": "ada@example.com", "password": "short", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": PASSWORD}, "name"),
+    ({"email": "ada@example.com", "password": PASSWORD, "name": "Ada", "role": "admin"}, "role"),
+    ({"email": "ada@example.com", "password": PASSWORD, "name": "Ada\u0000"}, "name"),
+], ids=["bad-email", "short-password", "no-name", "self-made-admin", "name-with-nul"])
+def test_register_validation(client, body, field):
+    payload = _error(client.post("/api/auth/register", json=body), 400)
+    assert field in payload["errors"]
+    assert _error(client.post("/api/auth/login", json={"email": "ada@example.com", "password": PASSWORD}), 401)
+
+
+def test_login(client):
+    customer_id = _register(client).json["customerId"]
+    response = client.post("/api/auth/login", json={"email": "ada.lovelace@example.com", "password": PASSWORD})
+    assert response.status_code == 200, response.json
+    assert set(response.json) == {"customerId", "accessToken", "refreshToken"}
+    assert response.json["customerId"] == customer_id
+    assert client.get("/api/orders", headers=_bearer(response.json["accessToken"])).status_code == 200
+
+
+@pytest.mark.parametrize("email, password", [
+    ("ada.lovelace@example.com", PASSWORD + "!"),
+    ("nobody@example.com", PASSWORD),
+], ids=["wrong-password", "unknown-email"])
+def test_login_with_wrong_credentials_is_401(client, email, password):
+    _register(client)
+    assert "accessToken" not in _error(client.post("/api/auth/login", json={"email": email, "password": password}), 401)
+
+
+def test_login_with_a_nul_in_the_email_is_a_4xx_not_a_500(client):
+    _register(client)
+    response = client.post("/api/auth/login", json={"email": "ada.lovelace@example.com\u0000", "password": PASSWORD})
+    assert response.status_code in (400, 401), response.get_data(as_text=True)[:300]
+    _error(response, response.status_code)
+
+
+def test_refresh(client):
+    tokens = _register(client).json
+    response = client.post("/api/auth/refresh", headers=_bearer(tokens["refreshToken"]))
+    assert response.status_code == 200, response.json
+    assert set(response.json) == {"accessToken"}
+    claims = pyjwt.decode(response.json["accessToken"], JWT_SECRET, algorithms=["HS256"])
+    assert (claims["sub"], claims["role"]) == (tokens["customerId"], "customer")
+    assert client.get("/api/orders", headers=_bearer(response.json["accessToken"])).status_code == 200
+
+
+def test_refresh_needs_a_refresh_token(client):
+    tokens = _register(client).json
+    _error(client.post("/api/auth/refresh", headers=_bearer(tokens["accessToken"])), 401)
+    _error(client.post("/api/auth/refresh"), 401)
+
+
+def test_a_refresh_token_is_not_an_access_token(client):
+    tokens = _register(client).json
+    _error(client.get("/api/orders", headers=_bearer(tokens["refreshToken"])), 401)
+
+
+# --- which tokens are accepted -------------------------------------------------------------------
+
+BAD_TOKENS = {
+    "no-header": lambda make, c: {},
+    "empty-bearer": lambda make, c: {"Authorization": "Bearer "},
+    "basic-scheme": lambda make, c: {"Authorization": "Basic YWRhOnNlY3JldA=="},
+    "garbage": lambda make, c: _bearer("not.a.jwt"),
+    "expired": lambda make, c: _bearer(make.token(c, expires=timedelta(seconds=-1))),
+    "other-key": lambda make, c: _bearer(_foreign_token({"sub": str(c.id), "role": "customer"},
+                                                        key="another-secret-that-is-long-enough")),
+    "alg-none": lambda make, c: _bearer(_foreign_token({"sub": str(c.id), "role": "customer"}, key=None,
+                                                       algorithm="none")),
+    "non-uuid-sub": lambda make, c: _bearer(_foreign_token({"sub": "ada", "role": "customer"})),
+    "integer-sub": lambda make, c: _bearer(_foreign_token({"sub": 42, "role": "customer"})),
+    "no-sub": lambda make, c: _bearer(_foreign_token({"role": "customer"})),
+    "no-role": lambda make, c: _bearer(_foreign_token({"sub": str(c.id)})),
+    "unknown-role": lambda make, c: _bearer(_foreign_token({"sub": str(c.id), "role": "superuser"})),
+    "foreign-expired": lambda make, c: _bearer(_foreign_token({"sub": str(c.id), "role": "customer",
+                                                               "exp": int(time.time()) - 10})),
+    "no-exp": lambda make, c: _bearer(pyjwt.encode({"sub": str(c.id), "role": "customer"}, JWT_SECRET, "HS256")),
+}
+
+
+@pytest.mark.parametrize("headers", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
+def test_bad_tokens_are_401(client, make, headers):
+    customer = make.customer()
+    _error(client.get("/api/orders", headers=headers(make, customer)), 401)
+
+
+def test_token_minted_by_another_system_is_accepted(client, make):
+    customer, auth = make.shopper()
+    product = make.product(stock=5)
+    method = make.delivery_method(countries=[])
+    assert client.post("/api/orders", json=make.order_body(customer, method, [(product, 1)]),
+                       headers=auth).status_code == 204
+    foreign = _bearer(_foreign_token({"sub": str(customer.id), "role": "customer"}))
+    response = client.get("/api/orders", headers=foreign)
+    assert response.status_code == 200, response.json
+    assert response.json["total"] == 1
+
+    admin = make.customer(role="admin")
+    foreign_admin = _bearer(_foreign_token({"sub": str(admin.id), "role": "admin"}))
+    created = client.post("/api/delivery-methods", json={"name": "Courier", "price": 5}, headers=foreign_admin)
+    assert created.status_code == 201, created.json
+
+
+# --- who may do what -----------------------------------------------------------------------------
+
+@pytest.fixture
+def catalog(make):
+    product = make.product("Desk Lamp", price_cents=25_00, stock=100, variants=())
+    with_variant = make.product("T-Shirt", price_cents=15_00, variants=[{"name": "M", "stock": 3}])
+    method = make.delivery_method("Standard", price_cents=5_00, countries=[])
+    return product, with_variant, method
+
+
+ADMIN_ROUTES = {
+    "create-product": lambda p, v, m: ("post", "/api/products", {"name": "Chair", "price": 80}),
+    "patch-product": lambda p, v, m: ("patch", f"/api/products/{p.id}", {"price": 1}),
+    "add-variant": lambda p, v, m: ("post", f"/api/products/{v.id}/variants", {"name": "L", "stock": 1}),
+    "patch-variant": lambda p, v, m: ("patch", f"/api/products/{v.id}/variants/{v.variants[0].id}", {"stock": 0}),
+    "create-delivery-method": lambda p, v, m: ("post", "/api/delivery-methods", {"name": "Free", "price": 0}),
+    "patch-delivery-method": lambda p, v, m: ("patch", f"/api/delivery-methods/{m.id}", {"price": 0}),
+}
+
+
+@pytest.mark.parametrize("route", list(ADMIN_ROUTES.values()), ids=list(ADMIN_ROUTES))
+def test_admin_routes_refuse_customers_and_anonymous(client, make, catalog, route):
+    method, path, body = route(*catalog)
+    _customer, auth = make.shopper()
+    _error(client.open(path, method=method.upper(), json=body, headers=auth), 403)
+    _error(client.open(path, method=method.upper(), json=body), 401)
+    product, with_variant, delivery = catalog
+    assert client.get("/api/products").json["total"] == 2
+    assert client.get(f"/api/products/{product.id}").json["price"] == 25.0
+    assert client.get(f"/api/products/{with_variant.id}").json["variants"] == [
+        {"id": str(with_variant.variants[0].id), "name": "M", "sku": None, "price": 15.0, "stock": 3}]
+    assert [(d["name"], d["price"]) for d in client.get("/api/delivery-methods").json] == [("Standard", 5.0)]
+    _admin, admin_auth = make.admin()
+    assert client.open(path, method=method.upper(), json=body, headers=admin_auth).status_code in (200, 201)
+
+
+@pytest.fixture
+def orders(client, make, catalog, db):
+    """Orders of two customers, placed in this order: a1, b1, a2, a3; a2 is then shipped."""
+    product, _v, method = catalog
+    (alice, alice_auth), (bob, bob_auth) = make.shopper(), make.shopper()
+    ids = {}
+    for name, (customer, auth) in [("a1", (alice, alice_auth)), ("b1", (bob, bob_auth)),
+                                   ("a2", (alice, alice_auth)), ("a3", (alice, alice_auth))]:
+        response = client.post("/api/orders", json=make.order_body(customer, method, [(product, 1)]), headers=auth)
+        assert response.status_code == 204, response.json
+        ids[name] = response.headers["Location"].rsplit("/", 1)[1]
+    db.execute(update(Order).where(Order.id == uuid.UUID(ids["a2"])).values(status="shipped"))
+    db.commit()
+    return ids, alice_auth, bob_auth
+
+
+def _listed(response):
+    assert response.status_code == 200, response.json
+    return [order["id"] for order in response.json["items"]], response.json["total"]
+
+
+def test_another_customers_order_is_404(client, orders):
+    ids, alice_auth, bob_auth = orders
+    assert client.get(f"/api/orders/{ids['a1']}", headers=alice_auth).status_code == 200
+    assert _error(client.get(f"/api/orders/{ids['a1']}", headers=bob_auth), 404)["message"] == \
+        _error(client.get(f"/api/orders/{uuid.uuid4()}", headers=bob_auth), 404)["message"]
+
+
+def test_customers_list_their_own_orders_newest_first(client, orders):
+    ids, alice_auth, bob_auth = orders
+    assert _listed(client.get("/api/orders", headers=alice_auth)) == ([ids["a3"], ids["a2"], ids["a1"]], 3)
+    assert _listed(client.get("/api/orders", headers=bob_auth)) == ([ids["b1"]], 1)
+
+
+def test_admin_lists_everyones_orders(client, make, orders):
+    ids, _a, _b = orders
+    _admin, admin_auth = make.admin()
+    assert _listed(client.get("/api/orders", headers=admin_auth)) == (
+        [ids["a3"], ids["a2"], ids["b1"], ids["a1"]], 4)
+    assert client.get(f"/api/orders/{ids['b1']}", headers=admin_auth).status_code == 200
+
+
+def test_status_filter(client, orders):
+    ids, alice_auth, _b = orders
+    assert _listed(client.get("/api/orders?status=confirmed", headers=alice_auth)) == ([ids["a3"], ids["a1"]], 2)
+    assert _listed(client.get("/api/orders?status=shipped", headers=alice_auth)) == ([ids["a2"]], 1)
+    assert _listed(client.get("/api/orders?status=delivered", headers=alice_auth)) == ([], 0)
+    assert "status" in _error(client.get("/api/orders?status=lost", headers=alice_auth), 400)["errors"]
+
+
+def test_pages(client, orders):
+    ids, alice_auth, _b = orders
+    response = client.get("/api/orders?page=2&pageSize=2", headers=alice_auth)
+    assert _listed(response) == ([ids["a1"]], 3)
+    assert (response.json["page"], response.json["pageSize"]) == (2, 2)
+    assert _listed(client.get("/api/orders?page=1&pageSize=2", headers=alice_auth)) == ([ids["a3"], ids["a2"]], 3)
+    assert _listed(client.get("/api/orders?page=3&pageSize=2", headers=alice_auth)) == ([], 3)
+
+
+@pytest.mark.parametrize("query", ["page=0", "pageSize=0", "pageSize=101", "page=x", "pageSize=1.5"])
+def test_bad_page_arguments_are_400(client, orders, query):
+    _ids, alice_auth, _b = orders
+    _error(client.get(f"/api/orders?{query}", headers=alice_auth), 400)
