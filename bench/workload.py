@@ -65,10 +65,11 @@ def random_orders(fixture: Fixture, slot: int) -> list[tuple[uuid.UUID, str, lis
     products. Seeded by the caller's slot so that the service and the raw ceiling see the same mix."""
     rng = random.Random(slot)
     customer_id, token = fixture.customers[slot % len(fixture.customers)]
-    return [
-        (customer_id, token, [(pid, rng.randint(1, 3)) for pid in rng.sample(fixture.product_ids, rng.randint(1, 2))])
-        for _ in range(ORDERS_PER_CALLER)
-    ]
+    orders = []
+    for _ in range(ORDERS_PER_CALLER):
+        products = rng.sample(fixture.product_ids, rng.randint(1, 2))
+        orders.append((customer_id, token, [(pid, rng.randint(1, 3)) for pid in products]))
+    return orders
 
 
 class HttpOrders:
@@ -114,8 +115,8 @@ class RawCashOnDelivery:
     SELECT_CUSTOMER = ("SELECT email, name, password_hash, role, created_at, id FROM customers WHERE id = %s")
     SELECT_METHOD = ("SELECT name, price_cents, countries, max_weight_grams, cash_on_delivery, active, "
                      "estimated_days, created_at, id FROM delivery_methods WHERE id = %s")
-    SELECT_PRODUCTS = ("SELECT name, description, sku, price_cents, stock, weight_grams, active, created_at, id "
-                       "FROM products WHERE id IN ({})")
+    SELECT_PRODUCTS = ("SELECT name, description, sku, price_cents, stock, weight_grams, active, created_at, "
+                       "id FROM products WHERE id IN ({})")
     # Product.variants is lazy="selectin": loading the products loads their variants in one more query.
     SELECT_VARIANTS = ("SELECT product_id, name, sku, price_cents, stock, created_at, id FROM variants "
                        "WHERE product_id IN ({}) ORDER BY created_at")
@@ -129,8 +130,8 @@ class RawCashOnDelivery:
     )
     INSERT_EVENT = ("INSERT INTO order_events (order_id, type, at, detail) VALUES (%s, 'placed', %s, %s) "
                     "RETURNING id")
-    INSERT_ITEMS = ("INSERT INTO order_items (order_id, position, product_id, variant_id, name, unit_price_cents, "
-                    "quantity, line_total_cents, id) VALUES {}")
+    INSERT_ITEMS = ("INSERT INTO order_items (order_id, position, product_id, variant_id, name, "
+                    "unit_price_cents, quantity, line_total_cents, id) VALUES {}")
     ITEM_VALUES = "(%s, %s, %s, NULL, %s, %s, %s, %s, %s)"
 
     def __init__(self, conninfo: str, fixture: Fixture, slot: int):
@@ -150,15 +151,17 @@ class RawCashOnDelivery:
             method = cur.execute(self.SELECT_METHOD, (self.method_id,)).fetchone()
             if method is None or not method[4]:
                 raise LookupError("no cash-on-delivery method")
-            products = {row[-1]: row for row in cur.execute(self.SELECT_PRODUCTS.format(in_list), product_ids)}
+            products = {row[-1]: row
+                        for row in cur.execute(self.SELECT_PRODUCTS.format(in_list), product_ids)}
             cur.execute(self.SELECT_VARIANTS.format(in_list), product_ids).fetchall()
             # Rows in the service's lock order (by the id's text) so that two orders cannot deadlock.
             for pid, quantity in sorted(lines, key=lambda line: str(line[0])):
                 if cur.execute(self.TAKE_STOCK, (quantity, pid, quantity)).rowcount != 1:
                     raise ValueError("insufficient stock")
             subtotal = sum(products[pid][3] * quantity for pid, quantity in lines)
-            cur.execute(self.INSERT_ORDER, (customer_id, subtotal, method[1], subtotal + method[1], self.method_id,
-                                            Jsonb(ADDRESS), now, order_id))
+            delivery_price = method[1]
+            cur.execute(self.INSERT_ORDER, (customer_id, subtotal, delivery_price, subtotal + delivery_price,
+                                            self.method_id, Jsonb(ADDRESS), now, order_id))
             cur.execute(self.INSERT_EVENT, (order_id, now, Jsonb({"paymentMethod": "cash_on_delivery"})))
             cur.execute(
                 self.INSERT_ITEMS.format(", ".join([self.ITEM_VALUES] * len(lines))),

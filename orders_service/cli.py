@@ -7,6 +7,7 @@ import shlex
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from datetime import timedelta
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from orders_service.config import PROJECT_ROOT, Settings
+from orders_service.config import DEV_STRIPE_KEY, PROJECT_ROOT, Settings
 
 DEMO_TOKEN_LIFETIME = timedelta(hours=24)
 
@@ -81,7 +82,7 @@ def token(customer_id, admin, hours):
         click.echo(mint_access_token(customer.id, customer.role, timedelta(hours=hours)))
 
 
-def try_it_guide(base_url: str) -> str:
+def try_it_guide(base_url: str, settings: Settings) -> str:
     """The commands `make run` prints, with the demo's real ids and a fresh token."""
     from orders_service.auth.tokens import mint_access_token
     from orders_service.demo import seed_demo
@@ -97,6 +98,11 @@ def try_it_guide(base_url: str) -> str:
                             "zipCode": "10001", "country": "USA"},
         "items": [{"productId": str(demo.headphones.id), "quantity": 1}],
     }
+    online_body = dict(body, items=[
+        {"productId": str(demo.headphones.id), "quantity": 2},
+        {"productId": str(demo.phone_case.id), "quantity": 1, "variantId": str(demo.phone_case.variants[0].id)},
+    ], notes="Please ring doorbell upon delivery")
+    stripe = f'-u {settings.stripe_secret_key}: "{settings.stripe_api_base}/v1/payment_intents/$PI'
     return "\n".join([
         "",
         f"orders-service is running on {base_url}  (API docs: {base_url}/api/docs)",
@@ -109,6 +115,21 @@ def try_it_guide(base_url: str) -> str:
         "| sed -n 's/^[Ll]ocation: *//p' | tr -d '\\r')",
         'echo "created $LOCATION"',
         f'curl -s "{base_url}$LOCATION" -H "Authorization: Bearer $TOKEN"; echo',
+        "# --- end ---",
+        "",
+        "# --- try it: an online payment, paid with a test card at the Stripe emulator ---",
+        f"TOKEN={token}",
+        f'RESPONSE=$(curl -s -X POST "{base_url}/api/orders/with-payment" -H "Authorization: Bearer $TOKEN" '
+        f'-H "Content-Type: application/json" -d {shlex.quote(json.dumps(online_body))})',
+        'echo "$RESPONSE"',
+        "ORDER_ID=$(echo \"$RESPONSE\" | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"orderId\"])')",
+        "PI=$(echo \"$RESPONSE\" | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"clientSecret\"].split(\"_secret_\")[0])')",
+        "# what the browser does with the client secret: attach a test card and confirm",
+        f'curl -s -o /dev/null {stripe}" -d payment_method=pm_card_visa',
+        f'curl -s -o /dev/null -X POST {stripe}/confirm"',
+        f'curl -s -o /dev/null -w "PATCH /paid -> %{{http_code}}\\n" -X PATCH "{base_url}/api/orders/$ORDER_ID/paid" '
+        '-H "Authorization: Bearer $TOKEN"',
+        f'curl -s "{base_url}/api/orders/$ORDER_ID" -H "Authorization: Bearer $TOKEN"; echo',
         "# --- end ---",
         "",
         f"(another token: orders-service token --customer {demo.customer.id}; admin: orders-service token --admin)",
@@ -143,7 +164,7 @@ def dev(port):
     port = port or settings.port
     upgrade(settings.database_url)
     base_url = f"http://127.0.0.1:{port}"
-    guide = try_it_guide(base_url)
+    guide = try_it_guide(base_url, settings)
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -153,8 +174,15 @@ def dev(port):
     manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
     for name in ("web", "worker", "beat"):
         manager.add_process(name, procfile.processes[name], env=env, cwd=str(PROJECT_ROOT))
+    if settings.stripe_secret_key == DEV_STRIPE_KEY:
+        # No Stripe key: the embedded Stripe emulator (localstripe) stands in, on STRIPE_API_BASE's port.
+        stripe_port = urllib.parse.urlsplit(settings.stripe_api_base).port or 8420
+        manager.add_process("stripe", f"{shlex.quote(sys.executable)} -m orders_service.payments.emulator "
+                            f"--port {stripe_port}", env=env, cwd=str(PROJECT_ROOT))
 
     def announce():
+        if settings.stripe_secret_key == DEV_STRIPE_KEY:
+            _wait_http(f"{settings.stripe_api_base}/js.stripe.com/v3/", 30)  # the emulator's public page
         if _wait_http(f"{base_url}/healthz", 60):
             print(guide, flush=True)
         else:

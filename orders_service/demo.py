@@ -52,8 +52,7 @@ def seed_demo(session: Session) -> Demo:
             if product is None:
                 product = Product(**spec)
                 session.add(product)
-                for v in variants:
-                    Variant(product=product, **v)
+                product.variants.extend(Variant(**v) for v in variants)
         for spec in DELIVERY_METHODS:
             if session.scalar(select(DeliveryMethod).where(DeliveryMethod.name == spec["name"])) is None:
                 session.add(DeliveryMethod(**spec))

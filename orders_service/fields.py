@@ -9,6 +9,16 @@ from marshmallow import ValidationError, fields
 from orders_service.money import json_amount, to_cents
 
 
+class Text(fields.String):
+    """A string PostgreSQL can store: no NUL characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Must not contain NUL characters.")
+        return text
+
+
 class StrictInteger(fields.Integer):
     """An integer that refuses floats, numeric strings and booleans."""
 

@@ -47,8 +47,7 @@ class Make:
     def product(self, name="Premium Headphones", price_cents=199_99, stock=10, weight_grams=300,
                 active=True, variants=()) -> Product:
         product = Product(name=name, price_cents=price_cents, stock=stock, weight_grams=weight_grams, active=active)
-        for v in variants:
-            Variant(product=product, **v)
+        product.variants.extend(Variant(**v) for v in variants)
         return self._save(product)
 
     def delivery_method(self, name="Standard Shipping", price_cents=10_00, countries=("US",),

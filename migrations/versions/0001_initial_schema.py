@@ -2,11 +2,10 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 03:29:21.311590
+Create Date: 2026-11-27 03:37:54.317250
 """
 from alembic import op
 import sqlalchemy as sa
-import orders_service.db
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -29,7 +28,7 @@ def upgrade() -> None:
     )
     op.create_table('delivery_methods',
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('price_cents', sa.Integer(), nullable=False),
+    sa.Column('price_cents', sa.BigInteger(), nullable=False),
     sa.Column('countries', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('max_weight_grams', sa.Integer(), nullable=True),
     sa.Column('cash_on_delivery', sa.Boolean(), nullable=False),
@@ -52,7 +51,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('sku', sa.String(length=64), nullable=True),
-    sa.Column('price_cents', sa.Integer(), nullable=False),
+    sa.Column('price_cents', sa.BigInteger(), nullable=False),
     sa.Column('stock', sa.Integer(), nullable=False),
     sa.Column('weight_grams', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
@@ -69,9 +68,9 @@ def upgrade() -> None:
     sa.Column('payment_method', sa.String(length=24), nullable=False),
     sa.Column('payment_status', sa.String(length=16), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('subtotal_cents', sa.Integer(), nullable=False),
-    sa.Column('delivery_price_cents', sa.Integer(), nullable=False),
-    sa.Column('total_cents', sa.Integer(), nullable=False),
+    sa.Column('subtotal_cents', sa.BigInteger(), nullable=False),
+    sa.Column('delivery_price_cents', sa.BigInteger(), nullable=False),
+    sa.Column('total_cents', sa.BigInteger(), nullable=False),
     sa.Column('delivery_method_id', sa.Uuid(), nullable=False),
     sa.Column('delivery_address', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('notes', sa.Text(), nullable=True),
@@ -93,7 +92,7 @@ def upgrade() -> None:
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('sku', sa.String(length=64), nullable=True),
-    sa.Column('price_cents', sa.Integer(), nullable=True),
+    sa.Column('price_cents', sa.BigInteger(), nullable=True),
     sa.Column('stock', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -119,9 +118,9 @@ def upgrade() -> None:
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('variant_id', sa.Uuid(), nullable=True),
     sa.Column('name', sa.String(length=400), nullable=False),
-    sa.Column('unit_price_cents', sa.Integer(), nullable=False),
+    sa.Column('unit_price_cents', sa.BigInteger(), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
-    sa.Column('line_total_cents', sa.Integer(), nullable=False),
+    sa.Column('line_total_cents', sa.BigInteger(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_items_order_id_orders'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_order_items_product_id_products')),

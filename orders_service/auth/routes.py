@@ -1,14 +1,14 @@
-from flask_smorest import Blueprint
 
 from orders_service.auth import service
 from orders_service.auth.schemas import AccessTokenSchema, LoginSchema, RegisterSchema, TokensSchema
 from orders_service.auth.tokens import authenticated, current_actor, mint_access_token, mint_tokens
-from orders_service.web import db_session
+from orders_service.web import PUBLIC, Blueprint, db_session
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
 
 
 @blp.route("/register", methods=["POST"])
+@blp.doc(**PUBLIC)
 @blp.arguments(RegisterSchema)
 @blp.response(201, TokensSchema)
 @blp.alt_response(409, description="The email is taken")
@@ -18,6 +18,7 @@ def register(body):
 
 
 @blp.route("/login", methods=["POST"])
+@blp.doc(**PUBLIC)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokensSchema)
 @blp.alt_response(401, description="Wrong credentials")

@@ -1,15 +1,17 @@
 from marshmallow import Schema, fields, validate
 
+from orders_service.fields import Text
+
 
 class RegisterSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, validate=validate.Length(min=8, max=128))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    password = Text(required=True, validate=validate.Length(min=8, max=128))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    email = Text(required=True, validate=validate.Length(min=1, max=254))
+    password = Text(required=True, validate=validate.Length(min=1, max=128))
 
 
 class TokensSchema(Schema):

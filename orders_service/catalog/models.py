@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from orders_service.db import Base, JSONType, UUIDKey, utcnow
+from orders_service.db import Base, Cents, JSONType, UUIDKey, utcnow
 
 
 class Product(UUIDKey, Base):
@@ -16,7 +16,7 @@ class Product(UUIDKey, Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     sku: Mapped[str | None] = mapped_column(String(64), unique=True)
-    price_cents: Mapped[int]
+    price_cents: Mapped[int] = mapped_column(Cents)
     # For a product with variants the stock lives on each variant.
     stock: Mapped[int] = mapped_column(default=0)
     weight_grams: Mapped[int] = mapped_column(default=0)
@@ -35,7 +35,7 @@ class Variant(UUIDKey, Base):
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     sku: Mapped[str | None] = mapped_column(String(64), unique=True)
-    price_cents: Mapped[int | None]  # None: the product's price
+    price_cents: Mapped[int | None] = mapped_column(Cents)  # None: the product's price
     stock: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -50,7 +50,7 @@ class DeliveryMethod(UUIDKey, Base):
     __tablename__ = "delivery_methods"
 
     name: Mapped[str] = mapped_column(String(200))
-    price_cents: Mapped[int]
+    price_cents: Mapped[int] = mapped_column(Cents)
     # ISO alpha-2 codes; empty means everywhere.
     countries: Mapped[list[str]] = mapped_column(JSONType, default=list)
     max_weight_grams: Mapped[int | None]

@@ -1,6 +1,5 @@
 from uuid import UUID
 
-from flask_smorest import Blueprint
 
 from orders_service.auth.models import Role
 from orders_service.auth.tokens import authenticated
@@ -19,13 +18,14 @@ from orders_service.catalog.schemas import (
     VariantPatchSchema,
     VariantSchema,
 )
-from orders_service.web import db_session
+from orders_service.web import PUBLIC, Blueprint, db_session
 
 blp = Blueprint("catalog", __name__, url_prefix="/api", description="Products, variants and delivery methods")
 admin = authenticated(role=Role.ADMIN)
 
 
 @blp.route("/products", methods=["GET"])
+@blp.doc(**PUBLIC)
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, ProductPageSchema)
 def list_products(args):
@@ -41,6 +41,7 @@ def create_product(body):
 
 
 @blp.route("/products/<uuid:product_id>", methods=["GET"])
+@blp.doc(**PUBLIC)
 @blp.response(200, ProductSchema)
 def get_product(product_id: UUID):
     return service.get_product(db_session(), product_id)
@@ -71,6 +72,7 @@ def update_variant(body, product_id: UUID, variant_id: UUID):
 
 
 @blp.route("/delivery-methods", methods=["GET"])
+@blp.doc(**PUBLIC)
 @blp.arguments(DeliveryMethodQuerySchema, location="query")
 @blp.response(200, DeliveryMethodSchema(many=True))
 def list_delivery_methods(args):

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from orders_service.fields import Country, Money, StrictInteger
+from orders_service.fields import Country, Money, StrictInteger, Text
 
 _name = validate.Length(min=1, max=200)
 _sku = validate.Length(min=1, max=64)
@@ -8,38 +8,38 @@ _stock = validate.Range(min=0, max=1_000_000_000)
 
 
 class PageArgsSchema(Schema):
-    page = StrictInteger(load_default=1, validate=validate.Range(min=1, max=100_000))
-    pageSize = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class VariantInSchema(Schema):
-    name = fields.String(required=True, validate=_name)
-    sku = fields.String(validate=_sku, allow_none=True)
+    name = Text(required=True, validate=_name)
+    sku = Text(validate=_sku, allow_none=True)
     price = Money(allow_none=True)
     stock = StrictInteger(required=True, validate=_stock)
 
 
 class VariantPatchSchema(Schema):
-    name = fields.String(validate=_name)
-    sku = fields.String(validate=_sku, allow_none=True)
+    name = Text(validate=_name)
+    sku = Text(validate=_sku, allow_none=True)
     price = Money(allow_none=True)
     stock = StrictInteger(validate=_stock)
 
 
 class ProductInSchema(Schema):
-    name = fields.String(required=True, validate=_name)
-    description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    name = Text(required=True, validate=_name)
+    description = Text(allow_none=True, validate=validate.Length(max=5000))
     price = Money(required=True)
     stock = StrictInteger(load_default=0, validate=_stock)
-    sku = fields.String(validate=_sku, allow_none=True)
+    sku = Text(validate=_sku, allow_none=True)
     weightGrams = StrictInteger(load_default=0, validate=validate.Range(min=0, max=10_000_000))
     active = fields.Boolean(load_default=True)
     variants = fields.List(fields.Nested(VariantInSchema), load_default=list, validate=validate.Length(max=100))
 
 
 class ProductPatchSchema(Schema):
-    name = fields.String(validate=_name)
-    description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    name = Text(validate=_name)
+    description = Text(allow_none=True, validate=validate.Length(max=5000))
     price = Money()
     stock = StrictInteger(validate=_stock)
     weightGrams = StrictInteger(validate=validate.Range(min=0, max=10_000_000))
@@ -74,7 +74,7 @@ class ProductPageSchema(Schema):
 
 
 class DeliveryMethodInSchema(Schema):
-    name = fields.String(required=True, validate=_name)
+    name = Text(required=True, validate=_name)
     price = Money(required=True)
     countries = fields.List(Country(), load_default=list, validate=validate.Length(max=300))
     maxWeightGrams = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=100_000_000))
@@ -84,7 +84,7 @@ class DeliveryMethodInSchema(Schema):
 
 
 class DeliveryMethodPatchSchema(Schema):
-    name = fields.String(validate=_name)
+    name = Text(validate=_name)
     price = Money()
     countries = fields.List(Country(), validate=validate.Length(max=300))
     maxWeightGrams = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=100_000_000))

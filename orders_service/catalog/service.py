@@ -61,8 +61,9 @@ def create_product(session: Session, data: dict) -> Product:
     session.begin()
     session.add(product)
     for v in variants:
-        variant = Variant(product=product)
+        variant = Variant()
         _assign(variant, _VARIANT_FIELDS, v)
+        product.variants.append(variant)
     _commit_unique(session, "product or variant")
     return product
 
@@ -86,8 +87,9 @@ def add_variant(session: Session, product_id: uuid.UUID, data: dict) -> Variant:
     if product is None:
         session.rollback()
         raise NotFound("Product not found")
-    variant = Variant(product=product)
+    variant = Variant()
     _assign(variant, _VARIANT_FIELDS, data)
+    product.variants.append(variant)
     _commit_unique(session, "variant")
     return variant
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from orders_service.db import Base, JSONType, UUIDKey, utcnow
+from orders_service.db import Base, Cents, JSONType, UUIDKey, utcnow
 
 
 class OrderStatus:
@@ -44,9 +44,9 @@ class Order(UUIDKey, Base):
     payment_method: Mapped[str] = mapped_column(String(24))
     payment_status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.UNPAID)
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal_cents: Mapped[int]
-    delivery_price_cents: Mapped[int]
-    total_cents: Mapped[int]
+    subtotal_cents: Mapped[int] = mapped_column(Cents)
+    delivery_price_cents: Mapped[int] = mapped_column(Cents)
+    total_cents: Mapped[int] = mapped_column(Cents)
     delivery_method_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery_methods.id"))
     delivery_address: Mapped[dict] = mapped_column(JSONType)
     notes: Mapped[str | None] = mapped_column(Text)
@@ -73,9 +73,9 @@ class OrderItem(UUIDKey, Base):
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"))
     variant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("variants.id"))
     name: Mapped[str] = mapped_column(String(400))
-    unit_price_cents: Mapped[int]
+    unit_price_cents: Mapped[int] = mapped_column(Cents)
     quantity: Mapped[int]
-    line_total_cents: Mapped[int]
+    line_total_cents: Mapped[int] = mapped_column(Cents)
 
     order: Mapped[Order] = relationship(back_populates="items")
 

@@ -1,6 +1,5 @@
 from uuid import UUID
 
-from flask_smorest import Blueprint
 
 from orders_service.auth.tokens import authenticated, current_actor
 from orders_service.orders import service
@@ -14,7 +13,7 @@ from orders_service.orders.schemas import (
     PaymentStartedSchema,
 )
 from orders_service.payments import service as payments
-from orders_service.web import db_session, payment_gateway, settings
+from orders_service.web import Blueprint, db_session, payment_gateway, settings
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
 

@@ -1,14 +1,14 @@
 from marshmallow import Schema, fields, validate
 
-from orders_service.fields import Country, Money, StrictInteger, UtcDateTime
+from orders_service.fields import Country, Money, StrictInteger, Text, UtcDateTime
 from orders_service.orders.models import OrderStatus
 
 
 class AddressSchema(Schema):
-    street = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    state = fields.String(allow_none=True, validate=validate.Length(max=100))
-    zipCode = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    street = Text(required=True, validate=validate.Length(min=1, max=200))
+    city = Text(required=True, validate=validate.Length(min=1, max=100))
+    state = Text(allow_none=True, validate=validate.Length(max=100))
+    zipCode = Text(required=True, validate=validate.Length(min=1, max=20))
     country = Country(required=True)
 
 
@@ -24,22 +24,22 @@ class OrderInSchema(Schema):
     deliveryMethodId = fields.UUID(required=True)
     deliveryAddress = fields.Nested(AddressSchema, required=True)
     items = fields.List(fields.Nested(OrderItemInSchema), required=True, validate=validate.Length(min=1, max=100))
-    notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=1000))
+    notes = Text(allow_none=True, load_default=None, validate=validate.Length(max=1000))
 
 
 class IdempotencyHeaderSchema(Schema):
     class Meta:
         unknown = "exclude"  # every other header passes through
 
-    idempotency_key = fields.String(
+    idempotency_key = Text(
         data_key="Idempotency-Key", load_default=None, validate=validate.Length(min=1, max=255)
     )
 
 
 class OrderQuerySchema(Schema):
-    status = fields.String(validate=validate.OneOf(OrderStatus.ALL))
-    page = StrictInteger(load_default=1, validate=validate.Range(min=1, max=100_000))
-    pageSize = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))
+    status = Text(validate=validate.OneOf(OrderStatus.ALL))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class OrderItemSchema(Schema):

@@ -84,7 +84,7 @@ def _check_delivery(method: DeliveryMethod, country: str, weight_grams: int, pay
 
 def place_order(
     session: Session, actor: Actor, data: dict, payment_method: str, currency: str,
-    idempotency_key: str | None = None, route: str = "",
+    idempotency_key: str | None = None, route: str = "", max_total_cents: int | None = None,
 ) -> PlacedOrder:
     """Validate, price and reserve stock for a new order in one short transaction."""
     check_actor_may_order_for(actor, data["customerId"])
@@ -103,6 +103,9 @@ def place_order(
             raise NotFound("Delivery method not found")
         lines = _price_lines(session, data["items"])
         totals = order_totals(lines, method.price_cents)
+        if max_total_cents is not None and totals.total_cents > max_total_cents:
+            raise InvalidRequest(f"Order total {from_cents(totals.total_cents)} is more than an online payment "
+                                 f"can take ({from_cents(max_total_cents)})")
         address = data["deliveryAddress"]
         _check_delivery(method, address["country"], totals.weight_grams, payment_method)
 

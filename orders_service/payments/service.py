@@ -22,6 +22,10 @@ from orders_service.orders.service import get_order, place_order, release_order_
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntent, PaymentIntentStatus
 
 
+# Stripe's largest charge in two-decimal currencies (99,999,999 minor units).
+MAX_ONLINE_PAYMENT_CENTS = 99_999_999
+
+
 @dataclass(frozen=True)
 class Applied:
     """What `apply_payment_intent` did: `event` is the event it appended, None when nothing changed."""
@@ -40,7 +44,8 @@ def place_online_order(
     idempotency_key: str | None = None,
 ) -> Order:
     """Place an order (stock reserved and committed first), then open its PaymentIntent."""
-    placed = place_order(session, actor, data, PaymentMethod.ONLINE, currency, idempotency_key, route="online")
+    placed = place_order(session, actor, data, PaymentMethod.ONLINE, currency, idempotency_key, route="online",
+                         max_total_cents=MAX_ONLINE_PAYMENT_CENTS)
     if placed.replayed:
         if placed.order.client_secret is None:
             raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly")

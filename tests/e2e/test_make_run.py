@@ -15,9 +15,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make_run")]
 
 @pytest.fixture
 def make_run(tmp_path):
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), ORDERS_INSTANCE_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
-    for name in ("DATABASE_URL", "APP_ENV", "JWT_SECRET_KEY", "REDIS_URL", "CELERY_BROKER_URL"):
+    env = dict(os.environ, PORT=str(free_port()), ORDERS_INSTANCE_DIR=str(tmp_path), PYTHONUNBUFFERED="1",
+               STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}")  # the embedded emulator, off 8420
+    for name in ("DATABASE_URL", "APP_ENV", "JWT_SECRET_KEY", "REDIS_URL", "CELERY_BROKER_URL",
+                 "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         env.pop(name, None)  # the embedded defaults, as on a fresh clone
     proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -46,11 +47,18 @@ def _printed_block(proc, start_marker, timeout=120):
     raise AssertionError("make run printed no example:\n" + "".join(seen[-40:]))
 
 
-def test_printed_cash_on_delivery_example_works_as_printed(make_run):
-    script = _printed_block(make_run, "# --- try it: a cash-on-delivery order")
+def _run(script):
     assert "curl" in script
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr)
+    return result
+
+
+def test_printed_examples_work_as_printed(make_run):
+    cash_on_delivery = _printed_block(make_run, "# --- try it: a cash-on-delivery order")
+    online = _printed_block(make_run, "# --- try it: an online payment")
+
+    result = _run(cash_on_delivery)
     created = re.search(r"created (/api/orders/[0-9a-f-]{36})", result.stdout)
     assert created, (result.stdout, result.stderr)
     assert result.stdout.strip(), result.stderr
@@ -61,3 +69,8 @@ def test_printed_cash_on_delivery_example_works_as_printed(make_run):
     assert order["paymentMethod"] == "cash_on_delivery"
     assert order["items"][0]["name"] == "Premium Headphones"
     assert order["items"][0]["unitPrice"] == 199.99
+
+    result = _run(online)
+    assert "PATCH /paid -> 204" in result.stdout, result.stdout
+    order = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (order["status"], order["paymentStatus"], order["totalAmount"]) == ("confirmed", "paid", 459.98)

@@ -182,12 +182,24 @@ def test_non_uuid_order_id_is_404(client, shop):
     assert_nothing_written()
 
 
-def test_totals_too_large_to_store_are_400_not_500(client, make, db):
-    """Each number is in range, but 3 × 9,999,999.99 does not fit the service's money columns."""
+def test_large_totals_are_stored_exactly(client, make):
+    """3 × 9,999,999.99 overflows a 32-bit cents column; the service keeps 64-bit cents."""
+    customer, auth = make.shopper()
+    product = make.product("Gold Bar", price_cents=999_999_999, stock=10)
+    method = make.delivery_method(countries=[], price_cents=1)
+    response = client.post("/api/orders", json=make.order_body(customer, method, [(product, 3)]), headers=auth)
+    assert response.status_code == 204, response.json
+    assert client.get(response.headers["Location"], headers=auth).json["totalAmount"] == 29_999_999.98
+
+
+def test_online_total_above_what_stripe_takes_is_400(client, make, db):
     customer, auth = make.shopper()
     product = make.product("Gold Bar", price_cents=999_999_999, stock=10)
     method = make.delivery_method(countries=[])
-    response = client.post("/api/orders", json=make.order_body(customer, method, [(product, 3)]), headers=auth)
+    response = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
+                           headers=auth)
     _error_body(response, 400)
+    assert response.json["message"] == (
+        "Order total 10000009.99 is more than an online payment can take (999999.99)")
     assert make.stock_of(Product, product.id) == 10
     assert db.scalar(select(func.count()).select_from(Order)) == 0
