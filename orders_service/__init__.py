@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_request_session(app)
     from orders_service.payments.stripe_gateway import StripeGateway
     app.extensions["orders.payments"] = StripeGateway(settings)
+    from orders_service.queue import TaskQueue
+    app.extensions["orders.queue"] = TaskQueue(settings)
 
     from orders_service.auth.tokens import init_jwt
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
@@ -47,7 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from orders_service.catalog.routes import blp as catalog_blp
     from orders_service.ops.health import blp as ops_blp
     from orders_service.orders.routes import blp as orders_blp
-    for blp in (auth_blp, catalog_blp, orders_blp):
+    from orders_service.payments.webhooks import blp as webhooks_blp
+    for blp in (auth_blp, catalog_blp, orders_blp, webhooks_blp):
         api.register_blueprint(blp)
     app.register_blueprint(ops_blp)
     register_error_handlers(app)

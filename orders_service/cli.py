@@ -127,15 +127,27 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         "# what the browser does with the client secret: attach a test card and confirm",
         f'curl -s -o /dev/null {stripe}" -d payment_method=pm_card_visa',
         f'curl -s -o /dev/null -X POST {stripe}/confirm"',
-        f'curl -s -o /dev/null -w "PATCH /paid -> %{{http_code}}\\n" -X PATCH "{base_url}/api/orders/$ORDER_ID/paid" '
-        '-H "Authorization: Bearer $TOKEN"',
-        f'curl -s "{base_url}/api/orders/$ORDER_ID" -H "Authorization: Bearer $TOKEN"; echo',
+        "# Stripe now sends payment_intent.succeeded to the webhook; a worker marks the order paid.",
+        f"# (A client without webhooks would call: curl -X PATCH {base_url}/api/orders/$ORDER_ID/paid ...)",
+        'for i in $(seq 1 30); do',
+        f'  ORDER=$(curl -s "{base_url}/api/orders/$ORDER_ID" -H "Authorization: Bearer $TOKEN")',
+        """  case "$ORDER" in *'"paymentStatus":"paid"'*) break;; esac; sleep 1""",
+        "done",
+        'echo "$ORDER"',
         "# --- end ---",
         "",
         f"(another token: orders-service token --customer {demo.customer.id}; admin: orders-service token --admin)",
         "Stop with Ctrl-C.",
         "",
     ])
+
+
+def _register_emulator_webhook(settings: Settings, url: str) -> None:
+    """Point the emulator's webhooks at this service (localstripe keeps registrations in memory only)."""
+    body = json.dumps({"url": url, "secret": settings.stripe_webhook_secret}).encode()
+    request = urllib.request.Request(f"{settings.stripe_api_base}/_config/webhooks/orders-service", data=body,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
 
 
 def _wait_http(url: str, timeout: float) -> bool:
@@ -183,6 +195,7 @@ def dev(port):
     def announce():
         if settings.stripe_secret_key == DEV_STRIPE_KEY:
             _wait_http(f"{settings.stripe_api_base}/js.stripe.com/v3/", 30)  # the emulator's public page
+            _register_emulator_webhook(settings, f"{base_url}/api/webhooks/stripe")
         if _wait_http(f"{base_url}/healthz", 60):
             print(guide, flush=True)
         else:

@@ -59,6 +59,10 @@ class Settings:
     order_payment_ttl_seconds: int
     access_token_minutes: int = 60
     port: int = 5000
+    # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
+    maintenance_interval_seconds: int = 60
+    reconcile_after_seconds: int = 300
+    redrive_after_seconds: int = 60
 
     @property
     def is_production(self) -> bool:
@@ -139,4 +143,7 @@ class Settings:
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1),
+            maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
+            reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
+            redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
         )

@@ -19,6 +19,10 @@ def payment_gateway():
     return current_app.extensions["orders.payments"]
 
 
+def task_queue():
+    return current_app.extensions["orders.queue"]
+
+
 def db_session() -> Session:
     """The request's session; services open and commit their own transactions on it."""
     if "db_session" not in g:

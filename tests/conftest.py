@@ -18,6 +18,7 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 JWT_SECRET = "test-jwt-secret-that-is-long-enough"
+WEBHOOK_SECRET = "whsec_orders_service_tests"
 
 
 def pg_url(dbname: str) -> str:
@@ -100,6 +101,13 @@ class StripeEmulator:
         self.client.v1.payment_intents.update(pi_id, params={"payment_method": payment_method})
         return self.client.v1.payment_intents.confirm(pi_id)
 
+    def deliver_webhooks_to(self, url: str | None) -> None:
+        """Register (or, with None, silence) the emulator's webhook endpoint; registrations cannot be deleted."""
+        data = {"url": url or "http://127.0.0.1:9/", "secret": WEBHOOK_SECRET}
+        if url is None:
+            data["events"] = ["plan.created"]  # an event the tests never cause
+        requests.post(f"{self.url}/_config/webhooks/orders-service", json=data, timeout=10).raise_for_status()
+
     def decline(self, pi_id: str):
         """Pay with a card that is declined on charge (localstripe declines 4000000000000341)."""
         import stripe
@@ -111,18 +119,35 @@ class StripeEmulator:
         return self.payment_intent(pi_id)
 
 
-def start_process(args, env=None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, **kwargs)
+def start_process(args, env=None) -> subprocess.Popen:
+    """Start a server process; its output goes to a log file (a pipe nobody reads would block it)."""
+    import tempfile
+
+    log = tempfile.NamedTemporaryFile(prefix="orders-test-", suffix=".log", delete=False)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name
+    log.close()
+    return proc
+
+
+def process_log(proc: subprocess.Popen) -> str:
+    return Path(proc.log_path).read_text(errors="replace")[-4000:]
 
 
 def stop_process(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    """Stop the process and everything it started (gunicorn and Celery fork children)."""
+    import signal
+
     try:
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+    except ProcessLookupError:
+        pass
+    if not os.environ.get("KEEP_TEST_LOGS"):
+        Path(proc.log_path).unlink(missing_ok=True)
 
 
 def wait_tcp(port: int, timeout: float = 20.0) -> None:
@@ -146,13 +171,39 @@ def stripe_emulator():
         wait_tcp(port)
     except RuntimeError:
         proc.kill()
-        raise RuntimeError(proc.stderr.read().decode()[-3000:])
+        raise RuntimeError(process_log(proc))
     yield StripeEmulator(f"http://127.0.0.1:{port}")
     stop_process(proc)
 
 
+def _xdist_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) + 1 if worker.startswith("gw") else 15
+
+
 @pytest.fixture(scope="session")
-def base_env(database_url, stripe_emulator, tmp_path_factory) -> dict:
+def redis_broker_url() -> str:
+    """A Redis database of the machine's Redis, one per test process, emptied first."""
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{_xdist_index()}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def amqp_broker_url():
+    """A RabbitMQ virtual host of the machine's RabbitMQ, private to this test process."""
+    vhost = f"orders_test_{os.getpid()}"
+    ctl = ["rabbitmqctl", "--quiet"]
+    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def base_env(database_url, stripe_emulator, redis_broker_url, tmp_path_factory) -> dict:
     """The environment every process of the service under test gets."""
     env = dict(os.environ)
     env.update(
@@ -162,6 +213,8 @@ def base_env(database_url, stripe_emulator, tmp_path_factory) -> dict:
         STRIPE_SECRET_KEY=StripeEmulator.API_KEY,
         STRIPE_API_BASE=stripe_emulator.url,
         STRIPE_TIMEOUT_SECONDS="3",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        CELERY_BROKER_URL=redis_broker_url,
         ORDERS_INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
     )
     return env
@@ -237,9 +290,91 @@ def live_server(base_env):
         wait_http(f"{url}/healthz")
     except RuntimeError:
         proc.kill()
-        raise RuntimeError(proc.stderr.read().decode()[-3000:])
+        raise RuntimeError(process_log(proc))
     yield url
     stop_process(proc)
+
+
+def signed_event(event_type: str, obj: dict, event_id: str | None = None, secret: str = WEBHOOK_SECRET,
+                 timestamp: int | None = None) -> tuple[bytes, dict]:
+    """A Stripe event body and its headers, signed as Stripe signs them."""
+    import json
+
+    import stripe
+
+    body = json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": event_type,
+                       "created": int(time.time()), "livemode": False, "data": {"object": obj}})
+    signature = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp)
+    return body.encode(), {"Stripe-Signature": signature, "Content-Type": "application/json"}
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.2):
+    """Poll until `predicate()` is truthy; its last value, or AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            assert value, f"condition not met within {timeout} s"
+            return value
+        time.sleep(interval)
+
+
+# The periodic jobs run only when a test enqueues them; these make them act on young orders.
+STACK_TIMINGS = {"ORDER_PAYMENT_TTL_SECONDS": "2", "RECONCILE_AFTER_SECONDS": "0", "REDRIVE_AFTER_SECONDS": "1"}
+
+
+class Stack:
+    """The Procfile's processes (web, worker, optionally beat) on one broker, as a deploy runs them."""
+
+    def __init__(self, env: dict, processes=("web", "worker")):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(env, PORT=str(self.port), WEB_CONCURRENCY="2", WEB_THREADS="16", WORKER_CONCURRENCY="2")
+        self.env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        for name in processes:
+            self.start(name)
+        if "web" in processes:
+            wait_http(f"{self.url}/healthz")
+
+    def start(self, name: str, **env) -> subprocess.Popen:
+        self.procs[name] = start_process(["bash", "-c", f"exec {procfile_command(name)}"], env={**self.env, **env})
+        return self.procs[name]
+
+    def stop(self, name: str) -> None:
+        stop_process(self.procs.pop(name))
+
+    def enqueue(self, task: str, *args) -> None:
+        from orders_service.config import Settings
+        from orders_service.queue import TaskQueue
+
+        assert TaskQueue(Settings.from_env(self.env)).enqueue(f"workers.tasks.{task}", *args)
+
+    def ttl_passed(self, order) -> bool:
+        from datetime import datetime, timedelta, timezone
+
+        ttl = timedelta(seconds=int(self.env["ORDER_PAYMENT_TTL_SECONDS"]))
+        return datetime.now(timezone.utc) - order.created_at > ttl
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+@pytest.fixture(scope="session", params=["redis", "rabbitmq"])
+def stack(request, base_env, stripe_emulator):
+    """web + worker on Redis, and again on RabbitMQ; the emulator delivers its webhooks to this web."""
+    broker = request.getfixturevalue("redis_broker_url" if request.param == "redis" else "amqp_broker_url")
+    running = Stack(dict(base_env, CELERY_BROKER_URL=broker, **STACK_TIMINGS))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def webhooks_on(stack, stripe_emulator):
+    stripe_emulator.deliver_webhooks_to(f"{stack.url}/api/webhooks/stripe")
+    yield stack
+    stripe_emulator.deliver_webhooks_to(None)
 
 
 from tests.factories import *  # noqa: E402,F401,F403  (factory fixtures)

@@ -1,33 +1,40 @@
-"""The Celery app: one instance, configured from the service's settings."""
+"""The Celery app of the `worker` and `beat` processes: configured from the service's settings."""
 from __future__ import annotations
 
-from celery import Celery
+from functools import cached_property
 
-from orders_service.config import INSTANCE_DIR, Settings
+from orders_service.config import Settings
+from orders_service.queue import make_celery
 
-
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("orders_service")
-    transport_options = {}
-    if settings.broker_url.startswith("filesystem://"):
-        # The embedded default: a broker in files under instance/, needing no server.
-        folder = INSTANCE_DIR / "broker"
-        for sub in ("out", "processed"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        transport_options = {"data_folder_in": str(folder / "out"), "data_folder_out": str(folder / "out"),
-                             "processed_folder": str(folder / "processed"), "store_processed": False}
-    app.conf.update(
-        broker_url=settings.broker_url,
-        broker_transport_options=transport_options,
-        task_serializer="json",
-        accept_content=["json"],
-        result_backend=None,
-        task_ignore_result=True,
-        enable_utc=True,
-        broker_connection_retry_on_startup=True,
-        beat_schedule_filename=str(INSTANCE_DIR / "celerybeat-schedule"),
-    )
-    return app
+settings = Settings.from_env()
+celery = make_celery(settings)
+celery.conf.beat_schedule = {
+    name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds)}
+    for name in ("reconcile_pending_orders", "expire_unpaid_orders", "redrive_events")
+}
+celery.conf.imports = ("workers.tasks",)
 
 
-celery = make_celery(Settings.from_env())
+class Runtime:
+    """What tasks use, built lazily in each worker process (after the prefork, never before)."""
+
+    @cached_property
+    def session_factory(self):
+        from orders_service.db import make_engine, make_session_factory
+
+        return make_session_factory(make_engine(settings.database_url, pool_size=2))
+
+    @cached_property
+    def gateway(self):
+        from orders_service.payments.stripe_gateway import StripeGateway
+
+        return StripeGateway(settings)
+
+    @cached_property
+    def queue(self):
+        from orders_service.queue import TaskQueue
+
+        return TaskQueue(settings)
+
+
+runtime = Runtime()

@@ -56,6 +56,7 @@ class Order(UUIDKey, Base):
     client_secret: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
+    disputed_at: Mapped[datetime | None]  # a chargeback was opened at the provider
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

@@ -25,6 +25,21 @@ class PaymentIntent:
     amount_refunded: int = 0
 
 
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A provider event whose signature was verified."""
+
+    id: str
+    type: str
+    payment_intent_id: str | None  # the payment it is about, when it is about one
+    order_id: str | None  # from the object's metadata, when it carries one
+    payload: dict
+
+
+class InvalidWebhook(Exception):
+    """Missing or bad signature, stale timestamp, or a body that is not an event."""
+
+
 class PaymentGatewayError(Exception):
     """The provider failed or could not be reached; `str()` is safe to show (no keys, no internals)."""
 
@@ -37,3 +52,5 @@ class PaymentGateway(Protocol):
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 
     def refund_payment_intent(self, payment_intent_id: str, order_id: str) -> None: ...
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent: ...

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from orders_service.auth.tokens import Actor
 from orders_service.db import utcnow
-from orders_service.errors import Conflict, InvalidRequest, NotFound, PaymentProviderError
+from orders_service.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentProviderError
 from orders_service.orders.models import (
     IdempotencyRecord,
     Order,
@@ -19,11 +19,12 @@ from orders_service.orders.models import (
     PaymentStatus,
 )
 from orders_service.orders.service import get_order, place_order, release_order_stock
+from orders_service.orders.stock import StockLine, reserve_stock
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntent, PaymentIntentStatus
-
 
 # Stripe's largest charge in two-decimal currencies (99,999,999 minor units).
 MAX_ONLINE_PAYMENT_CENTS = 99_999_999
+CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Applied:
     @property
     def changed(self) -> bool:
         return self.event is not None
+
+    @property
+    def refund_due(self) -> bool:
+        """Money arrived for an order that can no longer be fulfilled: it must go back."""
+        return self.order.status in CLOSED and self.order.payment_status == PaymentStatus.PAID
 
 
 def place_online_order(
@@ -88,6 +94,60 @@ def _belongs_to(order: Order, intent: PaymentIntent) -> bool:
     return intent.order_id == str(order.id) and order.payment_intent_id in (None, intent.id)
 
 
+def _reserve_again(session: Session, order: Order) -> bool:
+    """Try to take a closed order's stock again (a payment arrived after it expired)."""
+    try:
+        with session.begin_nested():
+            reserve_stock(session, [StockLine(i.product_id, i.variant_id, i.name, i.quantity) for i in order.items])
+        return True
+    except DomainError:
+        return False
+
+
+def _decide(session: Session, order: Order, intent: PaymentIntent) -> tuple[str | None, dict | str]:
+    """The transition the PaymentIntent asks for: (event, detail), or (None, why not). Mutates `order`."""
+    ref = {"paymentIntentId": intent.id}
+    if intent.status == PaymentIntentStatus.SUCCEEDED:
+        if intent.amount != order.total_cents or intent.currency != order.currency:
+            return None, "amount or currency differs from the order"
+        if intent.amount_refunded >= intent.amount:
+            if order.payment_status == PaymentStatus.REFUNDED:
+                return None, "already refunded"
+            order.payment_status = PaymentStatus.REFUNDED
+            if order.status in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+                order.status = OrderStatus.CANCELED
+                release_order_stock(session, order)
+            return "refunded", {**ref, "amount": intent.amount_refunded}
+        if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+            return None, "already paid"
+        order.payment_status = PaymentStatus.PAID
+        order.paid_at = utcnow()
+        if order.status == OrderStatus.PENDING:
+            order.status = OrderStatus.CONFIRMED
+            return "payment_succeeded", {**ref, "amount": intent.amount}
+        # The order expired or was canceled before the money came: fulfil it if the stock is still there.
+        was = order.status
+        if _reserve_again(session, order):
+            order.status = OrderStatus.CONFIRMED
+            return "late_payment_revived", {**ref, "amount": intent.amount, "was": was}
+        return "late_payment_refund_due", {**ref, "amount": intent.amount, "reason": "stock no longer available"}
+
+    if intent.status == PaymentIntentStatus.CANCELED:
+        if order.status != OrderStatus.PENDING:
+            return None, f"order is {order.status}"
+        order.status = OrderStatus.CANCELED
+        release_order_stock(session, order)
+        return "payment_canceled", ref
+
+    if intent.failure and intent.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
+        if order.payment_status != PaymentStatus.UNPAID:
+            return None, f"payment is {order.payment_status}"
+        order.payment_status = PaymentStatus.FAILED
+        return "payment_failed", {**ref, "error": intent.failure}
+
+    return None, f"payment intent is {intent.status}"
+
+
 def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str) -> Applied:
     """Move the order's payment state to what the provider says, forward only, with one event.
 
@@ -101,29 +161,20 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
             raise NotFound("Order not found")
         if not _belongs_to(order, intent):
             return Applied(order, None, "payment intent belongs to another order")
-
-        if intent.status == PaymentIntentStatus.SUCCEEDED:
-            if intent.amount != order.total_cents or intent.currency != order.currency:
-                return Applied(order, None, "amount or currency differs from the order")
-            if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
-                return Applied(order, None, "already paid")
-            if order.status != OrderStatus.PENDING:
-                return Applied(order, None, f"order is {order.status}")
-            order.status = OrderStatus.CONFIRMED
-            order.payment_status = PaymentStatus.PAID
-            order.paid_at = utcnow()
-            event = "payment_succeeded"
-            detail = {"paymentIntentId": intent.id, "amount": intent.amount, "source": source}
-        elif intent.failure and intent.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
-            if order.payment_status != PaymentStatus.UNPAID:
-                return Applied(order, None, f"payment is {order.payment_status}")
-            order.payment_status = PaymentStatus.FAILED
-            event = "payment_failed"
-            detail = {"paymentIntentId": intent.id, "error": intent.failure, "source": source}
-        else:
-            return Applied(order, None, f"payment intent is {intent.status}")
-        session.add(OrderEvent(order_id=order.id, type=event, detail=detail))
+        event, detail = _decide(session, order, intent)
+        if event is None:
+            return Applied(order, None, detail)
+        session.add(OrderEvent(order_id=order.id, type=event, detail={**detail, "source": source}))
     return Applied(order, event)
+
+
+def settle_refund_due(session: Session, gateway: PaymentGateway, applied: Applied, source: str) -> Applied:
+    """Refund a payment that arrived for a closed order (outside any transaction), then record it."""
+    if not applied.refund_due:
+        return applied
+    order = applied.order
+    gateway.refund_payment_intent(order.payment_intent_id, str(order.id))
+    return apply_payment_intent(session, order.id, gateway.retrieve_payment_intent(order.payment_intent_id), source)
 
 
 def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_id: uuid.UUID) -> None:
@@ -141,8 +192,14 @@ def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_
         raise PaymentProviderError(f"Failed to verify payment: {exc}") from None
 
     applied = apply_payment_intent(session, order.id, intent, source="paid_endpoint")
-    if applied.event == "payment_succeeded":
+    if applied.event == "payment_succeeded" or applied.event == "late_payment_revived":
         return
+    if applied.refund_due:
+        try:
+            settle_refund_due(session, gateway, applied, source="paid_endpoint")
+        except PaymentGatewayError:
+            pass  # the reconciliation job refunds it
+        raise InvalidRequest(f"Order is {applied.order.status}: the payment is being refunded")
     if applied.order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
         raise InvalidRequest("Order has already been marked as paid")
     if intent.status != PaymentIntentStatus.SUCCEEDED:

@@ -4,7 +4,12 @@ from __future__ import annotations
 import stripe
 
 from orders_service.config import Settings
-from orders_service.payments.gateway import PaymentGatewayError, PaymentIntent
+import json
+
+from orders_service.payments.gateway import InvalidWebhook, PaymentGatewayError, PaymentIntent, WebhookEvent
+
+# Stripe's own default: a signature older than this is a replay.
+WEBHOOK_TOLERANCE_SECONDS = 300
 
 
 def _latest_charge_refunded(pi) -> int:
@@ -51,6 +56,7 @@ class StripeGateway:
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         timeout = settings.stripe_timeout_seconds
         self._emulated = settings.uses_stripe_emulator
+        self._webhook_secret = settings.stripe_webhook_secret
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
@@ -83,3 +89,25 @@ class StripeGateway:
     def refund_payment_intent(self, payment_intent_id: str, order_id: str) -> None:
         self._call(self._client.v1.refunds.create, params={"payment_intent": payment_intent_id},
                    options={"idempotency_key": f"order-{order_id}-refund"})
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
+        if not signature:
+            raise InvalidWebhook("missing Stripe-Signature header")
+        try:
+            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, self._webhook_secret,
+                                                  WEBHOOK_TOLERANCE_SECONDS)
+            event = json.loads(payload)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidWebhook(f"invalid webhook: {exc}") from None
+        obj = (event.get("data") or {}).get("object") if isinstance(event, dict) else None
+        if not (isinstance(obj, dict) and event.get("object") == "event" and isinstance(event.get("id"), str)
+                and isinstance(event.get("type"), str) and 0 < len(event["id"]) <= 255):
+            raise InvalidWebhook("the body is not a Stripe event")
+        if obj.get("object") == "payment_intent":
+            pi_id = obj.get("id")
+        else:  # charges, refunds and disputes name their PaymentIntent
+            pi_id = obj.get("payment_intent")
+        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        return WebhookEvent(id=event["id"], type=event["type"][:100],
+                            payment_intent_id=pi_id if isinstance(pi_id, str) else None,
+                            order_id=metadata.get("order_id"), payload=event)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from orders_service.db import Base, JSONType, utcnow
+
+
+class StripeEvent(Base):
+    """The webhook inbox: every Stripe event received, keyed by its id, until a worker has applied it."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        # The re-drive job looks for unprocessed events only; a partial index keeps that cheap.
+        Index("ix_stripe_events_unprocessed", "received_at", postgresql_where=text("processed_at IS NULL"),
+              sqlite_where=text("processed_at IS NULL")),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict] = mapped_column(JSONType)
+    order_id: Mapped[uuid.UUID | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,96 @@
+"""Periodic jobs that make sure no online order stays wrong when webhooks are late, lost or never come."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orders_service.db import utcnow
+from orders_service.orders.models import Order, OrderEvent, OrderStatus, PaymentMethod, PaymentStatus
+from orders_service.orders.service import release_order_stock
+from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntentStatus
+from orders_service.payments.service import CLOSED, apply_payment_intent, settle_refund_due
+
+log = logging.getLogger(__name__)
+BATCH = 200
+
+
+def _ids(session: Session, *conditions) -> list[uuid.UUID]:
+    with session.begin():
+        return list(session.scalars(
+            select(Order.id).where(Order.payment_method == PaymentMethod.ONLINE,
+                                   Order.payment_intent_id.is_not(None), *conditions)
+            .order_by(Order.created_at).limit(BATCH)
+        ))
+
+
+def _payment_intent_of(session: Session, order_id: uuid.UUID) -> str:
+    with session.begin():
+        return session.scalar(select(Order.payment_intent_id).where(Order.id == order_id))
+
+
+def reconcile_pending_orders(session: Session, gateway: PaymentGateway, older_than_seconds: int) -> int:
+    """Re-read from the provider the online orders still pending after a while, and refunds still due."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    pending = _ids(session, Order.status == OrderStatus.PENDING, Order.created_at <= cutoff)
+    refund_due = _ids(session, Order.status.in_(CLOSED), Order.payment_status == PaymentStatus.PAID)
+    changed = 0
+    for order_id in pending + refund_due:
+        try:
+            intent = gateway.retrieve_payment_intent(_payment_intent_of(session, order_id))
+            applied = apply_payment_intent(session, order_id, intent, source="reconciliation")
+            applied = settle_refund_due(session, gateway, applied, source="reconciliation")
+        except PaymentGatewayError:
+            log.warning("reconciliation of order %s failed; next run retries", order_id, exc_info=True)
+            continue
+        changed += applied.changed
+    return changed
+
+
+def _expire(session: Session, order_id: uuid.UUID, canceled_at_provider: bool, note: str | None) -> bool:
+    with session.begin():
+        order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        if order.status != OrderStatus.PENDING or order.payment_status == PaymentStatus.PAID:
+            return False
+        order.status = OrderStatus.EXPIRED
+        release_order_stock(session, order)
+        detail = {"paymentIntentCanceled": canceled_at_provider}
+        if note:
+            detail["note"] = note
+        session.add(OrderEvent(order_id=order.id, type="expired", detail=detail))
+    return True
+
+
+def expire_unpaid_orders(session: Session, gateway: PaymentGateway, ttl_seconds: int) -> int:
+    """Expire online orders unpaid past the TTL: cancel the PaymentIntent, release the stock.
+
+    A PaymentIntent that has succeeded meanwhile is applied instead. When the provider cannot be
+    reached the order expires all the same (its stock must not wait on Stripe); should the payment
+    succeed later, `apply_payment_intent` revives the order or has it refunded.
+    """
+    cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+    with session.begin():
+        order_ids = list(session.scalars(
+            select(Order.id).where(Order.status == OrderStatus.PENDING, Order.created_at <= cutoff)
+            .order_by(Order.created_at).limit(BATCH)
+        ))
+    expired = 0
+    for order_id in order_ids:
+        pi_id = _payment_intent_of(session, order_id)
+        canceled, note = False, None
+        if pi_id is not None:
+            try:
+                intent = gateway.retrieve_payment_intent(pi_id)
+                if intent.status == PaymentIntentStatus.SUCCEEDED:
+                    apply_payment_intent(session, order_id, intent, source="expiry")
+                    continue
+                if intent.status != PaymentIntentStatus.CANCELED:
+                    gateway.cancel_payment_intent(pi_id)
+                canceled = True
+            except PaymentGatewayError as exc:
+                note = f"payment intent not canceled: {exc}"
+        expired += _expire(session, order_id, canceled, note)
+    return expired

@@ -1,0 +1,22 @@
+"""POST /api/webhooks/stripe: verify the signature on the raw body, store the event, enqueue it."""
+from flask import request
+
+from orders_service.errors import InvalidRequest
+from orders_service.payments import inbox
+from orders_service.payments.gateway import InvalidWebhook
+from orders_service.web import PUBLIC, Blueprint, db_session, payment_gateway, task_queue
+
+blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="Provider webhooks")
+
+
+@blp.route("/stripe", methods=["POST"])
+@blp.doc(**PUBLIC, description="Authenticated by the Stripe-Signature header, not a token.")
+@blp.response(200)
+@blp.alt_response(400, description="Missing or bad signature, stale timestamp, or not a Stripe event")
+def stripe_webhook():
+    try:
+        event = payment_gateway().verify_webhook(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
+    except InvalidWebhook as exc:
+        raise InvalidRequest(str(exc)) from None
+    new = inbox.receive_event(db_session(), task_queue(), event)
+    return {"received": True, "duplicate": not new}

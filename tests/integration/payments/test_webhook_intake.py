@@ -1,0 +1,67 @@
+"""POST /api/webhooks/stripe: signature checked on the raw body, the event stored once, then enqueued."""
+import json
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from orders_service.payments.models import StripeEvent
+from tests.conftest import signed_event
+
+
+def _count(db):
+    return db.scalar(select(func.count()).select_from(StripeEvent))
+
+
+def test_a_signed_event_is_stored_once(client, db):
+    body, headers = signed_event("payment_intent.succeeded", {"id": "pi_123", "object": "payment_intent",
+                                                              "metadata": {"order_id": "not-a-uuid"}})
+    first = client.post("/api/webhooks/stripe", data=body, headers=headers)
+    again = client.post("/api/webhooks/stripe", data=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert (first.json["duplicate"], again.json["duplicate"]) == (False, True)
+    assert _count(db) == 1
+    stored = db.scalars(select(StripeEvent)).one()
+    assert stored.type == "payment_intent.succeeded" and stored.processed_at is None
+
+
+def test_unknown_event_types_are_stored_and_acknowledged(client, db):
+    body, headers = signed_event("customer.created", {"id": "cus_1", "object": "customer"})
+    assert client.post("/api/webhooks/stripe", data=body, headers=headers).status_code == 200
+    assert _count(db) == 1
+
+
+def _bad_requests():
+    good_body, good_headers = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"})
+    wrong_secret = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},
+                                secret="whsec_someone_else")
+    stale = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},
+                         timestamp=int(time.time()) - 600)
+    from tests.conftest import WEBHOOK_SECRET
+    import stripe
+
+    def signed_raw(text):
+        return text.encode(), {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
+            text, WEBHOOK_SECRET), "Content-Type": "application/json"}
+
+    return {
+        "no-signature": (good_body, {"Content-Type": "application/json"}),
+        "garbage-signature": (good_body, {**good_headers, "Stripe-Signature": "t=1,v1=deadbeef"}),
+        "tampered-body": (good_body.replace(b"pi_1", b"pi_2"), good_headers),
+        "wrong-secret": wrong_secret,
+        "stale-timestamp": stale,
+        "signed-but-not-json": signed_raw("hello"),
+        "signed-json-array": signed_raw("[1, 2]"),
+        "signed-not-an-event": signed_raw(json.dumps({"id": "evt_1", "object": "charge", "type": "x",
+                                                       "data": {"object": {}}})),
+        "signed-event-without-object": signed_raw(json.dumps({"id": "evt_1", "object": "event", "type": "x"})),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_requests()))
+def test_bad_webhooks_are_400_and_store_nothing(client, db, case):
+    body, headers = _bad_requests()[case]
+    response = client.post("/api/webhooks/stripe", data=body, headers=headers)
+    assert response.status_code == 400, response.json
+    assert response.json["code"] == 400
+    assert _count(db) == 0

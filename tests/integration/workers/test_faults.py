@@ -1,0 +1,159 @@
+"""Faults at the process and network level: a worker killed mid-task, a broker that is down."""
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from orders_service.orders.models import Order, OrderEvent
+from orders_service.payments.models import StripeEvent
+from tests.conftest import STACK_TIMINGS, Stack, free_port, signed_event, stop_process, start_process, wait_tcp, wait_until
+from tests.faults import slow_proxy
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so that it can be stopped and started again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = start_process(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no"])
+        wait_tcp(self.port)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+@pytest.fixture
+def private_redis():
+    server = PrivateRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def private_broker(request):
+    """A broker no other test uses: a private redis-server, or a fresh RabbitMQ virtual host."""
+    if request.param == "redis":
+        server = PrivateRedis()
+        yield server.url
+        server.stop()
+        return
+    vhost = f"orders_fault_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "--quiet", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "--quiet", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                   check=True, capture_output=True)
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "--quiet", "delete_vhost", vhost], capture_output=True)
+
+
+@pytest.fixture
+def shop(make):
+    customer, auth = make.shopper()
+    return customer, auth, make.product(stock=100), make.delivery_method(countries=[])
+
+
+def _paid_orders(client, make, shop, stripe_emulator, n):
+    customer, auth, product, method = shop
+    paid = []
+    for _ in range(n):
+        created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
+                              headers=auth).json
+        paid.append((created["orderId"], stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])))
+    return paid
+
+
+def _state(db, order_id):
+    db.expire_all()
+    with db.begin():
+        order = db.get(Order, order_id)
+        succeeded = db.scalar(select(func.count()).select_from(OrderEvent).where(
+            OrderEvent.order_id == order_id, OrderEvent.type == "payment_succeeded"))
+        return order.payment_status, succeeded
+
+
+def _children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_a_worker_killed_mid_task_gets_the_event_again_and_applies_it_once(
+        base_env, private_broker, client, make, db, shop, stripe_emulator):
+    [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
+    with slow_proxy(stripe_emulator.url, delay=1.5) as (slow_stripe, hits):
+        stack = Stack(dict(base_env, CELERY_BROKER_URL=private_broker, **STACK_TIMINGS), processes=("web",))
+        try:
+            worker = stack.start("worker", STRIPE_API_BASE=slow_stripe, WORKER_CONCURRENCY="1")
+            body, headers = signed_event("payment_intent.succeeded", intent.to_dict())
+            assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
+
+            # The pool process is inside the task, waiting on Stripe: kill it there.
+            wait_until(lambda: any(intent.id in hit for hit in hits), timeout=30)
+            [child] = wait_until(lambda: _children(worker.pid), timeout=5)
+            os.kill(child, signal.SIGKILL)
+            assert _state(db, order_id) == ("unpaid", 0)
+
+            wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=40)
+            assert sum(intent.id in hit for hit in hits) >= 2  # it was delivered again
+            time.sleep(1)
+            assert _state(db, order_id) == ("paid", 1)
+        finally:
+            stack.close()
+
+
+def test_a_whole_worker_killed_mid_task_is_finished_by_the_redrive_job(
+        base_env, private_broker, client, make, db, shop, stripe_emulator):
+    [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
+    env = dict(base_env, CELERY_BROKER_URL=private_broker, MAINTENANCE_INTERVAL_SECONDS="1", **STACK_TIMINGS)
+    with slow_proxy(stripe_emulator.url, delay=1.5) as (slow_stripe, hits):
+        stack = Stack(env, processes=("web",))
+        try:
+            worker = stack.start("worker", STRIPE_API_BASE=slow_stripe, WORKER_CONCURRENCY="1")
+            body, headers = signed_event("payment_intent.succeeded", intent.to_dict())
+            assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
+            wait_until(lambda: any(intent.id in hit for hit in hits), timeout=30)
+            os.killpg(worker.pid, signal.SIGKILL)  # main process and pool child at once
+            stack.procs.pop("worker")
+            assert _state(db, order_id) == ("unpaid", 0)
+
+            stack.start("worker")
+            stack.start("beat")
+            wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=40)
+        finally:
+            stack.close()
+
+
+def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
+        base_env, private_redis, client, make, db, shop, stripe_emulator):
+    paid = _paid_orders(client, make, shop, stripe_emulator, 20)
+    env = dict(base_env, CELERY_BROKER_URL=private_redis.url, MAINTENANCE_INTERVAL_SECONDS="1", **STACK_TIMINGS)
+    stack = Stack(env, processes=("web", "worker", "beat"))
+    try:
+        private_redis.stop()
+        for _order_id, intent in paid:
+            body, headers = signed_event("payment_intent.succeeded", intent.to_dict())
+            response = requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30)
+            assert response.status_code == 200
+        with db.begin():
+            assert db.scalar(select(func.count()).select_from(StripeEvent)) == 20
+        assert all(_state(db, order_id) == ("unpaid", 0) for order_id, _ in paid)
+
+        private_redis.start()
+
+        wait_until(lambda: all(_state(db, order_id) == ("paid", 1) for order_id, _ in paid), timeout=90, interval=1)
+        with db.begin():
+            assert db.scalar(select(func.count()).select_from(StripeEvent)
+                             .where(StripeEvent.processed_at.is_(None))) == 0
+    finally:
+        stack.close()

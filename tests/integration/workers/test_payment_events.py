@@ -1,0 +1,180 @@
+"""Webhooks applied by a real Celery worker (on Redis and on RabbitMQ), and the periodic jobs."""
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from orders_service.catalog.models import Product
+from orders_service.orders.models import Order, OrderEvent
+from orders_service.payments import reconcile
+from orders_service.payments.models import StripeEvent
+from orders_service.payments.stripe_gateway import StripeGateway
+from tests.conftest import free_port, signed_event, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stack")]
+
+
+@pytest.fixture
+def shop(make):
+    customer, auth = make.shopper()
+    product = make.product("Premium Headphones", price_cents=199_99, stock=100)
+    method = make.delivery_method(countries=[])
+    return customer, auth, product, method
+
+
+def _place_online(client, make, shop, quantity=1):
+    customer, auth, product, method = shop
+    response = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, quantity)]),
+                           headers=auth)
+    assert response.status_code == 200, response.json
+    return response.json["orderId"], response.json["clientSecret"].split("_secret_")[0]
+
+
+def _order(db, order_id):
+    db.expire_all()
+    with db.begin():
+        return db.get(Order, order_id)
+
+
+def _events(db, order_id, event_type):
+    with db.begin():
+        return db.scalar(select(func.count()).select_from(OrderEvent)
+                         .where(OrderEvent.order_id == order_id, OrderEvent.type == event_type))
+
+
+def _deliver(stack, event_type, intent, event_id=None):
+    body, headers = signed_event(event_type, intent.to_dict(), event_id)
+    response = requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return body, headers
+
+
+def _all_processed(db):
+    with db.begin():
+        return db.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.processed_at.is_(None))) == 0
+
+
+def test_the_emulators_webhook_marks_the_order_paid_without_paid_call(webhooks_on, client, make, db, shop,
+                                                                     stripe_emulator):
+    _customer, auth, *_ = shop
+    order_id, pi_id = _place_online(client, make, shop)
+    stripe_emulator.pay(pi_id)
+
+    wait_until(lambda: _order(db, order_id).payment_status == "paid", timeout=10)
+    order = client.get(f"/api/orders/{order_id}", headers=auth).json
+    assert order["status"] == "confirmed"
+    assert [e["type"] for e in order["events"]].count("payment_succeeded") == 1
+    assert "webhook_received" in [e["type"] for e in order["events"]]
+    again = client.patch(f"/api/orders/{order_id}/paid", headers=auth)
+    assert (again.status_code, again.json["message"]) == (400, "Order has already been marked as paid")
+
+
+def test_paid_call_and_webhook_racing_on_fifty_orders(stack, client, make, db, shop, stripe_emulator):
+    _customer, auth, *_ = shop
+    orders = [_place_online(client, make, shop) for _ in range(50)]
+    intents = {order_id: stripe_emulator.pay(pi_id) for order_id, pi_id in orders}
+
+    def webhook(order_id):
+        return _deliver(stack, "payment_intent.succeeded", intents[order_id])
+
+    def paid(order_id):
+        return requests.patch(f"{stack.url}/api/orders/{order_id}/paid", headers=auth, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        webhooks = [pool.submit(webhook, order_id) for order_id, _ in orders]
+        paid_calls = [pool.submit(paid, order_id) for order_id, _ in orders]
+        statuses = [f.result() for f in paid_calls]
+        [f.result() for f in webhooks]
+
+    assert set(statuses) <= {204, 400}
+    wait_until(lambda: _all_processed(db), timeout=60)
+    for order_id, _ in orders:
+        assert _order(db, order_id).payment_status == "paid"
+        assert _events(db, order_id, "payment_succeeded") == 1
+
+
+def test_repeated_and_out_of_order_events_apply_once(stack, client, make, db, shop, stripe_emulator):
+    order_id, pi_id = _place_online(client, make, shop)
+    intent = stripe_emulator.pay(pi_id)
+    body, headers = _deliver(stack, "payment_intent.succeeded", intent)
+    for _ in range(4):
+        assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
+    _deliver(stack, "payment_intent.payment_failed", intent)  # arrives late, after the success
+
+    wait_until(lambda: _all_processed(db), timeout=20)
+    order = _order(db, order_id)
+    assert (order.status, order.payment_status) == ("confirmed", "paid")
+    assert _events(db, order_id, "payment_succeeded") == 1
+    assert _events(db, order_id, "payment_failed") == 0
+    assert _events(db, order_id, "webhook_received") == 2
+
+
+def test_a_lost_webhook_is_made_good_by_reconciliation(stack, client, make, db, shop, stripe_emulator):
+    order_id, pi_id = _place_online(client, make, shop)
+    stripe_emulator.pay(pi_id)  # no endpoint is registered: no webhook comes
+
+    stack.enqueue("reconcile_pending_orders")
+
+    wait_until(lambda: _order(db, order_id).payment_status == "paid", timeout=15)
+    assert _events(db, order_id, "payment_succeeded") == 1
+
+
+def test_unpaid_orders_expire_and_release_stock(stack, client, make, db, shop, stripe_emulator):
+    _customer, _auth, product, _method = shop
+    order_id, pi_id = _place_online(client, make, shop, quantity=3)
+    assert make.stock_of(Product, product.id) == 97
+    wait_until(lambda: stack.ttl_passed(_order(db, order_id)), timeout=10)
+
+    stack.enqueue("expire_unpaid_orders")
+
+    wait_until(lambda: _order(db, order_id).status == "expired", timeout=15)
+    assert make.stock_of(Product, product.id) == 100
+    assert stripe_emulator.payment_intent(pi_id).status == "canceled"
+    assert _events(db, order_id, "expired") == 1
+
+
+@pytest.fixture
+def expire_while_stripe_is_unreachable(settings, session_factory):
+    """Run the expiry job with the provider out of reach: the PaymentIntent stays payable."""
+    def run():
+        gateway = StripeGateway(dataclasses.replace(settings, stripe_api_base=f"http://127.0.0.1:{free_port()}",
+                                                    stripe_timeout_seconds=1.0))
+        with session_factory() as session:
+            return reconcile.expire_unpaid_orders(session, gateway, ttl_seconds=0)
+    return run
+
+
+def test_a_payment_after_expiry_revives_the_order(stack, client, make, db, shop, stripe_emulator,
+                                                  expire_while_stripe_is_unreachable):
+    _customer, _auth, product, _method = shop
+    order_id, pi_id = _place_online(client, make, shop, quantity=2)
+    assert expire_while_stripe_is_unreachable() == 1
+    assert make.stock_of(Product, product.id) == 100
+
+    _deliver(stack, "payment_intent.succeeded", stripe_emulator.pay(pi_id))
+
+    wait_until(lambda: _order(db, order_id).status == "confirmed", timeout=15)
+    assert _order(db, order_id).payment_status == "paid"
+    assert make.stock_of(Product, product.id) == 98
+    assert _events(db, order_id, "late_payment_revived") == 1
+
+
+def test_a_payment_after_expiry_is_refunded_when_the_stock_is_gone(stack, client, make, db, shop, stripe_emulator,
+                                                                   expire_while_stripe_is_unreachable):
+    customer, auth, product, method = shop
+    order_id, pi_id = _place_online(client, make, shop, quantity=2)
+    assert expire_while_stripe_is_unreachable() == 1
+    sold_out = client.post("/api/orders", json=make.order_body(customer, method, [(product, 100)]), headers=auth)
+    assert sold_out.status_code == 204
+
+    _deliver(stack, "payment_intent.succeeded", stripe_emulator.pay(pi_id))
+
+    wait_until(lambda: _order(db, order_id).payment_status == "refunded", timeout=15)
+    assert _order(db, order_id).status == "expired"
+    assert make.stock_of(Product, product.id) == 0
+    refunds = stripe_emulator.client.v1.refunds.list(params={"payment_intent": pi_id}).data
+    assert [r.amount for r in refunds] == [_order(db, order_id).total_cents]
+    assert _events(db, order_id, "late_payment_refund_due") == 1
+    assert _events(db, order_id, "refunded") == 1
