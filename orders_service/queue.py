@@ -31,8 +31,10 @@ def _transport_options(url: str) -> dict:
     if url.startswith("filesystem://"):
         # The embedded default: a broker in files under instance/, needing no server.
         folder = INSTANCE_DIR / "broker"
-        (folder / "queue").mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue")}
+        for sub in ("queue", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+                "control_folder": str(folder / "control")}
     if url.startswith(("redis://", "rediss://")):
         return {"visibility_timeout": MAX_RETRY_DELAY_SECONDS * 6, "socket_connect_timeout": 2,
                 "socket_timeout": 5}
