@@ -32,14 +32,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.extensions["orders.settings"] = settings
-    engine = make_engine(settings.database_url)
-    app.extensions["orders.engine"] = engine
-    app.extensions["orders.session_factory"] = make_session_factory(engine)
-    init_request_session(app)
     from orders_service.payments.stripe_gateway import StripeGateway
-    app.extensions["orders.payments"] = StripeGateway(settings)
     from orders_service.queue import TaskQueue
-    app.extensions["orders.queue"] = TaskQueue(settings)
+
+    engine = make_engine(settings.database_url)
+    queue = TaskQueue(settings)
+    app.extensions.update({
+        "orders.engine": engine,
+        "orders.queue": queue,
+        "orders.session_factory": make_session_factory(engine, queue),
+        "orders.payments": StripeGateway(settings),
+    })
+    init_request_session(app)
 
     from orders_service.auth.tokens import init_jwt
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
@@ -48,9 +52,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from orders_service.auth.routes import blp as auth_blp
     from orders_service.catalog.routes import blp as catalog_blp
     from orders_service.ops.health import blp as ops_blp
+    from orders_service.orders.routes import admin_blp as admin_orders_blp
     from orders_service.orders.routes import blp as orders_blp
     from orders_service.payments.webhooks import blp as webhooks_blp
-    for blp in (auth_blp, catalog_blp, orders_blp, webhooks_blp):
+    for blp in (auth_blp, catalog_blp, orders_blp, admin_orders_blp, webhooks_blp):
         api.register_blueprint(blp)
     app.register_blueprint(ops_blp)
     register_error_handlers(app)

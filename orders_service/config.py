@@ -35,6 +35,13 @@ def _int(env, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _smtp_url(env) -> str | None:
+    url = env.get("SMTP_URL") or None
+    if url and not url.startswith(("smtp://", "smtps://")):
+        raise ConfigError("SMTP_URL", f"must be an smtp:// or smtps:// URL, got {url!r}")
+    return url
+
+
 def _dev_jwt_secret() -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = INSTANCE_DIR / "dev-jwt-secret"
@@ -60,6 +67,8 @@ class Settings:
     access_token_minutes: int = 60
     port: int = 5000
     # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
+    smtp_url: str | None = None
+    mail_from: str = "orders@example.com"
     maintenance_interval_seconds: int = 60
     reconcile_after_seconds: int = 300
     redrive_after_seconds: int = 60
@@ -67,6 +76,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def mail_folder(self) -> Path:
+        """Where development writes the emails it would send (no SMTP_URL)."""
+        return INSTANCE_DIR / "mail"
 
     @property
     def uses_stripe_emulator(self) -> bool:
@@ -143,6 +157,8 @@ class Settings:
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1),
+            smtp_url=_smtp_url(env),
+            mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),

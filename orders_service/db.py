@@ -53,9 +53,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, queue=None) -> sessionmaker[Session]:
+    """Sessions on `engine`; `queue` (a TaskQueue) is where committed notifications are enqueued."""
     # expire_on_commit=False: services return loaded objects that routes serialise after commit.
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, expire_on_commit=False, info={"queue": queue})
 
 
 def insert_ignoring_conflicts(session: Session, model, values: dict) -> bool:

@@ -14,12 +14,14 @@ from orders_service.config import INSTANCE_DIR, Settings
 log = logging.getLogger(__name__)
 
 PAYMENTS_QUEUE = "payments"  # webhook events: latency matters
+NOTIFICATIONS_QUEUE = "notifications"  # customer emails: a slow mail server must not hold up payments
 MAINTENANCE_QUEUE = "maintenance"  # periodic jobs: reconciliation, expiry, re-drive
-QUEUES = (PAYMENTS_QUEUE, MAINTENANCE_QUEUE)
+QUEUES = (PAYMENTS_QUEUE, NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE)
 
 PROCESS_STRIPE_EVENT = "workers.tasks.process_stripe_event"
 TASK_ROUTES = {
     PROCESS_STRIPE_EVENT: {"queue": PAYMENTS_QUEUE},
+    "workers.tasks.send_notification": {"queue": NOTIFICATIONS_QUEUE},
     "workers.tasks.*": {"queue": MAINTENANCE_QUEUE},
 }
 # Longest wait before a retried task runs again; the Redis visibility timeout must exceed it,

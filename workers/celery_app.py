@@ -10,7 +10,7 @@ settings = Settings.from_env()
 celery = make_celery(settings)
 celery.conf.beat_schedule = {
     name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds)}
-    for name in ("reconcile_pending_orders", "expire_unpaid_orders", "redrive_events")
+    for name in ("reconcile_pending_orders", "expire_unpaid_orders", "redrive_events", "send_unsent_notifications")
 }
 celery.conf.imports = ("workers.tasks",)
 
@@ -22,7 +22,7 @@ class Runtime:
     def session_factory(self):
         from orders_service.db import make_engine, make_session_factory
 
-        return make_session_factory(make_engine(settings.database_url, pool_size=2))
+        return make_session_factory(make_engine(settings.database_url, pool_size=2), self.queue)
 
     @cached_property
     def gateway(self):
@@ -35,6 +35,12 @@ class Runtime:
         from orders_service.queue import TaskQueue
 
         return TaskQueue(settings)
+
+    @cached_property
+    def mailer(self):
+        from orders_service.notifications.mailer import make_mailer
+
+        return make_mailer(settings.smtp_url, settings.mail_folder)
 
 
 runtime = Runtime()

@@ -2,9 +2,11 @@ from uuid import UUID
 
 
 from orders_service.auth.tokens import authenticated, current_actor
-from orders_service.orders import service
+from orders_service.auth.models import Role
+from orders_service.orders import cancellation, fulfilment, service
 from orders_service.orders.models import PaymentMethod
 from orders_service.orders.schemas import (
+    AdminOrderPatchSchema,
     IdempotencyHeaderSchema,
     OrderInSchema,
     OrderPageSchema,
@@ -69,3 +71,24 @@ def list_orders(args):
 @blp.response(200, OrderSchema)
 def get_order(order_id: UUID):
     return service.get_order(db_session(), current_actor(), order_id)
+
+
+@blp.route("/<uuid:order_id>/cancel", methods=["POST"])
+@authenticated()
+@blp.response(200, OrderSchema)
+@blp.alt_response(400, description="The order has shipped, or is already canceled or expired")
+@blp.alt_response(404, description="Unknown order, or another customer's")
+def cancel_order(order_id: UUID):
+    return cancellation.cancel_order(db_session(), payment_gateway(), current_actor(), order_id)
+
+
+admin_blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", description="Fulfilment (admin)")
+
+
+@admin_blp.route("/<uuid:order_id>", methods=["PATCH"])
+@authenticated(role=Role.ADMIN)
+@admin_blp.arguments(AdminOrderPatchSchema)
+@admin_blp.response(200, OrderSchema)
+@admin_blp.alt_response(400, description="A transition the state machine forbids")
+def update_order(body, order_id: UUID):
+    return fulfilment.update_fulfilment(db_session(), order_id, body)

@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orders_service.fields import Country, Money, StrictInteger, Text, UtcDateTime
 from orders_service.orders.models import OrderStatus
@@ -90,3 +90,21 @@ class PaymentStartedSchema(Schema):
     clientSecret = fields.String(attribute="client_secret")
     totalAmount = Money(attribute="total_cents")
     currency = fields.String()
+
+
+class AdminOrderPatchSchema(Schema):
+    """One of `{status: shipped, trackingNumber, carrier?}`, `{status: delivered}`, `{paymentCollected: true}`."""
+
+    status = fields.String(validate=validate.OneOf(["shipped", "delivered"]))
+    trackingNumber = Text(validate=validate.Length(min=1, max=100))
+    carrier = Text(allow_none=True, validate=validate.Length(max=100))
+    paymentCollected = fields.Boolean(validate=validate.Equal(True))
+
+    @validates_schema
+    def _one_change(self, data, **kwargs):
+        if ("status" in data) == ("paymentCollected" in data):
+            raise ValidationError("Give either status or paymentCollected.")
+        if data.get("status") == "shipped" and "trackingNumber" not in data:
+            raise ValidationError("A shipped order needs a trackingNumber.", "trackingNumber")
+        if data.get("status") != "shipped" and ("trackingNumber" in data or "carrier" in data):
+            raise ValidationError("trackingNumber and carrier go with status shipped.")

@@ -12,6 +12,7 @@ from orders_service.auth.tokens import Actor
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 from orders_service.errors import Forbidden, InvalidRequest, NotFound
 from orders_service.money import from_cents
+from orders_service.notifications.outbox import notify
 from orders_service.orders import idempotency
 from orders_service.orders.models import (
     Order,
@@ -134,6 +135,8 @@ def place_order(
             events=[OrderEvent(type="placed", detail={"paymentMethod": payment_method})],
         )
         session.add(order)
+        if not online:  # an online order is confirmed when its payment succeeds
+            notify(session, order, "order_confirmed")
     return PlacedOrder(order, replayed=False)
 
 

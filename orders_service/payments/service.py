@@ -18,6 +18,8 @@ from orders_service.orders.models import (
     PaymentMethod,
     PaymentStatus,
 )
+from orders_service.notifications.outbox import notify
+from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.service import get_order, place_order, release_order_stock
 from orders_service.orders.stock import StockLine, reserve_stock
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntent, PaymentIntentStatus
@@ -114,35 +116,41 @@ def _decide(session: Session, order: Order, intent: PaymentIntent) -> tuple[str 
             if order.payment_status == PaymentStatus.REFUNDED:
                 return None, "already refunded"
             order.payment_status = PaymentStatus.REFUNDED
-            if order.status in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
-                order.status = OrderStatus.CANCELED
+            if allowed(order.status, "cancel"):  # refunded at the provider before it shipped
+                order.status = transition(order, "cancel")
                 release_order_stock(session, order)
+            notify(session, order, "refunded")
             return "refunded", {**ref, "amount": intent.amount_refunded}
         if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
             return None, "already paid"
         order.payment_status = PaymentStatus.PAID
         order.paid_at = utcnow()
-        if order.status == OrderStatus.PENDING:
-            order.status = OrderStatus.CONFIRMED
+        if allowed(order.status, "pay"):
+            order.status = transition(order, "pay")
+            notify(session, order, "order_confirmed")
             return "payment_succeeded", {**ref, "amount": intent.amount}
-        # The order expired or was canceled before the money came: fulfil it if the stock is still there.
+        # The money came after the order expired: fulfil it if the stock is still there. A canceled
+        # order is never revived: the customer asked for it to stop.
         was = order.status
-        if _reserve_again(session, order):
-            order.status = OrderStatus.CONFIRMED
+        if allowed(order.status, "revive") and _reserve_again(session, order):
+            order.status = transition(order, "revive")
+            notify(session, order, "order_confirmed")
             return "late_payment_revived", {**ref, "amount": intent.amount, "was": was}
-        return "late_payment_refund_due", {**ref, "amount": intent.amount, "reason": "stock no longer available"}
+        return "late_payment_refund_due", {**ref, "amount": intent.amount, "was": was}
 
     if intent.status == PaymentIntentStatus.CANCELED:
         if order.status != OrderStatus.PENDING:
             return None, f"order is {order.status}"
-        order.status = OrderStatus.CANCELED
+        order.status = transition(order, "cancel")
         release_order_stock(session, order)
+        notify(session, order, "canceled")
         return "payment_canceled", ref
 
     if intent.failure and intent.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
-        if order.payment_status != PaymentStatus.UNPAID:
+        if order.payment_status != PaymentStatus.UNPAID or order.status != OrderStatus.PENDING:
             return None, f"payment is {order.payment_status}"
         order.payment_status = PaymentStatus.FAILED
+        notify(session, order, "payment_failed")
         return "payment_failed", {**ref, "error": intent.failure}
 
     return None, f"payment intent is {intent.status}"

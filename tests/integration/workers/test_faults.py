@@ -151,9 +151,11 @@ def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
 
         private_redis.start()
 
-        wait_until(lambda: all(_state(db, order_id) == ("paid", 1) for order_id, _ in paid), timeout=90, interval=1)
-        with db.begin():
-            assert db.scalar(select(func.count()).select_from(StripeEvent)
-                             .where(StripeEvent.processed_at.is_(None))) == 0
+        def unprocessed():
+            with db.begin():
+                return db.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.processed_at.is_(None)))
+
+        wait_until(lambda: unprocessed() == 0, timeout=90, interval=1)
+        assert all(_state(db, order_id) == ("paid", 1) for order_id, _ in paid)
     finally:
         stack.close()

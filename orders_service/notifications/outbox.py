@@ -1,0 +1,112 @@
+"""Customer notifications through an outbox: written with the change, sent by a worker, each once.
+
+`notify()` adds the message in the caller's transaction; when that transaction commits, the message is
+enqueued for sending (a rolled-back change never notifies). The sender claims a message before sending
+it and marks it sent afterwards, and a periodic sweep picks up messages whose enqueue or sender was
+lost. The one window left — a sender that dies after the SMTP server took the message but before it is
+marked sent — would send it again after the claim lapses; the Message-ID is the notification's id, so a
+receiving system can drop that duplicate.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
+
+from orders_service.auth.models import Customer
+from orders_service.db import utcnow
+from orders_service.money import from_cents
+from orders_service.notifications.mailer import Mailer
+from orders_service.notifications.models import Notification
+from orders_service.orders.models import Order
+
+SEND_NOTIFICATION = "workers.tasks.send_notification"
+CLAIM = timedelta(minutes=2)
+_PENDING_KEY = "orders.pending_notifications"
+
+
+def _text(order: Order, kind: str) -> tuple[str, str]:
+    ref = str(order.id)[:8]
+    total = f"{from_cents(order.total_cents)} {order.currency}"
+    return {
+        "order_confirmed": (f"Order {ref} confirmed", f"Thank you: your order {order.id} of {total} is confirmed."),
+        "payment_failed": (f"Payment for order {ref} failed",
+                           f"The payment of {total} for order {order.id} failed. You can try again with "
+                           "another card until the order expires."),
+        "shipped": (f"Order {ref} has shipped",
+                    f"Your order {order.id} is on its way with {order.carrier or 'our courier'}. "
+                    f"Tracking number: {order.tracking_number}."),
+        "canceled": (f"Order {ref} canceled", f"Your order {order.id} has been canceled."),
+        "refunded": (f"Order {ref} refunded", f"{total} for order {order.id} has been refunded to you."),
+    }[kind]
+
+
+def notify(session: Session, order: Order, kind: str) -> None:
+    """Add a message about `order` to the outbox, inside the caller's transaction."""
+    subject, body = _text(order, kind)
+    notification = Notification(id=uuid.uuid4(), order=order, kind=kind, subject=subject, body=body, attempts=0)
+    session.add(notification)
+    session.info.setdefault(_PENDING_KEY, []).append(notification.id)
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_committed(session: Session) -> None:
+    ids = session.info.pop(_PENDING_KEY, [])
+    queue = session.info.get("queue")
+    if queue is not None:  # without a queue (CLI), the periodic sweep sends them
+        for notification_id in ids:
+            queue.enqueue(SEND_NOTIFICATION, str(notification_id))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UUID, sender: str) -> bool:
+    """Send one message unless it was sent or another sender holds it. True when this call sent it."""
+    now = utcnow()
+    with session.begin():
+        claimed = session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.sent_at.is_(None),
+                   or_(Notification.claimed_until.is_(None), Notification.claimed_until < now))
+            .values(claimed_until=now + CLAIM, attempts=Notification.attempts + 1)
+            .returning(Notification.order_id, Notification.subject, Notification.body)
+        ).first()
+        if claimed is None:
+            return False
+        recipient = session.scalar(select(Customer.email).join(Order, Order.customer_id == Customer.id)
+                                   .where(Order.id == claimed.order_id))
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, recipient, claimed.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = f"<{notification_id}@orders-service>"  # stable: a resend can be recognised
+    message.set_content(claimed.body)
+    try:
+        mailer.send(message)
+    except Exception as exc:  # SMTP and socket errors alike: release the claim, let the task retry
+        with session.begin():
+            session.execute(update(Notification).where(Notification.id == notification_id)
+                            .values(claimed_until=None, last_error=str(exc)[:500]))
+        raise
+    with session.begin():
+        session.execute(update(Notification).where(Notification.id == notification_id)
+                        .values(sent_at=utcnow(), recipient=recipient, claimed_until=None, last_error=None))
+    return True
+
+
+def unsent_notifications(session: Session, older_than_seconds: int) -> list[uuid.UUID]:
+    """Messages not sent a while after they were written, and not held by a sender: for the sweep."""
+    now = utcnow()
+    with session.begin():
+        return list(session.scalars(
+            select(Notification.id)
+            .where(Notification.sent_at.is_(None), Notification.created_at < now - timedelta(seconds=older_than_seconds),
+                   or_(Notification.claimed_until.is_(None), Notification.claimed_until < now))
+            .order_by(Notification.created_at).limit(500)
+        ))

@@ -1,0 +1,51 @@
+"""The order state machine (CONTRACT §5): which action may move an order from which state, and where to.
+
+Every service that changes an order's status asks `transition()` first, so that a forbidden move is a
+400 that changes nothing, decided in one place.
+"""
+from __future__ import annotations
+
+from orders_service.errors import InvalidRequest
+from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
+
+P, C, S, D, E, X = (OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED,
+                    OrderStatus.EXPIRED, OrderStatus.CANCELED)
+
+# (status, action) → the status after it.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (P, "pay"): C,
+    (P, "expire"): E,
+    (E, "revive"): C,  # the payment arrived after expiry and the stock could be taken again
+    (P, "cancel"): X,
+    (C, "cancel"): X,
+    (C, "ship"): S,
+    (S, "deliver"): D,
+    # Cash on delivery: the courier collects the money; the status stays where it is.
+    (C, "collect_payment"): C,
+    (S, "collect_payment"): S,
+    (D, "collect_payment"): D,
+}
+ACTIONS = sorted({action for _status, action in TRANSITIONS})
+
+_REFUSALS = {
+    (X, "cancel"): "Order is already canceled",
+    (S, "cancel"): "Order has already shipped and can no longer be canceled",
+    (D, "cancel"): "Order has already been delivered and can no longer be canceled",
+    (E, "cancel"): "Order has expired",
+}
+
+
+def allowed(status: str, action: str) -> bool:
+    return (status, action) in TRANSITIONS
+
+
+def transition(order: Order, action: str) -> str:
+    """The order's next status for `action`; InvalidRequest (400) when the state machine forbids it."""
+    if action == "collect_payment" and (order.payment_method != PaymentMethod.CASH_ON_DELIVERY
+                                        or order.payment_status != PaymentStatus.UNPAID):
+        raise InvalidRequest("Only an unpaid cash-on-delivery order can have its payment collected")
+    target = TRANSITIONS.get((order.status, action))
+    if target is None:
+        raise InvalidRequest(_REFUSALS.get((order.status, action), f"Cannot {action.replace('_', ' ')} an order "
+                                                                    f"that is {order.status}"))
+    return target
