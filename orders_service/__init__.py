@@ -8,6 +8,7 @@ from swagger_ui_bundle import swagger_ui_path
 from orders_service.config import INSTANCE_DIR, Settings
 from orders_service.db import make_engine, make_session_factory
 from orders_service.errors import error_body, register_error_handlers
+from orders_service.ops.logs import init_request_logging
 from orders_service.web import init_request_session
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blp)
     app.register_blueprint(ops_blp)
     register_error_handlers(app)
+    init_request_logging(app)
 
     @app.get("/api/docs/assets/<path:filename>")
     def swagger_assets(filename):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 import threading
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from orders_service.config import DEV_STRIPE_KEY, PROJECT_ROOT, Settings
+from orders_service.config import DEV_STRIPE_KEY, METRICS_DIR, PROJECT_ROOT, Settings
 
 DEMO_TOKEN_LIFETIME = timedelta(hours=24)
 
@@ -137,6 +138,8 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         "# --- end ---",
         "",
         f"(another token: orders-service token --customer {demo.customer.id}; admin: orders-service token --admin)",
+        f"Emails to customers are written to {settings.mail_folder} (set SMTP_URL to send them).",
+        f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz",
         "Stop with Ctrl-C.",
         "",
     ])
@@ -175,6 +178,8 @@ def dev(port):
     settings = Settings.from_env()
     port = port or settings.port
     upgrade(settings.database_url)
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)  # samples of an earlier run would be added to this one's
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
     base_url = f"http://127.0.0.1:{port}"
     guide = try_it_guide(base_url, settings)
 

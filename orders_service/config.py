@@ -10,6 +10,8 @@ import pycountry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("ORDERS_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+# prometheus-client's multiprocess folder; read here because it must be known before that library loads.
+METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or INSTANCE_DIR / "metrics")
 DEV_STRIPE_KEY = "sk_test_orders_service_dev"
 DEV_WEBHOOK_SECRET = "whsec_orders_service_dev"
 DEV_STRIPE_API_BASE = "http://127.0.0.1:8420"

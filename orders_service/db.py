@@ -50,7 +50,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    # A short connect timeout, so that an unreachable database is a quick 503 at /readyz, not a hang.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
+                         connect_args={"connect_timeout": 3})
 
 
 def make_session_factory(engine: Engine, queue=None) -> sessionmaker[Session]:

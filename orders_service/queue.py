@@ -73,6 +73,15 @@ class TaskQueue:
     def __init__(self, settings: Settings):
         self._celery = make_celery(settings)
 
+    def reachable(self) -> bool:
+        """Whether the broker answers now (for /readyz)."""
+        try:
+            with self._celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+            return True
+        except Exception:  # refused, timed out, authentication: all "not reachable"
+            return False
+
     def enqueue(self, task_name: str, *args) -> bool:
         try:
             self._celery.send_task(task_name, args=args, retry=False)

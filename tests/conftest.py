@@ -206,6 +206,7 @@ def amqp_broker_url():
 def base_env(database_url, stripe_emulator, redis_broker_url, tmp_path_factory) -> dict:
     """The environment every process of the service under test gets."""
     env = dict(os.environ)
+    instance = tmp_path_factory.mktemp("instance")
     env.update(
         APP_ENV="test",
         DATABASE_URL=database_url,
@@ -215,7 +216,8 @@ def base_env(database_url, stripe_emulator, redis_broker_url, tmp_path_factory) 
         STRIPE_TIMEOUT_SECONDS="3",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         CELERY_BROKER_URL=redis_broker_url,
-        ORDERS_INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
+        ORDERS_INSTANCE_DIR=str(instance),
+        PROMETHEUS_MULTIPROC_DIR=str(instance / "metrics"),
     )
     return env
 

@@ -1,4 +1,8 @@
-from flask import Blueprint
+"""Liveness, readiness and metrics (CONTRACT §7)."""
+from flask import Blueprint, current_app
+from sqlalchemy import text
+
+from orders_service.ops import metrics
 
 blp = Blueprint("ops", __name__)
 
@@ -6,3 +10,27 @@ blp = Blueprint("ops", __name__)
 @blp.get("/healthz")
 def healthz():
     return {"status": "ok"}
+
+
+def _database_ok() -> bool:
+    try:
+        with current_app.extensions["orders.engine"].connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # any driver or network error means "not ready"
+        return False
+
+
+@blp.get("/readyz")
+def readyz():
+    checks = {"database": _database_ok(), "broker": current_app.extensions["orders.queue"].reachable()}
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not ready",
+            "checks": {name: "ok" if ok else "unreachable" for name, ok in checks.items()}}
+    return body, 200 if ready else 503
+
+
+@blp.get("/metrics")
+def prometheus_metrics():
+    payload, content_type = metrics.render()
+    return payload, 200, {"Content-Type": content_type}

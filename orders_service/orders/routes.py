@@ -1,5 +1,7 @@
 from uuid import UUID
 
+from flask import g
+
 
 from orders_service.auth.tokens import authenticated, current_actor
 from orders_service.auth.models import Role
@@ -32,6 +34,7 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
         db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().store_currency,
         idempotency_key=idempotency_key, route="cash_on_delivery",
     )
+    g.order_id = placed.order.id  # for the request's log line
     return "", 204, {"Location": f"/api/orders/{placed.order.id}"}
 
 
@@ -44,9 +47,11 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
 @blp.alt_response(404, description="Customer, delivery method or product not found")
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
 def place_order_with_payment(body, idempotency_key=None):
-    return payments.place_online_order(
+    order = payments.place_online_order(
         db_session(), payment_gateway(), current_actor(), body, settings().store_currency, idempotency_key
     )
+    g.order_id = order.id
+    return order
 
 
 @blp.route("/<uuid:order_id>/paid", methods=["PATCH"])

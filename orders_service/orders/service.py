@@ -13,6 +13,7 @@ from orders_service.catalog.models import DeliveryMethod, Product, Variant
 from orders_service.errors import Forbidden, InvalidRequest, NotFound
 from orders_service.money import from_cents
 from orders_service.notifications.outbox import notify
+from orders_service.ops import metrics
 from orders_service.orders import idempotency
 from orders_service.orders.models import (
     Order,
@@ -137,6 +138,7 @@ def place_order(
         session.add(order)
         if not online:  # an online order is confirmed when its payment succeeds
             notify(session, order, "order_confirmed")
+    metrics.ORDERS_PLACED.labels(payment_method).inc()
     return PlacedOrder(order, replayed=False)
 
 

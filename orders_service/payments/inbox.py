@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from orders_service.db import insert_ignoring_conflicts, utcnow
+from orders_service.ops import metrics
 from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.gateway import PaymentGateway, WebhookEvent
 from orders_service.payments.models import StripeEvent
@@ -37,6 +38,7 @@ def receive_event(session: Session, queue: TaskQueue, event: WebhookEvent) -> bo
             id=event.id, type=event.type, payload=event.payload, order_id=_uuid_or_none(event.order_id),
             received_at=utcnow(), enqueued_at=utcnow(), attempts=0,
         ))
+    metrics.WEBHOOK_EVENTS.labels(event.type, str(not new).lower()).inc()
     if new:
         queue.enqueue(PROCESS_STRIPE_EVENT, event.id)
     return new

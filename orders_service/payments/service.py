@@ -19,6 +19,7 @@ from orders_service.orders.models import (
     PaymentStatus,
 )
 from orders_service.notifications.outbox import notify
+from orders_service.ops import metrics
 from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.service import get_order, place_order, release_order_stock
 from orders_service.orders.stock import StockLine, reserve_stock
@@ -173,6 +174,7 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
         if event is None:
             return Applied(order, None, detail)
         session.add(OrderEvent(order_id=order.id, type=event, detail={**detail, "source": source}))
+    metrics.PAYMENTS.labels(event).inc()
     return Applied(order, event)
 
 
