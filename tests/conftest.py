@@ -321,6 +321,47 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.2):
         time.sleep(interval)
 
 
+class PrivateRedis:
+    """A redis-server of a test's own, so that it can be stopped and started again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = start_process(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no"])
+        wait_tcp(self.port)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+@pytest.fixture
+def smtp_sink():
+    """A real SMTP server (aiosmtpd) on a free port that keeps what it receives."""
+    from email import message_from_bytes
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(message_from_bytes(envelope.content))
+            return "250 OK"
+
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sink.url = f"smtp://127.0.0.1:{controller.port}"
+    yield sink
+    controller.stop()
+
+
 # The periodic jobs run only when a test enqueues them; these make them act on young orders.
 STACK_TIMINGS = {"ORDER_PAYMENT_TTL_SECONDS": "2", "RECONCILE_AFTER_SECONDS": "0", "REDRIVE_AFTER_SECONDS": "1"}
 

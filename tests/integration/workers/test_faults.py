@@ -11,28 +11,10 @@ from sqlalchemy import func, select
 
 from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.models import StripeEvent
-from tests.conftest import STACK_TIMINGS, Stack, free_port, signed_event, stop_process, start_process, wait_tcp, wait_until
+from tests.conftest import STACK_TIMINGS, PrivateRedis, Stack, signed_event, wait_until
 from tests.faults import slow_proxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, so that it can be stopped and started again."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = start_process(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no"])
-        wait_tcp(self.port)
-
-    def stop(self):
-        stop_process(self.proc)
 
 
 @pytest.fixture
