@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions.update({
         "orders.engine": engine,
         "orders.queue": queue,
-        "orders.session_factory": make_session_factory(engine, queue),
+        "orders.session_factory": make_session_factory(engine),
         "orders.payments": StripeGateway(settings),
     })
     init_request_session(app)

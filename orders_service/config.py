@@ -72,6 +72,7 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
     maintenance_interval_seconds: int = 60
+    notification_interval_seconds: int = 5
     reconcile_after_seconds: int = 300
     redrive_after_seconds: int = 60
 
@@ -162,6 +163,7 @@ class Settings:
             smtp_url=_smtp_url(env),
             mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
+            notification_interval_seconds=_int(env, "NOTIFICATION_INTERVAL_SECONDS", 5, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
         )

@@ -55,10 +55,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
                          connect_args={"connect_timeout": 3})
 
 
-def make_session_factory(engine: Engine, queue=None) -> sessionmaker[Session]:
-    """Sessions on `engine`; `queue` (a TaskQueue) is where committed notifications are enqueued."""
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: services return loaded objects that routes serialise after commit.
-    return sessionmaker(engine, expire_on_commit=False, info={"queue": queue})
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def insert_ignoring_conflicts(session: Session, model, values: dict) -> bool:

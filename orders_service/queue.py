@@ -21,7 +21,7 @@ QUEUES = (PAYMENTS_QUEUE, NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE)
 PROCESS_STRIPE_EVENT = "workers.tasks.process_stripe_event"
 TASK_ROUTES = {
     PROCESS_STRIPE_EVENT: {"queue": PAYMENTS_QUEUE},
-    "workers.tasks.send_notification": {"queue": NOTIFICATIONS_QUEUE},
+    "workers.tasks.send_notifications": {"queue": NOTIFICATIONS_QUEUE},
     "workers.tasks.*": {"queue": MAINTENANCE_QUEUE},
 }
 # Longest wait before a retried task runs again; the Redis visibility timeout must exceed it,

@@ -10,7 +10,12 @@ settings = Settings.from_env()
 celery = make_celery(settings)
 celery.conf.beat_schedule = {
     name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds)}
-    for name in ("reconcile_pending_orders", "expire_unpaid_orders", "redrive_events", "send_unsent_notifications")
+    for name in ("reconcile_pending_orders", "expire_unpaid_orders", "redrive_events")
+}
+# The outbox is polled often: that is how long a customer waits for an email at most.
+celery.conf.beat_schedule["send_notifications"] = {
+    "task": "workers.tasks.send_notifications", "schedule": float(settings.notification_interval_seconds),
+    "options": {"expires": float(settings.notification_interval_seconds) * 2},  # no pile-up while workers are down
 }
 celery.conf.imports = ("workers.tasks",)
 
@@ -22,7 +27,7 @@ class Runtime:
     def session_factory(self):
         from orders_service.db import make_engine, make_session_factory
 
-        return make_session_factory(make_engine(settings.database_url, pool_size=2), self.queue)
+        return make_session_factory(make_engine(settings.database_url, pool_size=2))
 
     @cached_property
     def gateway(self):

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from celery import shared_task
 
-import uuid
-
 from orders_service.notifications import outbox
 from orders_service.payments import inbox, reconcile
 from orders_service.payments.gateway import PaymentGatewayError
@@ -37,16 +35,7 @@ def redrive_events() -> int:
         return inbox.redrive_events(session, runtime.queue, settings.redrive_after_seconds)
 
 
-@shared_task(name="workers.tasks.send_notification", autoretry_for=(Exception,), retry_backoff=5,
-             retry_backoff_max=MAX_RETRY_DELAY_SECONDS, retry_jitter=True, max_retries=10)
-def send_notification(notification_id: str) -> bool:
+@shared_task(name="workers.tasks.send_notifications")
+def send_notifications() -> int:
     with runtime.session_factory() as session:
-        return outbox.send_notification(session, runtime.mailer, uuid.UUID(notification_id), settings.mail_from)
-
-
-@shared_task(name="workers.tasks.send_unsent_notifications")
-def send_unsent_notifications() -> int:
-    """The sweep: messages whose enqueue was lost, or whose sender died, are enqueued again."""
-    with runtime.session_factory() as session:
-        ids = outbox.unsent_notifications(session, settings.redrive_after_seconds)
-    return sum(runtime.queue.enqueue(outbox.SEND_NOTIFICATION, str(i)) for i in ids)
+        return outbox.send_unsent(session, runtime.mailer, settings.mail_from)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from orders_service.db import Base, UUIDKey, utcnow
 
@@ -29,6 +29,3 @@ class Notification(UUIDKey, Base):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-
-    # Lets the unit of work insert the order before its first notification in one flush.
-    order: Mapped["Order"] = relationship()  # noqa: F821

@@ -1,20 +1,22 @@
 """Customer notifications through an outbox: written with the change, sent by a worker, each once.
 
-`notify()` adds the message in the caller's transaction; when that transaction commits, the message is
-enqueued for sending (a rolled-back change never notifies). The sender claims a message before sending
-it and marks it sent afterwards, and a periodic sweep picks up messages whose enqueue or sender was
-lost. The one window left — a sender that dies after the SMTP server took the message but before it is
-marked sent — would send it again after the claim lapses; the Message-ID is the notification's id, so a
-receiving system can drop that duplicate.
+`notify()` adds the message in the caller's transaction, so a rolled-back change never notifies and a
+committed one is never forgotten. A periodic Celery task (every few seconds) sends what is unsent:
+it claims a message before sending it and marks it sent afterwards, so two senders never send the
+same message, and a message survives a worker or a mail server that is down. The one window left —
+a sender that dies after the SMTP server took the message but before it is marked sent — sends it
+again once the claim lapses; the Message-ID is the notification's id, so the receiving side can drop
+that duplicate. Polling (rather than enqueueing each message) keeps the broker out of the order path.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Customer
@@ -24,9 +26,9 @@ from orders_service.notifications.mailer import Mailer
 from orders_service.notifications.models import Notification
 from orders_service.orders.models import Order
 
-SEND_NOTIFICATION = "workers.tasks.send_notification"
+log = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=2)
-_PENDING_KEY = "orders.pending_notifications"
+BATCH = 100
 
 
 def _text(order: Order, kind: str) -> tuple[str, str]:
@@ -48,23 +50,9 @@ def _text(order: Order, kind: str) -> tuple[str, str]:
 def notify(session: Session, order: Order, kind: str) -> None:
     """Add a message about `order` to the outbox, inside the caller's transaction."""
     subject, body = _text(order, kind)
-    notification = Notification(id=uuid.uuid4(), order=order, kind=kind, subject=subject, body=body, attempts=0)
-    session.add(notification)
-    session.info.setdefault(_PENDING_KEY, []).append(notification.id)
-
-
-@event.listens_for(Session, "after_commit")
-def _enqueue_committed(session: Session) -> None:
-    ids = session.info.pop(_PENDING_KEY, [])
-    queue = session.info.get("queue")
-    if queue is not None:  # without a queue (CLI), the periodic sweep sends them
-        for notification_id in ids:
-            queue.enqueue(SEND_NOTIFICATION, str(notification_id))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+    notification_id = uuid.uuid4()
+    session.execute(insert(Notification).values(id=notification_id, order_id=order.id, kind=kind, subject=subject,
+                                                body=body, attempts=0, created_at=utcnow()))
 
 
 def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UUID, sender: str) -> bool:
@@ -100,13 +88,23 @@ def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UU
     return True
 
 
-def unsent_notifications(session: Session, older_than_seconds: int) -> list[uuid.UUID]:
-    """Messages not sent a while after they were written, and not held by a sender: for the sweep."""
+def send_unsent(session: Session, mailer: Mailer, sender: str) -> int:
+    """Send every message not yet sent (oldest first, a batch at a time); the number sent.
+
+    A message the mail server refuses stays unsent with its error, and the next run tries it again.
+    """
     now = utcnow()
     with session.begin():
-        return list(session.scalars(
+        ids = list(session.scalars(
             select(Notification.id)
-            .where(Notification.sent_at.is_(None), Notification.created_at < now - timedelta(seconds=older_than_seconds),
+            .where(Notification.sent_at.is_(None),
                    or_(Notification.claimed_until.is_(None), Notification.claimed_until < now))
-            .order_by(Notification.created_at).limit(500)
+            .order_by(Notification.created_at).limit(BATCH)
         ))
+    sent = 0
+    for notification_id in ids:
+        try:
+            sent += send_notification(session, mailer, notification_id, sender)
+        except Exception:  # already recorded on the message; go on with the others
+            log.warning("notification %s not sent; next run retries", notification_id, exc_info=True)
+    return sent
