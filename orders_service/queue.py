@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from orders_service.config import INSTANCE_DIR, Settings
 
@@ -58,7 +58,8 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(name) for name in QUEUES],
+        # Each queue its own exchange and key: queues sharing a binding would each get every task.
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
         task_default_queue=MAINTENANCE_QUEUE,
         task_routes=TASK_ROUTES,
         enable_utc=True,

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from celery import signals
+
 from orders_service.config import Settings
+from orders_service.ops.logs import configure_logging
 from orders_service.queue import make_celery
 
 settings = Settings.from_env()
@@ -18,6 +21,12 @@ celery.conf.beat_schedule["send_notifications"] = {
     "options": {"expires": float(settings.notification_interval_seconds) * 2},  # no pile-up while workers are down
 }
 celery.conf.imports = ("workers.tasks",)
+
+
+@signals.setup_logging.connect
+def _json_logs(**_kwargs):
+    """Workers and beat log JSON lines like the web (Celery leaves logging alone when this is connected)."""
+    configure_logging()
 
 
 class Runtime:
