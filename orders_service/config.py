@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pycountry
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("ORDERS_INSTANCE_DIR", PROJECT_ROOT / "instance"))
@@ -99,12 +100,15 @@ class Settings:
         production = environment == "production"
 
         database_url = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'orders.db'}"
-        if "://" not in database_url:
-            raise ConfigError("DATABASE_URL", f"is not an SQLAlchemy URL: {database_url!r}")
         if database_url.startswith("postgres://"):  # Heroku-style URLs name no driver
             database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
         elif database_url.startswith("postgresql://"):
             database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+        try:
+            make_url(database_url).get_dialect()  # an unknown scheme or driver fails here, not at first use
+        except Exception:  # ArgumentError, NoSuchModuleError, ValueError: all "not a URL we can use"
+            scheme = database_url.split("://")[0] if "://" in database_url else "(none)"  # never echo a password
+            raise ConfigError("DATABASE_URL", f"is not a database URL SQLAlchemy can use (scheme {scheme!r})") from None
 
         redis_url = env.get("REDIS_URL") or None
         broker_url = env.get("CELERY_BROKER_URL") or redis_url or "filesystem://"
