@@ -38,10 +38,15 @@ def _int(env, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _scheme(url: str) -> str:
+    """Only the scheme of a URL goes into an error: the rest may hold a password."""
+    return url.split("://", 1)[0] if "://" in url else "(none)"
+
+
 def _smtp_url(env) -> str | None:
     url = env.get("SMTP_URL") or None
     if url and not url.startswith(("smtp://", "smtps://")):
-        raise ConfigError("SMTP_URL", f"must be an smtp:// or smtps:// URL, got {url!r}")
+        raise ConfigError("SMTP_URL", f"must be an smtp:// or smtps:// URL, got scheme {_scheme(url)!r}")
     return url
 
 
@@ -107,13 +112,13 @@ class Settings:
         try:
             make_url(database_url).get_dialect()  # an unknown scheme or driver fails here, not at first use
         except Exception:  # ArgumentError, NoSuchModuleError, ValueError: all "not a URL we can use"
-            scheme = database_url.split("://")[0] if "://" in database_url else "(none)"  # never echo a password
-            raise ConfigError("DATABASE_URL", f"is not a database URL SQLAlchemy can use (scheme {scheme!r})") from None
+            raise ConfigError("DATABASE_URL",
+                              f"is not a database URL SQLAlchemy can use (scheme {_scheme(database_url)!r})") from None
 
         redis_url = env.get("REDIS_URL") or None
         broker_url = env.get("CELERY_BROKER_URL") or redis_url or "filesystem://"
         if not broker_url.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://", "filesystem://")):
-            raise ConfigError("CELERY_BROKER_URL", f"must be a redis:// or amqp:// URL, got {broker_url!r}")
+            raise ConfigError("CELERY_BROKER_URL", f"must be a redis:// or amqp:// URL, got scheme {_scheme(broker_url)!r}")
 
         jwt_secret = env.get("JWT_SECRET_KEY")
         if not jwt_secret:
