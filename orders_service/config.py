@@ -25,7 +25,7 @@ class ConfigError(SystemExit):
         super().__init__(f"configuration error: {variable} {problem}")
 
 
-def _int(env, name: str, default: int, minimum: int = 0) -> int:
+def _int(env, name: str, default: int, minimum: int = 0, maximum: int = 10**7) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -33,8 +33,8 @@ def _int(env, name: str, default: int, minimum: int = 0) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    if not minimum <= value <= maximum:  # the upper bound keeps date arithmetic in range
+        raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
     return value
 
 
@@ -168,7 +168,7 @@ class Settings:
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
-            port=_int(env, "PORT", 5000, minimum=1),
+            port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
             smtp_url=_smtp_url(env),
             mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),

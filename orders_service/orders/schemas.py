@@ -75,6 +75,7 @@ class OrderSchema(Schema):
     carrier = fields.String(allow_none=True)
     createdAt = UtcDateTime(attribute="created_at")
     paidAt = UtcDateTime(attribute="paid_at", allow_none=True)
+    disputedAt = UtcDateTime(attribute="disputed_at", allow_none=True)
     events = fields.List(fields.Nested(OrderEventSchema))
 
 

@@ -1,0 +1,120 @@
+"""Settings.from_env (CONTRACT §2): a bad setting stops start-up with one line naming the variable."""
+import pytest
+
+from orders_service import config
+from orders_service.config import ConfigError, Settings
+
+JWT = "a-jwt-secret-of-some-length"
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgresql+psycopg://u:p@db:5432/orders",
+    "CELERY_BROKER_URL": "redis://cache:6379/0",
+    "JWT_SECRET_KEY": JWT,
+    "STRIPE_SECRET_KEY": "sk_live_abc",
+    "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+}
+
+
+def _refused(env, variable):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert isinstance(caught.value, SystemExit)
+    message = str(caught.value)
+    assert "\n" not in message and variable in message, message
+    return message
+
+
+def test_a_complete_production_environment_is_accepted():
+    settings = Settings.from_env(PRODUCTION)
+    assert settings.is_production
+    assert settings.stripe_api_base is None  # Stripe's own API, not the emulator
+    assert (settings.jwt_secret_key, settings.stripe_secret_key) == (JWT, "sk_live_abc")
+
+
+@pytest.mark.parametrize("variable", ["JWT_SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"])
+@pytest.mark.parametrize("absent", [None, ""])
+def test_production_refuses_to_start_without_a_secret(variable, absent):
+    env = {k: v for k, v in PRODUCTION.items() if k != variable}
+    if absent is not None:
+        env[variable] = absent
+    _refused(env, variable)
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("DATABASE_URL", "localhost/orders"),
+    ("CELERY_BROKER_URL", "http://x"),
+    ("STORE_CURRENCY", "XYZ"),
+    ("ORDER_PAYMENT_TTL_SECONDS", "soon"),
+    ("ORDER_PAYMENT_TTL_SECONDS", "0"),
+    ("ORDER_PAYMENT_TTL_SECONDS", "-5"),
+    ("SMTP_URL", "http://x"),
+    ("STRIPE_API_BASE", "ftp://x"),
+    ("APP_ENV", "staging"),
+])
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
+    env = dict(PRODUCTION, APP_ENV=environment)
+    env[variable] = value
+    _refused(env, variable)
+
+
+def test_development_defaults():
+    settings = Settings.from_env({"JWT_SECRET_KEY": JWT})  # an explicit key: no key file is written
+    assert settings.environment == "development" and not settings.is_production
+    assert settings.database_url == f"sqlite:///{config.INSTANCE_DIR / 'orders.db'}"
+    assert settings.broker_url == "filesystem://"
+    assert settings.stripe_secret_key == config.DEV_STRIPE_KEY
+    assert settings.stripe_api_base == config.DEV_STRIPE_API_BASE
+    assert settings.stripe_webhook_secret == config.DEV_WEBHOOK_SECRET
+    assert settings.store_currency == "USD"
+    assert settings.order_payment_ttl_seconds == 1800
+
+
+def test_development_with_a_real_stripe_key_does_not_use_the_emulator():
+    settings = Settings.from_env({"JWT_SECRET_KEY": JWT, "STRIPE_SECRET_KEY": "sk_test_real"})
+    assert settings.stripe_api_base is None
+
+
+def test_the_broker_falls_back_to_redis_url_and_a_broker_url_wins():
+    assert Settings.from_env({"JWT_SECRET_KEY": JWT, "REDIS_URL": "redis://r:6379/1"}).broker_url == "redis://r:6379/1"
+    both = {"JWT_SECRET_KEY": JWT, "REDIS_URL": "redis://r:6379/1", "CELERY_BROKER_URL": "amqp://guest@mq//"}
+    assert Settings.from_env(both).broker_url == "amqp://guest@mq//"
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@db:5432/orders", "postgresql://u:p@db:5432/orders",
+                                 "postgresql+psycopg://u:p@db:5432/orders"])
+def test_postgres_urls_get_the_psycopg_driver(url):
+    settings = Settings.from_env(dict(PRODUCTION, DATABASE_URL=url))
+    assert settings.database_url == "postgresql+psycopg://u:p@db:5432/orders"
+
+
+def test_currency_and_ttl_are_read():
+    settings = Settings.from_env(dict(PRODUCTION, STORE_CURRENCY="eur", ORDER_PAYMENT_TTL_SECONDS="60"))
+    assert (settings.store_currency, settings.order_payment_ttl_seconds) == ("EUR", 60)
+
+
+def test_development_without_a_jwt_key_keeps_one_random_key_in_the_instance_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "INSTANCE_DIR", tmp_path / "instance")
+    first = Settings.from_env({}).jwt_secret_key
+    assert len(first) >= 32
+    assert (tmp_path / "instance" / "dev-jwt-secret").read_text().strip() == first
+    assert Settings.from_env({"APP_ENV": "test"}).jwt_secret_key == first  # every process agrees on it
+
+
+@pytest.mark.parametrize("url", ["http://x", "postgresql+psycopg://u:p@db:notaport/orders"])
+def test_a_database_url_sqlalchemy_cannot_use_is_refused_at_start_up(url):
+    # Accepted today, it stops the process later with a traceback (NoSuchModuleError / ValueError).
+    _refused(dict(PRODUCTION, DATABASE_URL=url), "DATABASE_URL")
+
+
+def test_a_payment_ttl_is_refused_or_usable_by_the_expiry_job():
+    from datetime import timedelta
+
+    from orders_service.db import utcnow
+
+    try:
+        ttl = Settings.from_env(dict(PRODUCTION, ORDER_PAYMENT_TTL_SECONDS="100000000000")).order_payment_ttl_seconds
+    except ConfigError as exc:
+        assert "ORDER_PAYMENT_TTL_SECONDS" in str(exc)
+        return
+    utcnow() - timedelta(seconds=ttl)  # what expire_unpaid_orders computes on every run
