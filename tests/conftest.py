@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -191,15 +192,23 @@ def redis_broker_url() -> str:
     return url
 
 
+@contextmanager
+def rabbitmq_vhost(name: str):
+    """A virtual host of the machine's RabbitMQ, deleted afterwards; its broker URL."""
+    ctl = ["rabbitmqctl", "--quiet"]
+    subprocess.run([*ctl, "add_vhost", name], check=True, capture_output=True)
+    subprocess.run([*ctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    finally:
+        subprocess.run([*ctl, "delete_vhost", name], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def amqp_broker_url():
-    """A RabbitMQ virtual host of the machine's RabbitMQ, private to this test process."""
-    vhost = f"orders_test_{os.getpid()}"
-    ctl = ["rabbitmqctl", "--quiet"]
-    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True)
+    """A RabbitMQ virtual host private to this test process."""
+    with rabbitmq_vhost(f"orders_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -337,6 +346,18 @@ class PrivateRedis:
 
     def stop(self):
         stop_process(self.proc)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def private_broker(request):
+    """A broker no other test uses: a private redis-server, or a fresh RabbitMQ virtual host."""
+    if request.param == "redis":
+        server = PrivateRedis()
+        yield server.url
+        server.stop()
+        return
+    with rabbitmq_vhost(f"orders_private_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Alembic migrations: they build the schema on an empty database and match the models exactly."""
 import uuid
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine

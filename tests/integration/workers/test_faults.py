@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 import requests
@@ -22,22 +21,6 @@ def private_redis():
     server = PrivateRedis()
     yield server
     server.stop()
-
-
-@pytest.fixture(params=["redis", "rabbitmq"])
-def private_broker(request):
-    """A broker no other test uses: a private redis-server, or a fresh RabbitMQ virtual host."""
-    if request.param == "redis":
-        server = PrivateRedis()
-        yield server.url
-        server.stop()
-        return
-    vhost = f"orders_fault_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "--quiet", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "--quiet", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                   check=True, capture_output=True)
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    subprocess.run(["rabbitmqctl", "--quiet", "delete_vhost", vhost], capture_output=True)
 
 
 @pytest.fixture

@@ -3,50 +3,22 @@ PaymentIntents, and event types the service does not act on."""
 import uuid
 
 import pytest
-import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from orders_service.catalog.models import Product
-from orders_service.orders.models import Order, OrderEvent
+from orders_service.orders.models import OrderEvent
 from orders_service.payments.models import StripeEvent
-from tests.conftest import signed_event, wait_until
+from tests.conftest import wait_until
+from tests.integration.workers.helpers import count_events as _events
+from tests.integration.workers.helpers import fresh_order as _order
+from tests.integration.workers.helpers import place_online as _place_online
+from tests.integration.workers.helpers import post_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
 
-@pytest.fixture
-def shop(make):
-    customer, auth = make.shopper()
-    product = make.product("Premium Headphones", price_cents=199_99, stock=100)
-    method = make.delivery_method(countries=[])
-    return customer, auth, product, method
-
-
-def _place_online(client, make, shop, quantity=1):
-    customer, auth, product, method = shop
-    response = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, quantity)]),
-                           headers=auth)
-    assert response.status_code == 200, response.json
-    return response.json["orderId"], response.json["clientSecret"].split("_secret_")[0]
-
-
-def _order(db, order_id):
-    db.expire_all()
-    with db.begin():
-        return db.get(Order, order_id)
-
-
-def _events(db, order_id, event_type):
-    with db.begin():
-        return db.scalar(select(func.count()).select_from(OrderEvent)
-                         .where(OrderEvent.order_id == order_id, OrderEvent.type == event_type))
-
-
 def _post(stack, event_type, obj, event_id=None):
-    body, headers = signed_event(event_type, obj, event_id)
-    response = requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return post_event(stack, event_type, obj, event_id)[2]
 
 
 def _stored(db, event_id):

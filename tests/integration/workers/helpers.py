@@ -1,0 +1,35 @@
+"""What the worker tests do again and again: place an online order, read it back, post a signed event."""
+import requests
+from sqlalchemy import func, select
+
+from orders_service.orders.models import Order, OrderEvent
+from tests.conftest import signed_event
+
+
+def place_online(client, make, shop, quantity=1):
+    """An online order through the API; (order id, PaymentIntent id)."""
+    customer, auth, product, method = shop
+    response = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, quantity)]),
+                           headers=auth)
+    assert response.status_code == 200, response.json
+    return response.json["orderId"], response.json["clientSecret"].split("_secret_")[0]
+
+
+def fresh_order(db, order_id):
+    db.expire_all()
+    with db.begin():
+        return db.get(Order, order_id)
+
+
+def count_events(db, order_id, event_type):
+    with db.begin():
+        return db.scalar(select(func.count()).select_from(OrderEvent)
+                         .where(OrderEvent.order_id == order_id, OrderEvent.type == event_type))
+
+
+def post_event(stack, event_type, obj: dict, event_id=None):
+    """POST a signed event to the stack's webhook; its body and headers, to send again."""
+    body, headers = signed_event(event_type, obj, event_id)
+    response = requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return body, headers, response.json()
