@@ -28,6 +28,9 @@ class Caller(Protocol):
     def close(self) -> None: ...
 
 
+Meter = Callable[[], dict]  # CPU seconds used so far, per process (or per any other key)
+
+
 @dataclass(frozen=True)
 class LevelResult:
     concurrency: int
@@ -55,7 +58,8 @@ class LevelResult:
             "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms,
             "cpu_seconds": {m: round(s, 3) for m, s in self.cpu_seconds.items()},
-            "cpu_seconds_per_op": {m: self.cpu_per_op(m) for m in self.cpu_seconds},
+            "cpu_seconds_per_op": {m: None if self.ok == 0 else round(self.cpu_per_op(m), 6)
+                                   for m in self.cpu_seconds},
         }
 
 
@@ -65,6 +69,12 @@ def _percentile_ms(sorted_seconds: list[float], fraction: float) -> float | None
         return None
     index = min(len(sorted_seconds) - 1, max(0, round(fraction * len(sorted_seconds)) - 1))
     return round(sorted_seconds[index] * 1000, 2)
+
+
+def cpu_delta(before: dict, after: dict) -> float:
+    """A process that started during the level counts from zero; one that exited counts nothing,
+    rather than taking all the CPU it ever used off the total."""
+    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
 
 
 def _own_cpu() -> float:
@@ -82,12 +92,15 @@ def _client_process(make_caller, slots, duration, barrier, results, release) -> 
     deadline = time.monotonic() + duration
 
     def loop(caller: Caller) -> None:
-        while time.monotonic() < deadline:
+        # The load stays on past the deadline, uncounted, until the meters have been read (see run_level).
+        while not release.is_set():
             started = time.perf_counter()
             try:
                 error = caller()
             except Exception as exc:  # a dropped connection is an error to report, not a reason to stop
                 error = f"{type(exc).__name__}: {exc}"[:200]
+            if time.monotonic() > deadline:
+                continue
             if error is None:
                 latencies.append(time.perf_counter() - started)
             else:
@@ -96,38 +109,41 @@ def _client_process(make_caller, slots, duration, barrier, results, release) -> 
     threads = [threading.Thread(target=loop, args=(caller,)) for caller in callers]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    cpu = _own_cpu() - cpu_at_start
     for thread in threads:
         thread.join()
-    results.put((latencies, dict(errors), time.monotonic(), _own_cpu() - cpu_at_start))
-    # Connections stay open until the meters have been read: a PostgreSQL backend that exits takes
-    # its CPU time out of sight of a meter that looks at live processes.
-    release.wait()
     for caller in callers:
         caller.close()
+    results.put((latencies, dict(errors), cpu))
 
 
 def run_level(make_caller: Callable[[int], Caller], concurrency: int, duration: float,
-              meters: dict[str, Callable[[], float]]) -> LevelResult:
-    """Run `concurrency` callers for `duration` seconds. `meters` (each: CPU seconds so far of some
-    processes) are read just before and after; the callers' own CPU is added as meter "client"."""
+              meters: dict[str, Meter]) -> LevelResult:
+    """Run `concurrency` callers for `duration` seconds; only what completes within that window counts.
+    `meters` are read at its start and end while the load is still on: were it to stop first, the
+    service's pool would close its surplus connections and the raw callers theirs, and those
+    PostgreSQL backends would exit before they could be read. The callers' own CPU is added as "client"."""
     context = multiprocessing.get_context("fork")  # the callers' factory need not be picklable
     processes = min(concurrency, os.cpu_count() or 1)
     barrier = context.Barrier(processes + 1)
     results, release = context.Queue(), context.Event()
     workers = [
-        context.Process(target=_client_process, args=(
-            make_caller, list(range(concurrency))[p::processes], duration, barrier, results, release))
-        for p in range(processes)
+        context.Process(target=_client_process,
+                        args=(make_caller, slots, duration, barrier, results, release))
+        for slots in (list(range(concurrency))[p::processes] for p in range(processes))
     ]
     for worker in workers:
         worker.start()
     try:
         barrier.wait(timeout=60)
-        started = time.monotonic()
+        deadline = time.monotonic() + duration
         before = {name: read() for name, read in meters.items()}
-        outcomes = [results.get(timeout=duration + 120) for _ in workers]
+        time.sleep(max(0.0, deadline - time.monotonic()))
         after = {name: read() for name, read in meters.items()}
         release.set()
+        # Read the queue before joining: a process that has put a large list cannot exit until it is read.
+        outcomes = [results.get(timeout=120) for _ in workers]
         for worker in workers:
             worker.join()
     finally:
@@ -136,17 +152,17 @@ def run_level(make_caller: Callable[[int], Caller], concurrency: int, duration: 
                 worker.terminate()
                 worker.join()
 
-    latencies = sorted(latency for latencies, *_ in outcomes for latency in latencies)
+    latencies = sorted(latency for process_latencies, _, _ in outcomes for latency in process_latencies)
     errors: Counter[str] = Counter()
-    for _, process_errors, *_ in outcomes:
+    for _, process_errors, _ in outcomes:
         errors.update(process_errors)
-    cpu_seconds = {name: after[name] - before[name] for name in meters}
-    cpu_seconds["client"] = sum(client_cpu for *_, client_cpu in outcomes)
+    cpu_seconds = {name: cpu_delta(before[name], after[name]) for name in meters}
+    cpu_seconds["client"] = sum(cpu for _, _, cpu in outcomes)
     return LevelResult(
         concurrency=concurrency,
         ok=len(latencies),
         errors=dict(errors),
-        seconds=max(finished for _, _, finished, _ in outcomes) - started,
+        seconds=duration,
         p50_ms=_percentile_ms(latencies, 0.50),
         p99_ms=_percentile_ms(latencies, 0.99),
         cpu_seconds=cpu_seconds,
@@ -155,10 +171,10 @@ def run_level(make_caller: Callable[[int], Caller], concurrency: int, duration: 
 
 # --- CPU meters (Linux /proc) ---------------------------------------------------------------------
 
-def processes_cpu(matches: Callable[[int, int], bool]) -> float:
-    """CPU seconds (user + system) of every live process whose (pid, session id) matches, plus what
-    their exited children used (cutime/cstime: gunicorn's master reaps any worker it restarts)."""
-    total = 0
+def processes_cpu(matches: Callable[[int, int], bool]) -> dict[int, float]:
+    """CPU seconds (user + system) per live process whose (pid, session id) matches, including what
+    its exited children used (cutime/cstime: gunicorn's master reaps any worker it restarts)."""
+    usage = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -168,12 +184,12 @@ def processes_cpu(matches: Callable[[int, int], bool]) -> float:
             continue
         fields = stat[stat.rindex(")") + 2:].split()  # after the command name; fields[0] is `state`
         if matches(int(entry.name), int(fields[3])):
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return total / CLK_TCK
+            usage[int(entry.name)] = sum(int(f) for f in fields[11:15]) / CLK_TCK  # u/s time, cu/cs time
+    return usage
 
 
-def machine_cpu() -> float:
+def machine_cpu() -> dict[str, float]:
     """CPU seconds all cores spent busy (neither idle nor waiting for I/O), from /proc/stat."""
     ticks = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]  # guest time is inside user
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    return {"all cores": (user + nice + system + irq + softirq + steal) / CLK_TCK}

@@ -6,12 +6,14 @@ import http.client
 import itertools
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import psycopg
+import stripe
 from psycopg.types.json import Jsonb
 
 from driver import Caller
@@ -72,13 +74,31 @@ def random_orders(fixture: Fixture, slot: int) -> list[tuple[uuid.UUID, str, lis
     return orders
 
 
-class HttpOrders:
-    """Places orders through the API over one keep-alive connection."""
+class Api:
+    """One keep-alive connection to the service."""
 
-    def __init__(self, port: int, scenario: "Scenario", fixture: Fixture, slot: int):
+    def __init__(self, port: int):
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.path = scenario.path
-        self.ok_status = scenario.ok_status
+
+    def post(self, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+        try:
+            self.connection.request("POST", path, body, headers)
+            response = self.connection.getresponse()
+            return response.status, response.read()  # read to the end, or the connection cannot be reused
+        except (OSError, http.client.HTTPException):
+            self.connection.close()  # the next request reconnects
+            raise
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class HttpOrders(Api):
+    """Places orders through the API."""
+
+    def __init__(self, port: int, scenario: Scenario, fixture: Fixture, slot: int):
+        super().__init__(port)
+        self.scenario = scenario
         # Bodies are encoded up front so that the client's CPU goes to HTTP, not to JSON.
         self.requests = itertools.cycle([
             (json.dumps({
@@ -90,29 +110,56 @@ class HttpOrders:
             for customer_id, token, lines in random_orders(fixture, slot)
         ])
 
-    def __call__(self) -> str | None:
-        body, headers = next(self.requests)
-        try:
-            self.connection.request("POST", self.path, body, headers)
-            response = self.connection.getresponse()
-            payload = response.read()  # read to the end, or the connection cannot be reused
-        except (OSError, http.client.HTTPException):
-            self.connection.close()  # the next request reconnects
-            raise
-        if response.status != self.ok_status:
-            return f"HTTP {response.status}: {payload[:160].decode(errors='replace')}"
-        return None
+    def place(self) -> tuple[str | None, bytes]:
+        """(None, body) for an order placed as the contract says, else (what went wrong, body)."""
+        status, payload = self.post(self.scenario.path, *next(self.requests))
+        if status != self.scenario.ok_status:
+            return f"HTTP {status}: {payload[:160].decode(errors='replace')}", payload
+        missing = [key for key in self.scenario.returns if key not in json.loads(payload)]
+        return (f"HTTP {status} without {', '.join(missing)}" if missing else None), payload
 
-    def close(self) -> None:
-        self.connection.close()
+    def __call__(self) -> str | None:
+        return self.place()[0]
+
+
+def signed_event(secret: str, intent: dict) -> tuple[str, bytes, dict]:
+    """A new payment_intent.succeeded event about `intent`, signed as Stripe signs it: (id, body, headers)."""
+    event_id = f"evt_{uuid.uuid4().hex}"  # the inbox stores each event id once: every event is new
+    body = json.dumps({"id": event_id, "object": "event", "type": "payment_intent.succeeded",
+                       "created": int(time.time()), "livemode": False, "data": {"object": intent}})
+    signature = stripe.WebhookSignature.generate_signature_header(body, secret)
+    return event_id, body.encode(), {"Stripe-Signature": signature, "Content-Type": "application/json"}
+
+
+def succeeded_intent(intent_id: str, order_id: str, amount: int, currency: str) -> dict:
+    """The data.object of a payment_intent.succeeded event (trimmed to what the service reads)."""
+    return {"id": intent_id, "object": "payment_intent", "amount": amount, "currency": currency.lower(),
+            "status": "succeeded", "metadata": {"order_id": order_id}}
+
+
+class SignedEvents(Api):
+    """Delivers signed webhook events, as Stripe would. The intake only verifies, stores and enqueues,
+    so the PaymentIntents and orders they name are made up."""
+
+    def __init__(self, port: int, secret: str, slot: int):
+        super().__init__(port)
+        self.secret = secret
+        self.intents = (succeeded_intent(f"pi_bench{slot}x{n}", str(uuid.uuid4()), 15_00, "USD")
+                        for n in itertools.count())
+
+    def __call__(self) -> str | None:
+        # Signed per request, as Stripe does: the signature's timestamp must be recent.
+        _, body, headers = signed_event(self.secret, next(self.intents))
+        status, payload = self.post(WEBHOOK_PATH, body, headers)
+        return None if status == 200 else f"HTTP {status}: {payload[:160].decode(errors='replace')}"
 
 
 class RawCashOnDelivery:
     """The database work of one cash-on-delivery order with nothing else: the statements
-    orders/service.py `place_order` sends (as SQLAlchemy renders them), in the same order, in one
-    transaction, on one psycopg connection. No pool pre-ping, no Flask, no JSON, no JWT."""
+    orders/service.py `place_order` sends, in the same order, in one transaction, on one psycopg
+    connection. No pool pre-ping, no Flask, no JSON, no JWT."""
 
-    SELECT_CUSTOMER = ("SELECT email, name, password_hash, role, created_at, id FROM customers WHERE id = %s")
+    SELECT_CUSTOMER = "SELECT email, name, password_hash, role, created_at, id FROM customers WHERE id = %s"
     SELECT_METHOD = ("SELECT name, price_cents, countries, max_weight_grams, cash_on_delivery, active, "
                      "estimated_days, created_at, id FROM delivery_methods WHERE id = %s")
     SELECT_PRODUCTS = ("SELECT name, description, sku, price_cents, stock, weight_grams, active, created_at, "
@@ -121,12 +168,12 @@ class RawCashOnDelivery:
     SELECT_VARIANTS = ("SELECT product_id, name, sku, price_cents, stock, created_at, id FROM variants "
                        "WHERE product_id IN ({}) ORDER BY created_at")
     TAKE_STOCK = "UPDATE products SET stock = stock - %s WHERE id = %s AND stock >= %s"
+    # The columns the service sends as NULL (notes, tracking number, payment intent, paid_at, …) are
+    # left to default to NULL: the same row, and nullable columns added later need no change here.
     INSERT_ORDER = (
         "INSERT INTO orders (customer_id, status, payment_method, payment_status, currency, subtotal_cents, "
-        "delivery_price_cents, total_cents, delivery_method_id, delivery_address, notes, tracking_number, "
-        "carrier, payment_intent_id, client_secret, created_at, paid_at, id) "
-        "VALUES (%s, 'confirmed', 'cash_on_delivery', 'unpaid', 'USD', %s, %s, %s, %s, %s, NULL, NULL, "
-        "NULL, NULL, NULL, %s, NULL, %s)"
+        "delivery_price_cents, total_cents, delivery_method_id, delivery_address, created_at, id) "
+        "VALUES (%s, 'confirmed', 'cash_on_delivery', 'unpaid', 'USD', %s, %s, %s, %s, %s, %s, %s)"
     )
     INSERT_EVENT = ("INSERT INTO order_events (order_id, type, at, detail) VALUES (%s, 'placed', %s, %s) "
                     "RETURNING id")
@@ -178,16 +225,17 @@ class RawCashOnDelivery:
 @dataclass(frozen=True)
 class Scenario:
     """One way of placing an order: the route the load generator posts to, the status that means
-    "placed", and the same database work in plain psycopg (its ceiling), built per caller as
-    raw(conninfo, fixture, slot), or None when a scenario has no meaningful ceiling."""
+    "placed", the keys its body must have, and the same database work in plain psycopg (its ceiling),
+    built per caller as raw(conninfo, fixture, slot), or None when a scenario has no meaningful ceiling."""
 
     path: str
     ok_status: int
-    raw: Callable[[str, Fixture, int], Caller] | None
+    returns: tuple[str, ...] = ()
+    raw: Callable[[str, Fixture, int], Caller] | None = None
 
 
-# A "with-payment" scenario (POST /api/orders/with-payment, 200) needs a Stripe stand-in running
-# next to the server (STRIPE_API_BASE pointing at it) before it can be added here.
-SCENARIOS = {
-    "cash-on-delivery": Scenario(path="/api/orders", ok_status=204, raw=RawCashOnDelivery),
-}
+CASH_ON_DELIVERY = Scenario(path="/api/orders", ok_status=204, raw=RawCashOnDelivery)
+# No raw ceiling: most of its time is the wait on Stripe, which no psycopg loop reproduces.
+WITH_PAYMENT = Scenario(path="/api/orders/with-payment", ok_status=200,
+                        returns=("orderId", "clientSecret", "totalAmount", "currency"))
+WEBHOOK_PATH = "/api/webhooks/stripe"

@@ -127,7 +127,7 @@ def place_order(
         reserve_stock(session, [StockLine(l.product_id, l.variant_id, l.name, l.quantity) for l in lines])
 
         online = payment_method == PaymentMethod.ONLINE
-        order = Order(  # written with bulk INSERTs below: the unit of work costs more than the SQL here
+        values = dict(
             id=order_id,
             customer_id=data["customerId"],
             status=OrderStatus.PENDING if online else OrderStatus.CONFIRMED,
@@ -142,8 +142,10 @@ def place_order(
             notes=data.get("notes"),
             created_at=utcnow(),
         )
-        session.execute(insert(Order).values({c.key: getattr(order, c.key) for c in Order.__table__.columns
-                                              if c.key in order.__dict__}))
+        # Bulk INSERTs rather than the unit of work: this runs for every order, and the ORM's
+        # bookkeeping cost more than the SQL. The caller gets a detached Order built from the same values.
+        session.execute(insert(Order).values(values))
+        order = Order(**values)
         session.execute(insert(OrderItem), [
             dict(id=uuid.uuid4(), order_id=order_id, position=i, product_id=l.product_id, variant_id=l.variant_id,
                  name=l.name, unit_price_cents=l.unit_price_cents, quantity=l.quantity,
