@@ -20,6 +20,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=255), nullable=False),
     sa.Column('type', sa.String(length=100), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('payment_intent_id', sa.String(length=255), nullable=True),
     sa.Column('order_id', sa.Uuid(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=False),

@@ -35,7 +35,8 @@ def receive_event(session: Session, queue: TaskQueue, event: WebhookEvent) -> bo
     """Store a verified event (a repeat is a no-op), commit, then enqueue it. True when it was new."""
     with session.begin():
         new = insert_ignoring_conflicts(session, StripeEvent, dict(
-            id=event.id, type=event.type, payload=event.payload, order_id=_uuid_or_none(event.order_id),
+            id=event.id, type=event.type, payload=event.payload, payment_intent_id=event.payment_intent_id,
+            order_id=_uuid_or_none(event.order_id),
             received_at=utcnow(), enqueued_at=utcnow(), attempts=0,
         ))
     metrics.WEBHOOK_EVENTS.labels(event.type, str(not new).lower()).inc()
@@ -77,8 +78,7 @@ def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> s
         if event is None or event.processed_at is not None:
             return "nothing to do"
         event.attempts += 1
-        obj = event.payload["data"]["object"]
-        pi_id = obj["id"] if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+        pi_id = event.payment_intent_id
 
     if event.type not in PAYMENT_EVENTS | DISPUTE_EVENTS or not pi_id:
         outcome = "stored only"

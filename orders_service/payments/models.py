@@ -22,6 +22,7 @@ class StripeEvent(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict] = mapped_column(JSONType)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))  # the payment it is about, if any
     order_id: Mapped[uuid.UUID | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
