@@ -19,29 +19,26 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-def _ids(session: Session, *conditions) -> list[uuid.UUID]:
+def _online_orders(session: Session, *conditions) -> list[tuple[uuid.UUID, str | None]]:
+    """(order id, PaymentIntent id) of online orders matching `conditions`, oldest first, a batch."""
     with session.begin():
-        return list(session.scalars(
-            select(Order.id).where(Order.payment_method == PaymentMethod.ONLINE,
-                                   Order.payment_intent_id.is_not(None), *conditions)
+        return [tuple(row) for row in session.execute(
+            select(Order.id, Order.payment_intent_id)
+            .where(Order.payment_method == PaymentMethod.ONLINE, *conditions)
             .order_by(Order.created_at).limit(BATCH)
-        ))
-
-
-def _payment_intent_of(session: Session, order_id: uuid.UUID) -> str:
-    with session.begin():
-        return session.scalar(select(Order.payment_intent_id).where(Order.id == order_id))
+        )]
 
 
 def reconcile_pending_orders(session: Session, gateway: PaymentGateway, older_than_seconds: int) -> int:
     """Re-read from the provider the online orders still pending after a while, and refunds still due."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    pending = _ids(session, Order.status == OrderStatus.PENDING, Order.created_at <= cutoff)
-    refund_due = _ids(session, Order.status.in_(CLOSED), Order.payment_status == PaymentStatus.PAID)
+    started = Order.payment_intent_id.is_not(None)
+    pending = _online_orders(session, started, Order.status == OrderStatus.PENDING, Order.created_at <= cutoff)
+    refund_due = _online_orders(session, started, Order.status.in_(CLOSED), Order.payment_status == PaymentStatus.PAID)
     changed = 0
-    for order_id in pending + refund_due:
+    for order_id, pi_id in pending + refund_due:
         try:
-            intent = gateway.retrieve_payment_intent(_payment_intent_of(session, order_id))
+            intent = gateway.retrieve_payment_intent(pi_id)
             applied = apply_payment_intent(session, order_id, intent, source="reconciliation")
             applied = settle_refund_due(session, gateway, applied, source="reconciliation")
         except PaymentGatewayError:
@@ -73,14 +70,8 @@ def expire_unpaid_orders(session: Session, gateway: PaymentGateway, ttl_seconds:
     succeed later, `apply_payment_intent` revives the order or has it refunded.
     """
     cutoff = utcnow() - timedelta(seconds=ttl_seconds)
-    with session.begin():
-        order_ids = list(session.scalars(
-            select(Order.id).where(Order.status == OrderStatus.PENDING, Order.created_at <= cutoff)
-            .order_by(Order.created_at).limit(BATCH)
-        ))
     expired = 0
-    for order_id in order_ids:
-        pi_id = _payment_intent_of(session, order_id)
+    for order_id, pi_id in _online_orders(session, Order.status == OrderStatus.PENDING, Order.created_at <= cutoff):
         canceled, note = False, None
         if pi_id is not None:
             try:
