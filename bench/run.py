@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,6 +172,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"the JSON report (default {RESULTS})")
     parser.add_argument("--keep-db", action="store_true", help=f"leave the {BENCH_DB} database for inspection")
     args = parser.parse_args()
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C: the processes started are stopped, the database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.levels = [int(level) for level in args.concurrency.split(",")]
     args.worker_levels = [int(level) for level in args.worker_concurrency.split(",")]
     only = args.only.split(",")

@@ -1,5 +1,5 @@
-"""What the benchmark does: the seeded catalog, the order mix, one order through the HTTP API, the
-same database work in plain psycopg (the ceiling), and the table of scenarios."""
+"""What the benchmark sends: the seeded catalog, the order mix, orders and signed webhook events through
+the HTTP API, the same database work in plain psycopg (the ceiling), and the routes measured."""
 from __future__ import annotations
 
 import http.client

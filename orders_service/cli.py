@@ -104,11 +104,7 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         {"productId": str(demo.phone_case.id), "quantity": 1, "variantId": str(demo.phone_case.variants[0].id)},
     ], notes="Please ring doorbell upon delivery")
     stripe = f'-u {settings.stripe_secret_key}: "{settings.stripe_api_base}/v1/payment_intents/$PI'
-    return "\n".join([
-        "",
-        f"orders-service is running on {base_url}  (API docs: {base_url}/api/docs)",
-        f"demo customer: {demo.customer.email} / password demo-password, id {demo.customer.id}",
-        "",
+    cash_on_delivery_flow = [
         "# --- try it: a cash-on-delivery order (paste into a shell) ---",
         f"TOKEN={token}",
         f'LOCATION=$(curl -s -D - -o /dev/null -X POST "{base_url}/api/orders" '
@@ -118,6 +114,8 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         f'curl -s "{base_url}$LOCATION" -H "Authorization: Bearer $TOKEN"; echo',
         "# --- end ---",
         "",
+    ]
+    online_flow = [
         "# --- try it: an online payment, paid with a test card at the Stripe emulator ---",
         f"TOKEN={token}",
         f'RESPONSE=$(curl -s -X POST "{base_url}/api/orders/with-payment" -H "Authorization: Bearer $TOKEN" '
@@ -137,8 +135,19 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         'echo "$ORDER"',
         "# --- end ---",
         "",
+    ] if settings.stripe_secret_key == DEV_STRIPE_KEY else [
+        "(online payments go to the Stripe account of STRIPE_SECRET_KEY: pay them with Stripe.js)", "",
+    ]
+    return "\n".join([
+        "",
+        f"orders-service is running on {base_url}  (API docs: {base_url}/api/docs)",
+        f"demo customer: {demo.customer.email} / password demo-password, id {demo.customer.id}",
+        "",
+        *cash_on_delivery_flow,
+        *online_flow,
         f"(another token: orders-service token --customer {demo.customer.id}; admin: orders-service token --admin)",
-        f"Emails to customers are written to {settings.mail_folder} (set SMTP_URL to send them).",
+        f"Emails to customers are written to {settings.mail_folder} (set SMTP_URL to send them)."
+        if not settings.smtp_url else "Emails to customers are sent through SMTP_URL.",
         f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz",
         "Stop with Ctrl-C.",
         "",
