@@ -72,9 +72,9 @@ def postgres_cpu() -> dict[int, float]:
 
 # --- reporting ------------------------------------------------------------------------------------
 
-# The CPU columns: web always (a raw table shows "-"), worker and stripe only in tables that meter them.
-# Above this share of the machine used by processes outside the bench, a level is flagged.
+# Above this share of the machine going to nothing the bench meters, a level is flagged.
 UNMETERED_WARNING = 0.15
+# The CPU columns: web always (a raw table shows "-"), worker and stripe only in tables that meter them.
 CPU_COLUMNS = {"web": "web CPU", "worker": "worker", "stripe": "stripe", "postgres": "pg CPU", "client": "client",
                "machine": "machine"}
 
@@ -102,12 +102,13 @@ def print_table(table: Table) -> None:
     for r in results:
         for error, count in sorted(r.errors.items(), key=lambda item: -item[1])[:5]:
             print(f"  concurrency {r.concurrency}: {count} x {error}")
-        # What no meter accounts for: mostly other work on the machine, such as a test run.
-        elsewhere = (r.cpu_seconds["machine"] - sum(s for m, s in r.cpu_seconds.items() if m != "machine")) \
+        # What no meter accounts for: other work on the machine (a test run), or PostgreSQL backends that
+        # exited during the level (connections a pool opened and closed again), whose CPU no meter sees.
+        unmetered = (r.cpu_seconds["machine"] - sum(s for m, s in r.cpu_seconds.items() if m != "machine")) \
             / r.seconds / os.cpu_count()
-        if elsewhere > UNMETERED_WARNING:
-            print(f"  concurrency {r.concurrency}: {elsewhere:.0%} of the machine went to processes this run "
-                  "did not start (a test run?): not comparable with a quiet run")
+        if unmetered > UNMETERED_WARNING:
+            print(f"  concurrency {r.concurrency}: {unmetered:.0%} of the machine went to nothing metered here: "
+                  "other processes (a test run?) or PostgreSQL connections opened and closed during the level")
     for note in table.notes:
         print(f"  {note}")
 

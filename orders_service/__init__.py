@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from orders_service.payments.stripe_gateway import StripeGateway
     from orders_service.queue import TaskQueue
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.db_pool_size)
     queue = TaskQueue(settings)
     app.extensions.update({
         "orders.engine": engine,

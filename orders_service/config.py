@@ -74,6 +74,7 @@ class Settings:
     order_payment_ttl_seconds: int
     access_token_minutes: int = 60
     port: int = 5000
+    db_pool_size: int = 15
     # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
@@ -169,6 +170,7 @@ class Settings:
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 15, minimum=1, maximum=1000),
             smtp_url=_smtp_url(env),
             mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),

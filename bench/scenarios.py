@@ -1,0 +1,345 @@
+"""The measured scenarios, selected with `run.py --only`: each starts what it needs, measures, stops it
+again and returns its tables."""
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import psycopg
+import stripe
+
+import stack
+from driver import LevelResult, Meter, cpu_delta, machine_cpu, run_level
+from orders_service.config import Settings
+from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
+from stack import log
+from workload import (CASH_ON_DELIVERY, WEBHOOK_PATH, WITH_PAYMENT, Api, Fixture, HttpOrders, SignedEvents,
+                      signed_event, succeeded_intent)
+
+FLUSH_EVERY = 1.0  # seconds between localstripe flushes during a level
+PREPARE_CONCURRENCY = 16  # requests in flight while the worker scenario prepares its orders and events
+WARM_UP_PER_PROCESS = 3  # unmeasured events per worker process before the measured ones
+
+
+@dataclass(frozen=True)
+class Context:
+    args: object  # the parsed command line
+    env: dict  # what every process of the service gets
+    fixture: Fixture
+    conninfo: str  # of the bench database
+    postgres: Meter
+    webhook_secret: str
+
+    def web_env(self, stripe_url: str | None = None, **extra) -> dict:
+        # With no Stripe in a scenario, a closed port: nothing in the bench may reach the real Stripe.
+        return dict(self.env, PORT=str(stack.free_port()), STRIPE_API_BASE=stripe_url or "http://127.0.0.1:9",
+                    **extra)
+
+    def meters(self, **processes: stack.Process) -> dict[str, Meter]:
+        return {**{name: p.cpu for name, p in processes.items()}, "postgres": self.postgres, "machine": machine_cpu}
+
+    def flush_broker(self) -> None:
+        stack.flush_redis(self.env["CELERY_BROKER_URL"])
+
+
+@dataclass
+class Table:
+    """One printed table, stored in latest.json as scenarios[scenario][series]."""
+
+    scenario: str
+    series: str
+    title: str
+    unit: str
+    results: list[LevelResult]
+    notes: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # more for latest.json's scenarios[scenario]
+
+
+def measure(label: str, make_caller, levels: list[int], ctx: Context, meters: dict) -> list[LevelResult]:
+    # An unreported warm-up fills connection pools and caches (SQLAlchemy's compiled statements,
+    # psycopg's prepared statements) so that the first level is not penalised.
+    run_level(make_caller, max(levels), ctx.args.warmup, meters)
+    results = []
+    for concurrency in levels:
+        result = run_level(make_caller, concurrency, ctx.args.duration, meters)
+        log(f"  {label:<12} concurrency {concurrency:>3}: {result.per_second:8.1f}/s, "
+            f"{sum(result.errors.values())} errors")
+        results.append(result)
+    return results
+
+
+def core_share(results: list[LevelResult], meter: str) -> str:
+    """How much of one core a process used, per level: 100 % is all a single-threaded process has."""
+    return ", ".join(f"conc {r.concurrency}: {r.cpu_seconds[meter] / r.seconds:.0%}" for r in results)
+
+
+def saturated(results: list[LevelResult], meter: str) -> bool:
+    """Whether a single-threaded process was busy enough, at some level, to be what limits it."""
+    return any(r.cpu_seconds[meter] / r.seconds > 0.8 for r in results)
+
+
+def threads_note(env: dict, concurrency: int, delay: float) -> str:
+    workers, threads = stack.procfile_setting(env, "WEB_CONCURRENCY"), stack.procfile_setting(env, "WEB_THREADS")
+    in_flight = min(concurrency, workers * threads)
+    return (f"every Stripe call waits {delay * 1000:.0f} ms, and gunicorn serves at most {workers} workers x "
+            f"{threads} threads = {workers * threads} requests at once: at most {in_flight} / {delay:g} s = "
+            f"{in_flight / delay:.0f} orders/s with {concurrency} callers")
+
+
+# --- cash on delivery -----------------------------------------------------------------------------
+
+def cash_on_delivery(ctx: Context) -> list[Table]:
+    """POST /api/orders, then the same database work in plain psycopg with the server stopped."""
+    levels, seconds = ctx.args.levels, ctx.args.duration
+    log(f"cash-on-delivery: POST {CASH_ON_DELIVERY.path}")
+    env = ctx.web_env()
+    with stack.web(env) as web:
+        service = measure("service", functools.partial(HttpOrders, int(env["PORT"]), CASH_ON_DELIVERY, ctx.fixture),
+                          levels, ctx, ctx.meters(web=web))
+    log("cash-on-delivery: raw ceiling in plain psycopg")
+    raw = measure("raw", functools.partial(CASH_ON_DELIVERY.raw, ctx.conninfo, ctx.fixture), levels, ctx,
+                  ctx.meters())
+    ratios = {s.concurrency: round(s.per_second / r.per_second, 3) for s, r in zip(service, raw)}
+    note = "service / raw ceiling, throughput: " + "   ".join(f"conc {c}: {x:.2f}" for c, x in ratios.items())
+    return [
+        Table("cash-on-delivery", "service",
+              f"cash-on-delivery: POST {CASH_ON_DELIVERY.path} through `web` (gunicorn), {seconds:g} s per level",
+              "order", service, extra={"path": CASH_ON_DELIVERY.path}),
+        Table("cash-on-delivery", "raw", "cash-on-delivery: raw ceiling, the same statements in plain psycopg",
+              "txn", raw, notes=[note], extra={"service_over_raw": {str(c): x for c, x in ratios.items()}}),
+    ]
+
+
+# --- with payment ---------------------------------------------------------------------------------
+
+def with_payment(ctx: Context) -> list[Table]:
+    """POST /api/orders/with-payment against localstripe, then against the slow stand-in."""
+    levels, seconds, delay = ctx.args.levels, ctx.args.duration, ctx.args.standin_delay
+    tables = []
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    log(f"with-payment: POST {WITH_PAYMENT.path}, Stripe is localstripe")
+    env = ctx.web_env(url)
+    with stack.localstripe(url, ctx.env) as localstripe, stack.web(env) as web, \
+            stack.flushed_as_it_goes(url, FLUSH_EVERY):
+        results = measure("localstripe", functools.partial(HttpOrders, int(env["PORT"]), WITH_PAYMENT, ctx.fixture),
+                          levels, ctx, ctx.meters(web=web, stripe=localstripe))
+    tables.append(Table(
+        "with-payment", "localstripe",
+        f"with-payment: POST {WITH_PAYMENT.path}, Stripe is localstripe (flushed as it goes), {seconds:g} s per level",
+        "order", results, extra={"path": WITH_PAYMENT.path},
+        notes=[f"localstripe's share of one core: {core_share(results, 'stripe')}. It serves one request at a "
+               f"time, so it {'is' if saturated(results, 'stripe') else 'is not'} the limit here."],
+    ))
+
+    concurrency = ctx.args.standin_concurrency
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    log(f"with-payment: POST {WITH_PAYMENT.path}, Stripe is the stand-in answering after {delay:g} s")
+    env = ctx.web_env(url)
+    with stack.stripe_standin(url, delay, ctx.env) as standin, stack.web(env) as web:
+        results = measure("stand-in", functools.partial(HttpOrders, int(env["PORT"]), WITH_PAYMENT, ctx.fixture),
+                          [concurrency], ctx, ctx.meters(web=web, stripe=standin))
+    tables.append(Table(
+        "with-payment", "standin",
+        f"with-payment: POST {WITH_PAYMENT.path}, Stripe is a stand-in answering after {delay * 1000:.0f} ms, "
+        f"{seconds:g} s",
+        "order", results, notes=[threads_note(ctx.env, concurrency, delay)],
+        extra={"standin_delay_s": delay},
+    ))
+    return tables
+
+
+# --- webhook intake -------------------------------------------------------------------------------
+
+def webhook_intake(ctx: Context) -> list[Table]:
+    """POST /api/webhooks/stripe with signed events: verify, store, enqueue; no worker runs."""
+    levels, seconds = ctx.args.levels, ctx.args.duration
+    log(f"webhook: POST {WEBHOOK_PATH}")
+    ctx.flush_broker()
+    env = ctx.web_env()
+    try:
+        with stack.web(env) as web:
+            results = measure("webhook", functools.partial(SignedEvents, int(env["PORT"]), ctx.webhook_secret),
+                              levels, ctx, ctx.meters(web=web))
+    finally:
+        ctx.flush_broker()  # the tasks nobody consumed
+    return [Table(
+        "webhook", "service",
+        f"webhook intake: POST {WEBHOOK_PATH}, signed payment_intent.succeeded events, {seconds:g} s per level",
+        "event", results, extra={"path": WEBHOOK_PATH},
+        notes=[f"each event is verified, stored in stripe_events and enqueued on Redis "
+               f"({ctx.env['CELERY_BROKER_URL']}); Redis's CPU is only in `machine`"],
+    )]
+
+
+# --- worker throughput ----------------------------------------------------------------------------
+
+def place_online_orders(port: int, fixture: Fixture, count: int) -> list[dict]:
+    """`count` with-payment orders through the API: their response bodies."""
+    def place(slot: int) -> list[dict]:
+        api = HttpOrders(port, WITH_PAYMENT, fixture, slot)
+        try:
+            placed = []
+            for _ in range(slot, count, PREPARE_CONCURRENCY):
+                error, body = api.place()
+                if error:
+                    raise RuntimeError(f"could not place an order to pay: {error}")
+                placed.append(json.loads(body))
+            return placed
+        finally:
+            api.close()
+
+    with ThreadPoolExecutor(PREPARE_CONCURRENCY) as pool:
+        return list(itertools.chain.from_iterable(pool.map(place, range(PREPARE_CONCURRENCY))))
+
+
+def pay_at_localstripe(url: str, key: str, intent_ids: list[str]) -> None:
+    """Attach a card and confirm, as Stripe.js does when the customer pays (tests/conftest.py)."""
+    client = stripe.StripeClient(key, base_addresses={"api": url}, max_network_retries=0)
+
+    def pay(intent_id: str) -> None:
+        client.v1.payment_intents.update(intent_id, params={"payment_method": "pm_card_visa"})
+        if client.v1.payment_intents.confirm(intent_id).status != "succeeded":
+            raise RuntimeError(f"{intent_id} was not paid")
+
+    with ThreadPoolExecutor(4) as pool:  # localstripe serves one request at a time: a few keep it busy
+        list(pool.map(pay, intent_ids))
+
+
+def post_events(port: int, secret: str, placed: list[dict]) -> list[str]:
+    """A signed payment_intent.succeeded event per order, through the webhook: their event ids."""
+    def post(batch: list[dict]) -> list[str]:
+        api = Api(port)
+        try:
+            ids = []
+            for order in batch:
+                intent_id = order["clientSecret"].split("_secret_")[0]
+                event_id, body, headers = signed_event(secret, succeeded_intent(
+                    intent_id, order["orderId"], round(order["totalAmount"] * 100), order["currency"]))
+                status, payload = api.post(WEBHOOK_PATH, body, headers)
+                if status != 200:
+                    raise RuntimeError(f"the webhook answered {status}: {payload[:160]!r}")
+                ids.append(event_id)
+            return ids
+        finally:
+            api.close()
+
+    batches = [placed[i::PREPARE_CONCURRENCY] for i in range(PREPARE_CONCURRENCY)]
+    with ThreadPoolExecutor(PREPARE_CONCURRENCY) as pool:
+        return list(itertools.chain.from_iterable(pool.map(post, batches)))
+
+
+def wait_processed(db: psycopg.Connection, event_ids: list[str], stall_timeout: float = 60) -> None:
+    """Until every event is marked processed, or none more has been for `stall_timeout` seconds."""
+    done, last_progress = 0, time.monotonic()
+    while done < len(event_ids) and time.monotonic() - last_progress < stall_timeout:
+        time.sleep(0.1)
+        now_done = db.execute("SELECT count(processed_at) FROM stripe_events WHERE id = ANY(%s)",
+                              (event_ids,)).fetchone()[0]
+        if now_done > done:
+            done, last_progress = now_done, time.monotonic()
+
+
+def apply_events(ctx: Context, env: dict, warm_up: list[str], event_ids: list[str],
+                 stripe_process: stack.Process) -> LevelResult:
+    """Time the Procfile's worker applying stored events, from the moment they are enqueued until the
+    last one is marked processed.
+
+    The web enqueued them when it stored them; that queue is emptied, and once the worker answers a
+    ping, the `warm_up` events are applied first (each pool process sets itself up on its first task:
+    imports, database pool, Stripe connection), and only then are the measured ones enqueued again. So
+    neither the worker's start-up time nor its start-up CPU is counted."""
+    ctx.flush_broker()
+    with stack.worker(env) as worker, psycopg.connect(ctx.conninfo, autocommit=True) as db:
+        queue = TaskQueue(Settings.from_env(env))
+        for event_id in warm_up:
+            queue.enqueue(PROCESS_STRIPE_EVENT, event_id)
+        wait_processed(db, warm_up)
+
+        meters = ctx.meters(worker=worker, stripe=stripe_process)
+        before, client_before, started = {n: read() for n, read in meters.items()}, time.process_time(), time.time()
+        for event_id in event_ids:
+            queue.enqueue(PROCESS_STRIPE_EVENT, event_id)
+        wait_processed(db, event_ids)
+        after, client_after = {n: read() for n, read in meters.items()}, time.process_time()
+        finished = db.execute("SELECT max(processed_at) FROM stripe_events WHERE id = ANY(%s)",
+                              (event_ids,)).fetchone()[0]
+        outcomes = dict(db.execute("SELECT coalesce(outcome, 'not processed'), count(*) FROM stripe_events "
+                                   "WHERE id = ANY(%s) GROUP BY 1", (event_ids,)).fetchall())
+    cpu = {n: cpu_delta(before[n], after[n]) for n in meters}
+    cpu["client"] = client_after - client_before
+    ok = outcomes.pop("payment_succeeded", 0)
+    return LevelResult(concurrency=int(env["WORKER_CONCURRENCY"]), ok=ok, errors=outcomes,
+                       seconds=(finished.timestamp() if finished else time.time()) - started,
+                       p50_ms=None, p99_ms=None, cpu_seconds=cpu)
+
+
+def worker_series(ctx: Context, label: str, stripe_process: stack.Process, stripe_url: str, events: int,
+                  pay: Callable[[list[str]], None] | None) -> list[LevelResult]:
+    """Per worker concurrency: place online orders, have them paid (`pay`, unless the Stripe answers
+    every PaymentIntent as paid), store an event for each through the webhook, then apply them: a few
+    to warm the worker up, then `events` measured."""
+    results = []
+    for concurrency in ctx.args.worker_levels:
+        if pay is not None:
+            stack.flush_localstripe(stripe_url)  # each level starts from the same store size
+        env = ctx.web_env(stripe_url, WORKER_CONCURRENCY=str(concurrency))
+        warm_up = WARM_UP_PER_PROCESS * concurrency
+        with stack.web(env):
+            log(f"  {label}: placing {warm_up} + {events} with-payment orders, paying them, storing an event for each")
+            placed = place_online_orders(int(env["PORT"]), ctx.fixture, warm_up + events)
+            if pay is not None:
+                pay([order["clientSecret"].split("_secret_")[0] for order in placed])
+            event_ids = post_events(int(env["PORT"]), ctx.webhook_secret, placed)
+        result = apply_events(ctx, env, event_ids[:warm_up], event_ids[warm_up:], stripe_process)
+        log(f"  {label:<12} worker concurrency {concurrency:>3}: {result.per_second:8.1f}/s, "
+            f"{sum(result.errors.values())} errors")
+        results.append(result)
+    return results
+
+
+def worker_throughput(ctx: Context) -> list[Table]:
+    """Events applied per second by the Procfile's `worker`, each re-reading its PaymentIntent."""
+    tables = []
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    log("worker: applying payment_intent.succeeded events, Stripe is localstripe")
+    with stack.localstripe(url, ctx.env) as localstripe:
+        pay = functools.partial(pay_at_localstripe, url, ctx.env["STRIPE_SECRET_KEY"])
+        results = worker_series(ctx, "localstripe", localstripe, url, ctx.args.events, pay)
+    tables.append(Table(
+        "worker", "localstripe",
+        f"worker: {ctx.args.events} stored payment_intent.succeeded events applied by `worker` (celery, "
+        f"conc = WORKER_CONCURRENCY), Stripe is localstripe",
+        "event", results,
+        notes=["each event re-reads its PaymentIntent (with its charge) from localstripe, whose cost per request "
+               "grows with its store (here a paid PaymentIntent, its charge and payment method per event); "
+               f"localstripe's share of one core: {core_share(results, 'stripe')}"],
+    ))
+
+    delay, events = ctx.args.standin_delay, ctx.args.standin_events
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    log(f"worker: applying payment_intent.succeeded events, Stripe is the stand-in answering after {delay:g} s")
+    with stack.stripe_standin(url, delay, ctx.env) as standin:
+        results = worker_series(ctx, "stand-in", standin, url, events, pay=None)
+    tables.append(Table(
+        "worker", "standin",
+        f"worker: {events} stored events applied by `worker`, Stripe is a stand-in answering after "
+        f"{delay * 1000:.0f} ms",
+        "event", results, extra={"standin_delay_s": delay},
+        notes=[f"each event waits {delay * 1000:.0f} ms for its PaymentIntent and a prefork worker process "
+               f"handles one event at a time: at most conc / {delay:g} s events/s"],
+    ))
+    return tables
+
+
+# The names `run.py --only` takes, in the order they run.
+SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
+    "cod": cash_on_delivery,
+    "payment": with_payment,
+    "webhook": webhook_intake,
+    "worker": worker_throughput,
+}
