@@ -3,6 +3,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 
 from orders_service.ops import metrics
+from orders_service.web import task_queue
 
 blp = Blueprint("ops", __name__)
 
@@ -23,7 +24,7 @@ def _database_ok() -> bool:
 
 @blp.get("/readyz")
 def readyz():
-    checks = {"database": _database_ok(), "broker": current_app.extensions["orders.queue"].reachable()}
+    checks = {"database": _database_ok(), "broker": task_queue().reachable()}
     ready = all(checks.values())
     body = {"status": "ready" if ready else "not ready",
             "checks": {name: "ok" if ok else "unreachable" for name, ok in checks.items()}}
