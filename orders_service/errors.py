@@ -80,9 +80,7 @@ def register_error_handlers(app: Flask) -> None:
         data = getattr(exc, "data", None) or {}
         status = exc.code or 500
         errors = data.get("errors") or data.get("messages")
-        if "messages" in data and "schema" in data:
-            # webargs validation: the contract answers 400, never 422 (kept for idempotency).
-            status = 400
+        if "messages" in data and "schema" in data:  # webargs validation (400: see web._Parser)
             # webargs nests messages by location ({"json": {...}}); the client only needs the fields.
             if isinstance(errors, dict) and len(errors) == 1 and next(iter(errors)) in ("json", "query", "headers"):
                 errors = next(iter(errors.values()))
