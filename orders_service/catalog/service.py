@@ -44,11 +44,11 @@ def list_products(session: Session, page: int, page_size: int) -> dict:
     return {"items": items, "page": page, "pageSize": page_size, "total": total}
 
 
-def get_product(session: Session, product_id: uuid.UUID, include_inactive: bool = False) -> Product:
+def get_product(session: Session, product_id: uuid.UUID) -> Product:
     """One product; 404 when unknown (or inactive, for the public)."""
     with session.begin():
         product = session.get(Product, product_id)
-    if product is None or (not product.active and not include_inactive):
+    if product is None or not product.active:
         raise NotFound("Product not found")
     return product
 
