@@ -77,7 +77,7 @@ def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UU
     message.set_content(claimed.body)
     try:
         mailer.send(message)
-    except Exception as exc:  # SMTP and socket errors alike: release the claim, let the task retry
+    except Exception as exc:  # SMTP and socket errors alike: release the claim; the next outbox run retries
         with session.begin():
             session.execute(update(Notification).where(Notification.id == notification_id)
                             .values(claimed_until=None, last_error=str(exc)[:500]))

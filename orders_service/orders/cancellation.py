@@ -10,7 +10,8 @@ from orders_service.auth.tokens import Actor
 from orders_service.notifications.outbox import notify
 from orders_service.orders.lifecycle import transition
 from orders_service.orders.models import Order, OrderEvent, PaymentMethod, PaymentStatus
-from orders_service.orders.service import get_order, load_order, release_order_stock
+from orders_service.errors import NotFound
+from orders_service.orders.service import load_order, release_order_stock
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError
 from orders_service.payments.service import Applied, apply_payment_intent, settle_refund_due
 
@@ -24,9 +25,10 @@ def cancel_order(session: Session, gateway: PaymentGateway, actor: Actor, order_
     concurrent cancels exactly one wins. The provider is called afterwards, with no lock held; if it
     fails, the reconciliation job finishes the refund (a canceled order that is paid is a refund due).
     """
-    get_order(session, actor, order_id)  # 404 for someone else's order
     with session.begin():
         order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        if order is None or (order.customer_id != actor.customer_id and not actor.is_admin):
+            raise NotFound("Order not found")  # someone else's order is as good as unknown
         order.status = transition(order, "cancel")
         release_order_stock(session, order)
         session.add(OrderEvent(order_id=order.id, type="canceled", detail={"by": actor.role}))
