@@ -177,19 +177,12 @@ def stripe_emulator():
     stop_process(proc)
 
 
-def _xdist_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return int(worker[2:]) + 1 if worker.startswith("gw") else 15
-
-
 @pytest.fixture(scope="session")
-def redis_broker_url() -> str:
-    """A Redis database of the machine's Redis, one per test process, emptied first."""
-    import redis
-
-    url = f"redis://127.0.0.1:6379/{_xdist_index()}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def redis_broker_url():
+    """A redis-server of this test process's own: two suites running at once never share a broker."""
+    server = PrivateRedis()
+    yield server.url
+    server.stop()
 
 
 @contextmanager
