@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two test processes on this 2-core machine; override with `make test PYTEST_WORKERS=4`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test bench services migrate seed clean
+.PHONY: install run test lint mutate bench services migrate seed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,21 @@ install: $(STAMP)
 run: install
 	$(BIN)/orders-service dev
 
-# Makes sure PostgreSQL and Redis answer (starting them if stopped), then runs the whole suite.
-test: install services
+# Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped), runs the whole suite.
+test: install lint services
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q $(PYTEST_ARGS)
+
+# ruff (pyflakes, pycodestyle errors, isort, bugbear) and the import contracts in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+# Mutation testing of the pure core (state machine, pricing, money, payment decisions) against the
+# unit tests; not part of `make test`. Lists every mutant that survived.
+mutate: install
+	rm -rf mutants
+	$(BIN)/mutmut run > /dev/null 2>&1 || true
+	$(BIN)/mutmut results
 
 bench: install services
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
@@ -37,4 +49,4 @@ seed: install
 	$(BIN)/orders-service seed
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache mutants

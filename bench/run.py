@@ -20,14 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-
 import stack  # noqa: E402
 from driver import processes_cpu  # noqa: E402
-from orders_service.config import Settings  # noqa: E402
-from orders_service.migrate import upgrade  # noqa: E402
 from scenarios import SCENARIOS, Context, Table  # noqa: E402
 from stack import log  # noqa: E402
 from workload import seed  # noqa: E402
+
+from orders_service.config import Settings  # noqa: E402
+from orders_service.migrate import upgrade  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -11,15 +11,24 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import psycopg
-import stripe
-
 import stack
+import stripe
 from driver import LevelResult, Meter, cpu_delta, machine_cpu, run_level
+from stack import log
+from workload import (
+    CASH_ON_DELIVERY,
+    WEBHOOK_PATH,
+    WITH_PAYMENT,
+    Api,
+    Fixture,
+    HttpOrders,
+    SignedEvents,
+    signed_event,
+    succeeded_intent,
+)
+
 from orders_service.config import Settings
 from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
-from stack import log
-from workload import (CASH_ON_DELIVERY, WEBHOOK_PATH, WITH_PAYMENT, Api, Fixture, HttpOrders, SignedEvents,
-                      signed_event, succeeded_intent)
 
 FLUSH_EVERY = 1.0  # seconds between localstripe flushes during a level
 PREPARE_CONCURRENCY = 16  # requests in flight while the worker scenario prepares its orders and events
@@ -104,7 +113,7 @@ def cash_on_delivery(ctx: Context) -> list[Table]:
     log("cash-on-delivery: raw ceiling in plain psycopg")
     raw = measure("raw", functools.partial(CASH_ON_DELIVERY.raw, ctx.conninfo, ctx.fixture), levels, ctx,
                   ctx.meters())
-    ratios = {s.concurrency: round(s.per_second / r.per_second, 3) for s, r in zip(service, raw)}
+    ratios = {s.concurrency: round(s.per_second / r.per_second, 3) for s, r in zip(service, raw, strict=True)}
     note = "service / raw ceiling, throughput: " + "   ".join(f"conc {c}: {x:.2f}" for c, x in ratios.items())
     return [
         Table("cash-on-delivery", "service",

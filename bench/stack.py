@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from driver import processes_cpu
+from honcho.environ import parse_procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,10 +29,7 @@ def log(message: str) -> None:
 
 
 def procfile_command(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise KeyError(f"no {name!r} process in the Procfile")
+    return parse_procfile((ROOT / "Procfile").read_text()).processes[name]
 
 
 def procfile_setting(env: dict, variable: str) -> int:

@@ -14,10 +14,10 @@ from typing import Callable
 
 import psycopg
 import stripe
+from driver import Caller
 from psycopg.types.json import Jsonb
 
-from driver import Caller
-from orders_service import create_app
+from orders_service.app import create_app
 from orders_service.auth.models import Customer, Role
 from orders_service.auth.tokens import mint_access_token
 from orders_service.catalog.models import DeliveryMethod, Product
@@ -49,14 +49,14 @@ def seed(settings: Settings) -> Fixture:
     # Nobody logs in: the bench mints tokens directly, so the password hash is deliberately unusable.
     customers = [Customer(email=f"bench-{i}@example.com", name=f"Bench customer {i}", password_hash="!",
                           role=Role.CUSTOMER) for i in range(CUSTOMERS)]
-    with app.extensions["orders.session_factory"]() as session, session.begin():
+    with app.extensions["orders.runtime"].session_factory() as session, session.begin():
         session.add_all([*products, method, *customers])
     with app.app_context():
         tokens = [mint_access_token(c.id, c.role, TOKEN_LIFETIME) for c in customers]
     # Close the pool now: the load generator forks, and children must not share its connections.
-    app.extensions["orders.engine"].dispose()
+    app.extensions["orders.runtime"].dispose()
     return Fixture(
-        customers=[(c.id, token) for c, token in zip(customers, tokens)],
+        customers=[(c.id, token) for c, token in zip(customers, tokens, strict=True)],
         product_ids=[p.id for p in products],
         delivery_method_id=method.id,
     )

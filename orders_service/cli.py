@@ -16,15 +16,19 @@ from pathlib import Path
 
 import click
 
-from orders_service.config import DEV_STRIPE_KEY, METRICS_DIR, PROJECT_ROOT, Settings
+from orders_service.config import DEV_STRIPE_KEY, PROJECT_ROOT, Settings
 
 DEMO_TOKEN_LIFETIME = timedelta(hours=24)
 
 
 def _app():
-    from orders_service import create_app
+    from orders_service.app import create_app
 
     return create_app()
+
+
+def _session(app):
+    return app.extensions["orders.runtime"].session_factory()
 
 
 @click.group()
@@ -47,7 +51,7 @@ def seed():
     from orders_service.demo import seed_demo
 
     app = _app()
-    demo = seed_demo(app.extensions["orders.session_factory"]())
+    demo = seed_demo(_session(app))
     click.echo(f"demo customer {demo.customer.email} ({demo.customer.id}); admin {demo.admin.email}")
 
 
@@ -67,7 +71,7 @@ def token(customer_id, admin, hours):
     if bool(customer_id) == admin:
         raise click.UsageError("give exactly one of --customer ID or --admin")
     app = _app()
-    session = app.extensions["orders.session_factory"]()
+    session = _session(app)
     if admin:
         customer = ensure_customer(session, ADMIN_EMAIL, "Shop Admin", role=Role.ADMIN)
     else:
@@ -89,7 +93,7 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
     from orders_service.demo import seed_demo
 
     app = _app()
-    demo = seed_demo(app.extensions["orders.session_factory"]())
+    demo = seed_demo(_session(app))
     with app.app_context():
         token = mint_access_token(demo.customer.id, demo.customer.role, DEMO_TOKEN_LIFETIME)
     body = {
@@ -122,7 +126,8 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         f'-H "Content-Type: application/json" -d {shlex.quote(json.dumps(online_body))})',
         'echo "$RESPONSE"',
         "ORDER_ID=$(echo \"$RESPONSE\" | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"orderId\"])')",
-        "PI=$(echo \"$RESPONSE\" | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"clientSecret\"].split(\"_secret_\")[0])')",
+        "PI=$(echo \"$RESPONSE\" | python3 -c "
+        "'import json,sys; print(json.load(sys.stdin)[\"clientSecret\"].split(\"_secret_\")[0])')",
         "# what the browser does with the client secret: attach a test card and confirm",
         f'curl -s -o /dev/null {stripe}" -d payment_method=pm_card_visa',
         f'curl -s -o /dev/null -X POST {stripe}/confirm"',
@@ -187,8 +192,8 @@ def dev(port):
     settings = Settings.from_env()
     port = port or settings.port
     upgrade(settings.database_url)
-    shutil.rmtree(METRICS_DIR, ignore_errors=True)  # samples of an earlier run would be added to this one's
-    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(settings.metrics_dir, ignore_errors=True)  # an earlier run's samples would add to this one's
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
     base_url = f"http://127.0.0.1:{port}"
     guide = try_it_guide(base_url, settings)
 

@@ -10,9 +10,6 @@ import pycountry
 from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = Path(os.environ.get("ORDERS_INSTANCE_DIR", PROJECT_ROOT / "instance"))
-# prometheus-client's multiprocess folder; read here because it must be known before that library loads.
-METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or INSTANCE_DIR / "metrics")
 DEV_STRIPE_KEY = "sk_test_orders_service_dev"
 DEV_WEBHOOK_SECRET = "whsec_orders_service_dev"
 DEV_STRIPE_API_BASE = "http://127.0.0.1:8420"
@@ -50,11 +47,11 @@ def _smtp_url(env) -> str | None:
     return url
 
 
-def _dev_jwt_secret() -> str:
+def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
-    path = INSTANCE_DIR / "dev-jwt-secret"
+    path = instance_dir / "dev-jwt-secret"
     if not path.exists():
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        instance_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
@@ -72,6 +69,10 @@ class Settings:
     stripe_timeout_seconds: float
     store_currency: str
     order_payment_ttl_seconds: int
+    # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    # prometheus-client's multiprocess folder: every process of a host writes its samples there.
+    metrics_dir: Path = PROJECT_ROOT / "instance" / "metrics"
     access_token_minutes: int = 60
     port: int = 5000
     db_pool_size: int = 15
@@ -90,7 +91,13 @@ class Settings:
     @property
     def mail_folder(self) -> Path:
         """Where development writes the emails it would send (no SMTP_URL)."""
-        return INSTANCE_DIR / "mail"
+        return self.instance_dir / "mail"
+
+    @property
+    def broker_folders(self) -> dict[str, Path]:
+        """The embedded file broker's folders (CELERY_BROKER_URL unset and no REDIS_URL)."""
+        folder = self.instance_dir / "broker"
+        return {"queue": folder / "queue", "control": folder / "control"}
 
     @property
     def uses_stripe_emulator(self) -> bool:
@@ -104,8 +111,9 @@ class Settings:
         if environment not in ("development", "test", "production"):
             raise ConfigError("APP_ENV", f"must be development, test or production, got {environment!r}")
         production = environment == "production"
+        instance_dir = Path(env.get("ORDERS_INSTANCE_DIR") or PROJECT_ROOT / "instance")
 
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'orders.db'}"
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'orders.db'}"
         if database_url.startswith("postgres://"):  # Heroku-style URLs name no driver
             database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
         elif database_url.startswith("postgresql://"):
@@ -119,13 +127,14 @@ class Settings:
         redis_url = env.get("REDIS_URL") or None
         broker_url = env.get("CELERY_BROKER_URL") or redis_url or "filesystem://"
         if not broker_url.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://", "filesystem://")):
-            raise ConfigError("CELERY_BROKER_URL", f"must be a redis:// or amqp:// URL, got scheme {_scheme(broker_url)!r}")
+            raise ConfigError("CELERY_BROKER_URL",
+                              f"must be a redis:// or amqp:// URL, got scheme {_scheme(broker_url)!r}")
 
         jwt_secret = env.get("JWT_SECRET_KEY")
         if not jwt_secret:
             if production:
                 raise ConfigError("JWT_SECRET_KEY", "is required in production")
-            jwt_secret = _dev_jwt_secret()
+            jwt_secret = _dev_jwt_secret(instance_dir)
         elif len(jwt_secret) < 16:
             raise ConfigError("JWT_SECRET_KEY", "must be at least 16 characters")
 
@@ -168,6 +177,8 @@ class Settings:
             stripe_timeout_seconds=stripe_timeout,
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
+            instance_dir=instance_dir,
+            metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
             db_pool_size=_int(env, "DB_POOL_SIZE", 15, minimum=1, maximum=1000),

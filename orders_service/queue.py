@@ -9,7 +9,7 @@ import logging
 from celery import Celery
 from kombu import Exchange, Queue
 
-from orders_service.config import INSTANCE_DIR, Settings
+from orders_service.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,13 @@ TASK_ROUTES = {
 MAX_RETRY_DELAY_SECONDS = 600
 
 
-def _transport_options(url: str) -> dict:
+def _transport_options(settings: Settings) -> dict:
+    url = settings.broker_url
     if url.startswith("filesystem://"):
-        # The embedded default: a broker in files under instance/, needing no server.
-        folder = INSTANCE_DIR / "broker"
-        for sub in ("queue", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-                "control_folder": str(folder / "control")}
+        # The embedded default: a broker in files under instance/ (runtime.prepare_process creates them).
+        folders = settings.broker_folders
+        return {"data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
+                "control_folder": str(folders["control"])}
     if url.startswith(("redis://", "rediss://")):
         return {"visibility_timeout": MAX_RETRY_DELAY_SECONDS * 6, "socket_connect_timeout": 2,
                 "socket_timeout": 5}
@@ -47,7 +46,7 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("orders_service")
     app.conf.update(
         broker_url=settings.broker_url,
-        broker_transport_options=_transport_options(settings.broker_url),
+        broker_transport_options=_transport_options(settings),
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
         task_serializer="json",
@@ -63,7 +62,7 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=MAINTENANCE_QUEUE,
         task_routes=TASK_ROUTES,
         enable_utc=True,
-        beat_schedule_filename=str(INSTANCE_DIR / "celerybeat-schedule"),
+        beat_schedule_filename=str(settings.instance_dir / "celerybeat-schedule"),
     )
     return app
 

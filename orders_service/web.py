@@ -1,32 +1,46 @@
-"""Per-request plumbing shared by the blueprints: the database session and the settings."""
+"""Per-request plumbing shared by the blueprints: the runtime's parts, the database session, errors."""
 from __future__ import annotations
 
 import json
+import logging
+from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import flask_smorest
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import MethodNotAllowed
 
-from orders_service.config import Settings
+from orders_service.errors import DomainError
+
+if TYPE_CHECKING:  # the composition root is above the routes; they only reach it through the app
+    from orders_service.config import Settings
+    from orders_service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["orders.runtime"]
 
 
 def settings() -> Settings:
-    return current_app.extensions["orders.settings"]
+    return runtime().settings
 
 
 def payment_gateway():
-    return current_app.extensions["orders.payments"]
+    return runtime().gateway
 
 
 def task_queue():
-    return current_app.extensions["orders.queue"]
+    return runtime().queue
 
 
 def db_session() -> Session:
     """The request's session; services open and commit their own transactions on it."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["orders.session_factory"]()
+        g.db_session = runtime().session_factory()
     return g.db_session
 
 
@@ -56,3 +70,54 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 PUBLIC = {"security": []}  # `@blp.doc(**PUBLIC)`: the OpenAPI document shows the route needs no token
+
+
+# --- errors: the contract's body `{code, status, message, errors?}` -------------------------------
+
+def error_response(status: int, message: str, errors=None):
+    body = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+    if errors:
+        body["errors"] = errors
+    return jsonify(body), status
+
+
+def _validation_message() -> str:
+    """Validation failures say which resource was being written; the order routes keep the seed's wording."""
+    if request.method == "POST" and request.path.startswith("/api/orders"):
+        return "Invalid order data"
+    return "Invalid request data"
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, whose error body is the contract's; this only words it for clients."""
+
+    def handle_http_exception(self, error):
+        payload, status, headers = super().handle_http_exception(error)
+        data = getattr(error, "data", None) or {}
+        if "messages" in data and "schema" in data:  # webargs validation (400: see _Parser)
+            errors = payload.get("errors")
+            # webargs nests messages by location ({"json": {...}}); the client only needs the fields.
+            if isinstance(errors, dict) and len(errors) == 1 and next(iter(errors)) in ("json", "query", "headers"):
+                payload["errors"] = next(iter(errors.values()))
+            payload["message"] = _validation_message()
+        elif "messages" in data:
+            payload["message"] = "Request body is not valid JSON"
+        payload.setdefault("message", error.description or HTTPStatus(status).phrase)
+        if not payload.get("errors"):
+            payload.pop("errors", None)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers = {**headers, "Allow": ", ".join(error.valid_methods)}
+        return payload, status, headers
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Domain errors and unexpected ones; HTTP errors are the Api's (above)."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        return error_response(exc.status, exc.message, exc.errors)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error")

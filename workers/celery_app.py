@@ -1,15 +1,17 @@
 """The Celery app of the `worker` and `beat` processes: configured from the service's settings."""
 from __future__ import annotations
 
-from functools import cached_property
-
 from celery import signals
 
 from orders_service.config import Settings
-from orders_service.ops.logs import configure_logging
-from orders_service.queue import make_celery
+from orders_service.runtime import Runtime, prepare_process
 
 settings = Settings.from_env()
+prepare_process(settings)  # before the services' imports: prometheus-client reads its folder when imported
+
+from orders_service.ops.logs import configure_logging  # noqa: E402
+from orders_service.queue import make_celery  # noqa: E402
+
 celery = make_celery(settings)
 celery.conf.beat_schedule = {
     name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds)}
@@ -21,40 +23,11 @@ celery.conf.beat_schedule["send_notifications"] = {
     "options": {"expires": float(settings.notification_interval_seconds) * 2},  # no pile-up while workers are down
 }
 celery.conf.imports = ("workers.tasks",)
+# Each worker process builds its own engine and clients on first use, after the prefork.
+runtime = Runtime(settings, db_pool_size=2)
 
 
 @signals.setup_logging.connect
 def _json_logs(**_kwargs):
     """Workers and beat log JSON lines like the web (Celery leaves logging alone when this is connected)."""
     configure_logging()
-
-
-class Runtime:
-    """What tasks use, built lazily in each worker process (after the prefork, never before)."""
-
-    @cached_property
-    def session_factory(self):
-        from orders_service.db import make_engine, make_session_factory
-
-        return make_session_factory(make_engine(settings.database_url, pool_size=2))
-
-    @cached_property
-    def gateway(self):
-        from orders_service.payments.stripe_gateway import StripeGateway
-
-        return StripeGateway(settings)
-
-    @cached_property
-    def queue(self):
-        from orders_service.queue import TaskQueue
-
-        return TaskQueue(settings)
-
-    @cached_property
-    def mailer(self):
-        from orders_service.notifications.mailer import make_mailer
-
-        return make_mailer(settings.smtp_url, settings.mail_folder)
-
-
-runtime = Runtime()

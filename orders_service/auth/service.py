@@ -41,7 +41,8 @@ def authenticate(session: Session, email: str, password: str) -> Customer:
     return customer
 
 
-def ensure_customer(session: Session, email: str, name: str, role: str = Role.CUSTOMER, password: str | None = None) -> Customer:
+def ensure_customer(session: Session, email: str, name: str, role: str = Role.CUSTOMER,
+                    password: str | None = None) -> Customer:
     """Find a customer by email or create it (demo data and the token CLI)."""
     with session.begin():
         customer = session.scalar(select(Customer).where(Customer.email == email.lower()))

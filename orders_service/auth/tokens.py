@@ -6,7 +6,6 @@ its `role` claim is `customer` or `admin`; any other token is a 401 (CONTRACT §
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 
@@ -19,22 +18,12 @@ from flask_jwt_extended import (
     verify_jwt_in_request,
 )
 
+from orders_service.auth.actor import Actor
 from orders_service.auth.models import Role
-from orders_service.errors import Forbidden, Unauthorized, error_body
+from orders_service.errors import Forbidden, Unauthorized
+from orders_service.web import error_response
 
 jwt = JWTManager()
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is calling: the customer id of the token and its role."""
-
-    customer_id: uuid.UUID
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
 
 
 def init_jwt(app: Flask, secret: str, access_minutes: int) -> None:
@@ -51,7 +40,7 @@ def init_jwt(app: Flask, secret: str, access_minutes: int) -> None:
     jwt.init_app(app)
 
     def unauthorized(message):
-        return error_body(401, message)
+        return error_response(401, message)
 
     jwt.unauthorized_loader(lambda reason: unauthorized("Missing or malformed Authorization header"))
     jwt.invalid_token_loader(lambda reason: unauthorized("Invalid token"))

@@ -1,6 +1,5 @@
 from uuid import UUID
 
-
 from orders_service.auth.models import Role
 from orders_service.auth.tokens import authenticated
 from orders_service.catalog import service
@@ -9,7 +8,6 @@ from orders_service.catalog.schemas import (
     DeliveryMethodPatchSchema,
     DeliveryMethodQuerySchema,
     DeliveryMethodSchema,
-    PageArgsSchema,
     ProductInSchema,
     ProductPageSchema,
     ProductPatchSchema,
@@ -18,6 +16,7 @@ from orders_service.catalog.schemas import (
     VariantPatchSchema,
     VariantSchema,
 )
+from orders_service.pages import PageArgsSchema
 from orders_service.web import PUBLIC, Blueprint, db_session
 
 blp = Blueprint("catalog", __name__, url_prefix="/api", description="Products, variants and delivery methods")
@@ -29,7 +28,7 @@ admin = authenticated(role=Role.ADMIN)
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, ProductPageSchema)
 def list_products(args):
-    return service.list_products(db_session(), args["page"], args["pageSize"])
+    return service.list_products(db_session(), args["page"], args["page_size"])
 
 
 @blp.route("/products", methods=["POST"])

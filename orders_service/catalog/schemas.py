@@ -1,107 +1,89 @@
+"""Catalog bodies. Fields are named as the models' attributes (`data_key` is the JSON name): services
+assign what a schema loaded as it comes."""
 from marshmallow import Schema, fields, validate
 
 from orders_service.fields import Country, Money, StrictInteger, Text
+from orders_service.pages import PartialMixin, page_schema
 
 _name = validate.Length(min=1, max=200)
 _sku = validate.Length(min=1, max=64)
 _stock = validate.Range(min=0, max=1_000_000_000)
 
 
-class PageArgsSchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-
-
 class VariantInSchema(Schema):
     name = Text(required=True, validate=_name)
     sku = Text(validate=_sku, allow_none=True)
-    price = Money(allow_none=True)
+    price_cents = Money(data_key="price", allow_none=True)
     stock = StrictInteger(required=True, validate=_stock)
 
 
-class VariantPatchSchema(Schema):
-    name = Text(validate=_name)
-    sku = Text(validate=_sku, allow_none=True)
-    price = Money(allow_none=True)
-    stock = StrictInteger(validate=_stock)
+class VariantPatchSchema(PartialMixin, VariantInSchema):
+    pass
 
 
 class ProductInSchema(Schema):
     name = Text(required=True, validate=_name)
     description = Text(allow_none=True, validate=validate.Length(max=5000))
-    price = Money(required=True)
+    price_cents = Money(data_key="price", required=True)
     stock = StrictInteger(load_default=0, validate=_stock)
     sku = Text(validate=_sku, allow_none=True)
-    weightGrams = StrictInteger(load_default=0, validate=validate.Range(min=0, max=10_000_000))
+    weight_grams = StrictInteger(data_key="weightGrams", load_default=0, validate=validate.Range(min=0, max=10_000_000))
     active = fields.Boolean(load_default=True)
     variants = fields.List(fields.Nested(VariantInSchema), load_default=list, validate=validate.Length(max=100))
 
 
-class ProductPatchSchema(Schema):
-    name = Text(validate=_name)
-    description = Text(allow_none=True, validate=validate.Length(max=5000))
-    price = Money()
-    stock = StrictInteger(validate=_stock)
-    weightGrams = StrictInteger(validate=validate.Range(min=0, max=10_000_000))
-    active = fields.Boolean()
+class ProductPatchSchema(PartialMixin, ProductInSchema):
+    class Meta:
+        exclude = ("sku", "variants")  # a SKU is for life; variants have routes of their own
 
 
 class VariantSchema(Schema):
     id = fields.UUID()
     name = fields.String()
     sku = fields.String(allow_none=True)
-    price = Money(attribute="effective_price_cents")
-    stock = StrictInteger()
+    effective_price_cents = Money(data_key="price")
+    stock = fields.Integer()
 
 
 class ProductSchema(Schema):
     id = fields.UUID()
     name = fields.String()
     description = fields.String(allow_none=True)
-    price = Money(attribute="price_cents")
-    stock = StrictInteger()
+    price_cents = Money(data_key="price")
+    stock = fields.Integer()
     sku = fields.String(allow_none=True)
-    weightGrams = StrictInteger(attribute="weight_grams")
+    weight_grams = fields.Integer(data_key="weightGrams")
     active = fields.Boolean()
     variants = fields.List(fields.Nested(VariantSchema))
 
 
-class ProductPageSchema(Schema):
-    items = fields.List(fields.Nested(ProductSchema))
-    page = fields.Integer()
-    pageSize = fields.Integer()
-    total = fields.Integer()
+ProductPageSchema = page_schema(ProductSchema, "ProductPage")
 
 
 class DeliveryMethodInSchema(Schema):
     name = Text(required=True, validate=_name)
-    price = Money(required=True)
+    price_cents = Money(data_key="price", required=True)
     countries = fields.List(Country(), load_default=list, validate=validate.Length(max=300))
-    maxWeightGrams = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=100_000_000))
-    cashOnDelivery = fields.Boolean(load_default=True)
+    max_weight_grams = StrictInteger(data_key="maxWeightGrams", allow_none=True,
+                                     validate=validate.Range(min=1, max=100_000_000))
+    cash_on_delivery = fields.Boolean(data_key="cashOnDelivery", load_default=True)
     active = fields.Boolean(load_default=True)
-    estimatedDays = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=365))
+    estimated_days = StrictInteger(data_key="estimatedDays", allow_none=True, validate=validate.Range(min=0, max=365))
 
 
-class DeliveryMethodPatchSchema(Schema):
-    name = Text(validate=_name)
-    price = Money()
-    countries = fields.List(Country(), validate=validate.Length(max=300))
-    maxWeightGrams = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=100_000_000))
-    cashOnDelivery = fields.Boolean()
-    active = fields.Boolean()
-    estimatedDays = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=365))
+class DeliveryMethodPatchSchema(PartialMixin, DeliveryMethodInSchema):
+    pass
 
 
 class DeliveryMethodSchema(Schema):
     id = fields.UUID()
     name = fields.String()
-    price = Money(attribute="price_cents")
+    price_cents = Money(data_key="price")
     countries = fields.List(fields.String())
-    maxWeightGrams = fields.Integer(attribute="max_weight_grams", allow_none=True)
-    cashOnDelivery = fields.Boolean(attribute="cash_on_delivery")
+    max_weight_grams = fields.Integer(data_key="maxWeightGrams", allow_none=True)
+    cash_on_delivery = fields.Boolean(data_key="cashOnDelivery")
     active = fields.Boolean()
-    estimatedDays = fields.Integer(attribute="estimated_days", allow_none=True)
+    estimated_days = fields.Integer(data_key="estimatedDays", allow_none=True)
 
 
 class DeliveryMethodQuerySchema(Schema):

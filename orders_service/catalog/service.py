@@ -9,19 +9,13 @@ from sqlalchemy.orm import Session
 
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 from orders_service.errors import Conflict, NotFound
-
-# API field → model attribute, for the writable fields.
-_PRODUCT_FIELDS = {"name": "name", "description": "description", "price": "price_cents", "stock": "stock",
-                   "sku": "sku", "weightGrams": "weight_grams", "active": "active"}
-_VARIANT_FIELDS = {"name": "name", "sku": "sku", "price": "price_cents", "stock": "stock"}
-_DELIVERY_FIELDS = {"name": "name", "price": "price_cents", "countries": "countries",
-                    "maxWeightGrams": "max_weight_grams", "cashOnDelivery": "cash_on_delivery",
-                    "active": "active", "estimatedDays": "estimated_days"}
+from orders_service.pages import Page
 
 
-def _assign(obj, mapping: dict, data: dict) -> None:
-    for api_name, value in data.items():
-        setattr(obj, mapping[api_name], value)
+def _assign(obj, data: dict) -> None:
+    """Set the validated fields (the schemas load them under the models' attribute names)."""
+    for attribute, value in data.items():
+        setattr(obj, attribute, value)
 
 
 def _commit_unique(session: Session, what: str) -> None:
@@ -32,7 +26,7 @@ def _commit_unique(session: Session, what: str) -> None:
         raise Conflict(f"A {what} with this SKU already exists") from None
 
 
-def list_products(session: Session, page: int, page_size: int) -> dict:
+def list_products(session: Session, page: int, page_size: int) -> Page:
     """A page of active products, oldest first."""
     with session.begin():
         active = Product.active.is_(True)
@@ -41,7 +35,7 @@ def list_products(session: Session, page: int, page_size: int) -> dict:
             select(Product).where(active).order_by(Product.created_at, Product.id)
             .offset((page - 1) * page_size).limit(page_size)
         ).all()
-    return {"items": items, "page": page, "pageSize": page_size, "total": total}
+    return Page(items, page, page_size, total)
 
 
 def get_product(session: Session, product_id: uuid.UUID) -> Product:
@@ -57,12 +51,12 @@ def create_product(session: Session, data: dict) -> Product:
     """A new product with its variants."""
     variants = data.pop("variants", [])
     product = Product()
-    _assign(product, _PRODUCT_FIELDS, data)
+    _assign(product, data)
     session.begin()
     session.add(product)
     for v in variants:
         variant = Variant()
-        _assign(variant, _VARIANT_FIELDS, v)
+        _assign(variant, v)
         product.variants.append(variant)
     _commit_unique(session, "product or variant")
     return product
@@ -75,7 +69,7 @@ def update_product(session: Session, product_id: uuid.UUID, data: dict) -> Produ
     if product is None:
         session.rollback()
         raise NotFound("Product not found")
-    _assign(product, _PRODUCT_FIELDS, data)
+    _assign(product, data)
     _commit_unique(session, "product")
     return product
 
@@ -88,7 +82,7 @@ def add_variant(session: Session, product_id: uuid.UUID, data: dict) -> Variant:
         session.rollback()
         raise NotFound("Product not found")
     variant = Variant()
-    _assign(variant, _VARIANT_FIELDS, data)
+    _assign(variant, data)
     product.variants.append(variant)
     _commit_unique(session, "variant")
     return variant
@@ -101,7 +95,7 @@ def update_variant(session: Session, product_id: uuid.UUID, variant_id: uuid.UUI
     if variant is None or variant.product_id != product_id:
         session.rollback()
         raise NotFound("Variant not found")
-    _assign(variant, _VARIANT_FIELDS, data)
+    _assign(variant, data)
     _commit_unique(session, "variant")
     return variant
 
@@ -118,7 +112,7 @@ def list_delivery_methods(session: Session, country: str | None) -> list[Deliver
 def create_delivery_method(session: Session, data: dict) -> DeliveryMethod:
     """A new delivery method."""
     method = DeliveryMethod()
-    _assign(method, _DELIVERY_FIELDS, data)
+    _assign(method, data)
     with session.begin():
         session.add(method)
     return method
@@ -130,5 +124,5 @@ def update_delivery_method(session: Session, method_id: uuid.UUID, data: dict) -
         method = session.get(DeliveryMethod, method_id)
         if method is None:
             raise NotFound("Delivery method not found")
-        _assign(method, _DELIVERY_FIELDS, data)
+        _assign(method, data)
     return method

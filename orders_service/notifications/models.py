@@ -10,7 +10,7 @@ from orders_service.db import Base, UUIDKey, utcnow
 
 
 class Notification(UUIDKey, Base):
-    """The outbox: a message to a customer, written in the transaction of the change it tells about."""
+    """The outbox: a message to a customer about an order, written in the transaction of the change it tells about."""
 
     __tablename__ = "notifications"
     __table_args__ = (
@@ -19,6 +19,7 @@ class Notification(UUIDKey, Base):
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))  # whom to write to
     kind: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str | None] = mapped_column(String(254))  # the customer's address when it was sent
     subject: Mapped[str] = mapped_column(String(200))

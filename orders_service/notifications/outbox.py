@@ -21,38 +21,19 @@ from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Customer
 from orders_service.db import utcnow
-from orders_service.money import from_cents
 from orders_service.notifications.mailer import Mailer
 from orders_service.notifications.models import Notification
-from orders_service.orders.models import Order
 
 log = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=2)
 BATCH = 100
 
 
-def _text(order: Order, kind: str) -> tuple[str, str]:
-    ref = str(order.id)[:8]
-    total = f"{from_cents(order.total_cents)} {order.currency}"
-    return {
-        "order_confirmed": (f"Order {ref} confirmed", f"Thank you: your order {order.id} of {total} is confirmed."),
-        "payment_failed": (f"Payment for order {ref} failed",
-                           f"The payment of {total} for order {order.id} failed. You can try again with "
-                           "another card until the order expires."),
-        "shipped": (f"Order {ref} has shipped",
-                    f"Your order {order.id} is on its way with {order.carrier or 'our courier'}. "
-                    f"Tracking number: {order.tracking_number}."),
-        "canceled": (f"Order {ref} canceled", f"Your order {order.id} has been canceled."),
-        "refunded": (f"Order {ref} refunded", f"{total} for order {order.id} has been refunded to you."),
-    }[kind]
-
-
-def notify(session: Session, order: Order, kind: str) -> None:
-    """Add a message about `order` to the outbox, inside the caller's transaction."""
-    subject, body = _text(order, kind)
-    notification_id = uuid.uuid4()
-    session.execute(insert(Notification).values(id=notification_id, order_id=order.id, kind=kind, subject=subject,
-                                                body=body, attempts=0, created_at=utcnow()))
+def notify(session: Session, order_id: uuid.UUID, customer_id: uuid.UUID, kind: str, subject: str, body: str) -> None:
+    """Add a message to a customer about an order to the outbox, inside the caller's transaction."""
+    session.execute(insert(Notification).values(id=uuid.uuid4(), order_id=order_id, customer_id=customer_id,
+                                                kind=kind, subject=subject, body=body, attempts=0,
+                                                created_at=utcnow()))
 
 
 def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UUID, sender: str) -> bool:
@@ -64,12 +45,11 @@ def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UU
             .where(Notification.id == notification_id, Notification.sent_at.is_(None),
                    or_(Notification.claimed_until.is_(None), Notification.claimed_until < now))
             .values(claimed_until=now + CLAIM, attempts=Notification.attempts + 1)
-            .returning(Notification.order_id, Notification.subject, Notification.body)
+            .returning(Notification.customer_id, Notification.subject, Notification.body)
         ).first()
         if claimed is None:
             return False
-        recipient = session.scalar(select(Customer.email).join(Order, Order.customer_id == Customer.id)
-                                   .where(Order.id == claimed.order_id))
+        recipient = session.scalar(select(Customer.email).where(Customer.id == claimed.customer_id))
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, recipient, claimed.subject
     message["Date"] = formatdate(localtime=False)

@@ -1,9 +1,9 @@
 """Liveness, readiness and metrics (CONTRACT §7)."""
-from flask import Blueprint, current_app
+from flask import Blueprint
 from sqlalchemy import text
 
 from orders_service.ops import metrics
-from orders_service.web import task_queue
+from orders_service.web import runtime, task_queue
 
 blp = Blueprint("ops", __name__)
 
@@ -15,7 +15,7 @@ def healthz():
 
 def _database_ok() -> bool:
     try:
-        with current_app.extensions["orders.engine"].connect() as conn:
+        with runtime().engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
     except Exception:  # any driver or network error means "not ready"

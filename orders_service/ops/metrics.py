@@ -1,26 +1,23 @@
 """Prometheus metrics that add up across processes (prometheus-client's multiprocess mode).
 
 Every process of a host (gunicorn workers, Celery workers) writes its samples to files in one
-folder, and `/metrics` on any web worker reports the sum. The folder must be set before
-prometheus_client is imported, hence this module's first lines; `orders-service dev` empties it on
-start, and in production it belongs on a tmpfs emptied at boot (docs/operations.md).
+folder, and `/metrics` on any web worker reports the sum. prometheus-client picks that mode when it
+is imported, from `PROMETHEUS_MULTIPROC_DIR`: the entry points set it first
+(`runtime.prepare_process`). A process that never did (a test client, a CLI command) counts in
+memory, alone. `orders-service dev` empties the folder on start; in production it belongs on a
+tmpfs emptied at boot (docs/operations.md).
 """
 from __future__ import annotations
 
-import os
-
-from orders_service.config import METRICS_DIR
-
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
-METRICS_DIR.mkdir(parents=True, exist_ok=True)
-
-from prometheus_client import (  # noqa: E402  (after the folder is chosen)
+from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 REQUESTS = Counter("orders_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])
@@ -32,6 +29,8 @@ WEBHOOK_EVENTS = Counter("orders_webhook_events_total", "Stripe webhook events r
 
 
 def render() -> tuple[bytes, str]:
+    if values.ValueClass is values.MutexValue:  # this process counts alone, in memory
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return generate_latest(registry), CONTENT_TYPE_LATEST

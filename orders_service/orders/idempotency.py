@@ -5,6 +5,7 @@ import hashlib
 import json
 import uuid
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from orders_service.db import insert_ignoring_conflicts
@@ -32,3 +33,8 @@ def claim_key(session: Session, customer_id: uuid.UUID, key: str, fingerprint: s
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReused("Idempotency-Key has already been used with a different request")
     return record.order_id
+
+
+def forget_order(session: Session, order_id: uuid.UUID) -> None:
+    """Drop the key that created `order_id`, so that the same key may try again (its start failed)."""
+    session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.order_id == order_id))

@@ -26,6 +26,9 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (D, "collect_payment"): D,
 }
 ACTIONS = sorted({action for _status, action in TRANSITIONS})
+# How a refusal names the action: "An order that is pending cannot be shipped".
+_PREDICATES = {"pay": "be paid", "expire": "expire", "revive": "be revived", "cancel": "be canceled",
+               "ship": "be shipped", "deliver": "be delivered", "collect_payment": "have its cash collected"}
 
 _REFUSALS = {
     (X, "cancel"): "Order is already canceled",
@@ -46,6 +49,6 @@ def transition(order: Order, action: str) -> str:
         raise InvalidRequest("Only an unpaid cash-on-delivery order can have its payment collected")
     target = TRANSITIONS.get((order.status, action))
     if target is None:
-        raise InvalidRequest(_REFUSALS.get((order.status, action), f"Cannot {action.replace('_', ' ')} an order "
-                                                                    f"that is {order.status}"))
+        raise InvalidRequest(_REFUSALS.get((order.status, action),
+                                           f"An order that is {order.status} cannot {_PREDICATES[action]}"))
     return target

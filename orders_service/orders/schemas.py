@@ -2,6 +2,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from orders_service.fields import Country, Money, StrictInteger, Text, UtcDateTime
 from orders_service.orders.models import OrderStatus
+from orders_service.pages import PageArgsSchema, page_schema
 
 
 class AddressSchema(Schema):
@@ -36,10 +37,8 @@ class IdempotencyHeaderSchema(Schema):
     )
 
 
-class OrderQuerySchema(Schema):
+class OrderQuerySchema(PageArgsSchema):
     status = Text(validate=validate.OneOf(OrderStatus.ALL))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class OrderItemSchema(Schema):
@@ -79,11 +78,7 @@ class OrderSchema(Schema):
     events = fields.List(fields.Nested(OrderEventSchema))
 
 
-class OrderPageSchema(Schema):
-    items = fields.List(fields.Nested(OrderSchema))
-    page = fields.Integer()
-    pageSize = fields.Integer()
-    total = fields.Integer()
+OrderPageSchema = page_schema(OrderSchema, "OrderPage")
 
 
 class PaymentStartedSchema(Schema):

@@ -7,25 +7,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from orders_service.auth.actor import Actor
 from orders_service.auth.models import Customer
-from orders_service.auth.tokens import Actor
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 from orders_service.db import utcnow
 from orders_service.errors import Forbidden, InvalidRequest, NotFound
 from orders_service.money import from_cents
-from orders_service.notifications.outbox import notify
 from orders_service.ops import metrics
-from orders_service.orders import idempotency
-from orders_service.orders.models import (
-    Order,
-    OrderEvent,
-    OrderItem,
-    OrderStatus,
-    PaymentMethod,
-    PaymentStatus,
-)
+from orders_service.orders import actions, idempotency
+from orders_service.orders.models import Order, OrderItem, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.pricing import PricedLine, order_totals
-from orders_service.orders.stock import StockLine, release_stock, reserve_stock
+from orders_service.orders.stock import StockLine, reserve_stock
+from orders_service.pages import Page
 
 
 @dataclass(frozen=True)
@@ -35,7 +28,7 @@ class PlacedOrder:
 
 
 def check_actor_may_order_for(actor: Actor, customer_id: uuid.UUID) -> None:
-    if customer_id != actor.customer_id and not actor.is_admin:
+    if not actor.may_see(customer_id):
         raise Forbidden("customerId does not match the authenticated customer")
 
 
@@ -55,7 +48,8 @@ def _price_lines(session: Session, items: list[dict]) -> list[PricedLine]:
     variants = {}
     if variant_ids:
         variants = {row.id: row for row in session.execute(
-            select(Variant.id, Variant.product_id, Variant.name, Variant.price_cents).where(Variant.id.in_(variant_ids)))}
+            select(Variant.id, Variant.product_id, Variant.name, Variant.price_cents)
+            .where(Variant.id.in_(variant_ids)))}
 
     lines = []
     for item in items:
@@ -124,7 +118,8 @@ def place_order(
         address = data["deliveryAddress"]
         _check_delivery(method, address["country"], totals.weight_grams, payment_method)
 
-        reserve_stock(session, [StockLine(l.product_id, l.variant_id, l.name, l.quantity) for l in lines])
+        reserve_stock(session, [StockLine(line.product_id, line.variant_id, line.name, line.quantity)
+                                for line in lines])
 
         online = payment_method == PaymentMethod.ONLINE
         values = dict(
@@ -147,22 +142,14 @@ def place_order(
         session.execute(insert(Order).values(values))
         order = Order(**values)
         session.execute(insert(OrderItem), [
-            dict(id=uuid.uuid4(), order_id=order_id, position=i, product_id=l.product_id, variant_id=l.variant_id,
-                 name=l.name, unit_price_cents=l.unit_price_cents, quantity=l.quantity,
-                 line_total_cents=l.line_total_cents)
-            for i, l in enumerate(lines)
+            dict(id=uuid.uuid4(), order_id=order_id, position=i, product_id=line.product_id,
+                 variant_id=line.variant_id, name=line.name, unit_price_cents=line.unit_price_cents,
+                 quantity=line.quantity, line_total_cents=line.line_total_cents)
+            for i, line in enumerate(lines)
         ])
-        session.execute(insert(OrderEvent).values(order_id=order_id, type="placed", at=order.created_at,
-                                                  detail={"paymentMethod": payment_method}))
-        if not online:  # an online order is confirmed when its payment succeeds
-            notify(session, order, "order_confirmed")
+        actions.record_placed(session, order)
     metrics.ORDERS_PLACED.labels(payment_method).inc()
     return PlacedOrder(order, replayed=False)
-
-
-def release_order_stock(session: Session, order: Order) -> None:
-    """Give an order's items back to stock; callers hold the order's row lock and change its status."""
-    release_stock(session, [StockLine(i.product_id, i.variant_id, i.name, i.quantity) for i in order.items])
 
 
 def load_order(session: Session, order_id: uuid.UUID) -> Order:
@@ -179,12 +166,12 @@ def get_order(session: Session, actor: Actor, order_id: uuid.UUID) -> Order:
     """One order with its items and events; another customer's order is 404, as if it did not exist."""
     with session.begin():
         order = load_order(session, order_id)
-    if order.customer_id != actor.customer_id and not actor.is_admin:
+    if not actor.may_see(order.customer_id):
         raise NotFound("Order not found")
     return order
 
 
-def list_orders(session: Session, actor: Actor, status: str | None, page: int, page_size: int) -> dict:
+def list_orders(session: Session, actor: Actor, status: str | None, page: int, page_size: int) -> Page:
     """The caller's orders, newest first (an admin's: everyone's)."""
     conditions = []
     if not actor.is_admin:
@@ -199,4 +186,4 @@ def list_orders(session: Session, actor: Actor, status: str | None, page: int, p
             .order_by(Order.created_at.desc(), Order.id.desc())
             .offset((page - 1) * page_size).limit(page_size)
         ).all()
-    return {"items": orders, "page": page, "pageSize": page_size, "total": total}
+    return Page(orders, page, page_size, total)

@@ -9,8 +9,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from orders_service.db import insert_ignoring_conflicts, utcnow
+from orders_service.errors import NotFound
 from orders_service.ops import metrics
-from orders_service.orders.models import Order, OrderEvent
+from orders_service.orders import actions
+from orders_service.orders.models import Order
 from orders_service.payments.gateway import PaymentGateway, WebhookEvent
 from orders_service.payments.models import StripeEvent
 from orders_service.payments.service import apply_payment_intent, settle_refund_due
@@ -52,23 +54,20 @@ def _finish(session: Session, event_id: str, order_id: uuid.UUID | None, outcome
             update(StripeEvent).where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
             .values(processed_at=utcnow(), outcome=outcome).returning(StripeEvent.type)
         ).scalar_one_or_none()
-        if done is not None and order_id is not None and session.get(Order, order_id) is not None:
-            session.add(OrderEvent(order_id=order_id, type="webhook_received",
-                                   detail={"eventId": event_id, "eventType": done, "outcome": outcome}))
+        order = session.get(Order, order_id) if done is not None and order_id is not None else None
+        if order is not None:
+            actions.record_webhook(session, order, event_id, done, outcome)
 
 
 def _flag_dispute(session: Session, order_id: uuid.UUID, event: StripeEvent) -> str:
-    with session.begin():
-        order = session.get(Order, order_id, with_for_update=True)
-        if order is None:
-            return "no such order"
-        if order.disputed_at is not None:
-            return "already flagged"
-        order.disputed_at = utcnow()
-        dispute = event.payload["data"]["object"]
-        session.add(OrderEvent(order_id=order.id, type="dispute_opened",
-                               detail={"disputeId": dispute.get("id"), "reason": dispute.get("reason")}))
-    return "dispute_opened"
+    dispute = event.payload["data"]["object"]
+    try:
+        with session.begin():
+            order = actions.lock_order(session, order_id)
+            flagged = actions.flag_dispute(session, order, dispute.get("id"), dispute.get("reason"))
+    except NotFound:
+        return "no such order"
+    return "dispute_opened" if flagged else "already flagged"
 
 
 def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> str:

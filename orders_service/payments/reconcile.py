@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orders_service.db import utcnow
-from orders_service.orders.models import Order, OrderEvent, OrderStatus, PaymentMethod, PaymentStatus
-from orders_service.orders.lifecycle import allowed, transition
-from orders_service.orders.service import release_order_stock
+from orders_service.orders import actions
+from orders_service.orders.lifecycle import allowed
+from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntentStatus
 from orders_service.payments.service import CLOSED, apply_payment_intent, settle_refund_due
 
@@ -50,15 +50,10 @@ def reconcile_pending_orders(session: Session, gateway: PaymentGateway, older_th
 
 def _expire(session: Session, order_id: uuid.UUID, canceled_at_provider: bool, note: str | None) -> bool:
     with session.begin():
-        order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        order = actions.lock_order(session, order_id)
         if not allowed(order.status, "expire") or order.payment_status == PaymentStatus.PAID:
             return False
-        order.status = transition(order, "expire")
-        release_order_stock(session, order)
-        detail = {"paymentIntentCanceled": canceled_at_provider}
-        if note:
-            detail["note"] = note
-        session.add(OrderEvent(order_id=order.id, type="expired", detail=detail))
+        actions.expire(session, order, canceled_at_provider, note)
     return True
 
 

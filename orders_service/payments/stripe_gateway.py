@@ -4,8 +4,6 @@ from __future__ import annotations
 import stripe
 
 from orders_service.config import Settings
-import json
-
 from orders_service.payments.gateway import InvalidWebhook, PaymentGatewayError, PaymentIntent, WebhookEvent
 
 # Stripe's own default: a signature older than this is a replay.
@@ -94,20 +92,22 @@ class StripeGateway:
         if not signature:
             raise InvalidWebhook("missing Stripe-Signature header")
         try:
-            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, self._webhook_secret,
-                                                  WEBHOOK_TOLERANCE_SECONDS)
-            event = json.loads(payload)
-        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as exc:
+            event = self._client.construct_event(payload, signature, self._webhook_secret, WEBHOOK_TOLERANCE_SECONDS)
+            body = event.to_dict()
+        except stripe.SignatureVerificationError as exc:
             raise InvalidWebhook(f"invalid webhook: {exc}") from None
-        obj = (event.get("data") or {}).get("object") if isinstance(event, dict) else None
-        if not (isinstance(obj, dict) and event.get("object") == "event" and isinstance(event.get("id"), str)
-                and isinstance(event.get("type"), str) and 0 < len(event["id"]) <= 255):
+        except (ValueError, TypeError, AttributeError):  # signed, but not JSON (or not a JSON object)
+            raise InvalidWebhook("the body is not a Stripe event") from None
+        data = body.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not (isinstance(obj, dict) and body.get("object") == "event" and isinstance(body.get("id"), str)
+                and isinstance(body.get("type"), str) and 0 < len(body["id"]) <= 255):
             raise InvalidWebhook("the body is not a Stripe event")
         if obj.get("object") == "payment_intent":
             pi_id = obj.get("id")
         else:  # charges, refunds and disputes name their PaymentIntent
             pi_id = obj.get("payment_intent")
         metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        return WebhookEvent(id=event["id"], type=event["type"][:100],
+        return WebhookEvent(id=body["id"], type=body["type"][:100],
                             payment_intent_id=pi_id if isinstance(pi_id, str) else None,
-                            order_id=metadata.get("order_id"), payload=event)
+                            order_id=metadata.get("order_id"), payload=body)

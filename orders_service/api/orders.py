@@ -1,11 +1,11 @@
+"""The order routes (CONTRACT §5). They sit above `payments/`, whose checkout use cases they call."""
 from uuid import UUID
 
 from flask import g
 
-
-from orders_service.auth.tokens import authenticated, current_actor
 from orders_service.auth.models import Role
-from orders_service.orders import cancellation, fulfilment, service
+from orders_service.auth.tokens import authenticated, current_actor
+from orders_service.orders import fulfilment, service
 from orders_service.orders.models import PaymentMethod
 from orders_service.orders.schemas import (
     AdminOrderPatchSchema,
@@ -16,7 +16,7 @@ from orders_service.orders.schemas import (
     OrderSchema,
     PaymentStartedSchema,
 )
-from orders_service.payments import service as payments
+from orders_service.payments import checkout
 from orders_service.web import Blueprint, db_session, payment_gateway, settings
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
@@ -47,7 +47,7 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
 @blp.alt_response(404, description="Customer, delivery method or product not found")
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
 def place_order_with_payment(body, idempotency_key=None):
-    order = payments.place_online_order(
+    order = checkout.place_online_order(
         db_session(), payment_gateway(), current_actor(), body, settings().store_currency, idempotency_key
     )
     g.order_id = order.id
@@ -60,7 +60,7 @@ def place_order_with_payment(body, idempotency_key=None):
 @blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order")
 @blp.alt_response(404, description="Unknown order, or another customer's")
 def mark_paid(order_id: UUID):
-    payments.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
+    checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
 
 
 @blp.route("", methods=["GET"])
@@ -68,7 +68,7 @@ def mark_paid(order_id: UUID):
 @blp.arguments(OrderQuerySchema, location="query")
 @blp.response(200, OrderPageSchema)
 def list_orders(args):
-    return service.list_orders(db_session(), current_actor(), args.get("status"), args["page"], args["pageSize"])
+    return service.list_orders(db_session(), current_actor(), args.get("status"), args["page"], args["page_size"])
 
 
 @blp.route("/<uuid:order_id>", methods=["GET"])
@@ -84,7 +84,7 @@ def get_order(order_id: UUID):
 @blp.alt_response(400, description="The order has shipped, or is already canceled or expired")
 @blp.alt_response(404, description="Unknown order, or another customer's")
 def cancel_order(order_id: UUID):
-    return cancellation.cancel_order(db_session(), payment_gateway(), current_actor(), order_id)
+    return checkout.cancel_order(db_session(), payment_gateway(), current_actor(), order_id)
 
 
 admin_blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", description="Fulfilment (admin)")

@@ -1,0 +1,66 @@
+"""The Flask application factory: extensions, blueprints, error handlers — nothing else."""
+from __future__ import annotations
+
+from flask import Flask, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from orders_service.config import Settings
+from orders_service.ops.requests import init_request_logging
+from orders_service.runtime import Runtime
+from orders_service.web import Api, error_response, init_request_session, register_error_handlers
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    runtime = runtime or Runtime(settings)
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(
+        API_TITLE="orders-service",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Served from the installed swagger-ui-bundle package: the docs work with no internet.
+        OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "security": [{"bearerAuth": []}],
+        },
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.extensions["orders.runtime"] = runtime
+    init_request_session(app)
+
+    from orders_service.auth.tokens import init_jwt
+    init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
+
+    api = Api(app)
+    from orders_service.api.orders import admin_blp as admin_orders_blp
+    from orders_service.api.orders import blp as orders_blp
+    from orders_service.auth.routes import blp as auth_blp
+    from orders_service.catalog.routes import blp as catalog_blp
+    from orders_service.ops.health import blp as ops_blp
+    from orders_service.payments.webhooks import blp as webhooks_blp
+    for blp in (auth_blp, catalog_blp, orders_blp, admin_orders_blp, webhooks_blp):
+        api.register_blueprint(blp)
+    app.register_blueprint(ops_blp)
+    register_error_handlers(app)
+    init_request_logging(app)
+
+    @app.get("/api/docs/assets/<path:filename>")
+    def swagger_assets(filename):
+        return send_from_directory(swagger_ui_path, filename)
+
+    @app.before_request
+    def _require_json_body():
+        # A body that is not JSON is refused up front; webargs would otherwise read it as "no body".
+        if request.method in _BODY_METHODS and (request.content_length or request.headers.get("Transfer-Encoding")):
+            if not request.is_json:
+                return error_response(415, "Content-Type must be application/json")
+        return None
+
+    return app

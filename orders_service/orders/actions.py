@@ -1,0 +1,184 @@
+"""Every change to an order, one function each: its status, its stock, its trail and its email, together.
+
+Each action runs inside the caller's transaction, on an order the caller holds locked
+(`lock_order`), and asks the state machine before it moves anything; a move the machine forbids
+raises before anything is written. This module is the only code that writes an order's trail or
+queues a message to its customer, so a change can never happen with one of its parts missing.
+"""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from orders_service.db import utcnow
+from orders_service.errors import DomainError, NotFound
+from orders_service.notifications.outbox import notify
+from orders_service.orders.events import CustomerMessages, OrderEvents
+from orders_service.orders.lifecycle import allowed, transition
+from orders_service.orders.messages import customer_message
+from orders_service.orders.models import Order, OrderEvent, PaymentMethod, PaymentStatus
+from orders_service.orders.stock import StockLine, release_stock, reserve_stock
+
+
+def lock_order(session: Session, order_id: uuid.UUID) -> Order:
+    """The order, row-locked until the caller's transaction ends, with fresh attributes; 404 if unknown."""
+    order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+# --- the parts of a change (private: callers use the actions below) ----------------------------------
+
+def _record(session: Session, order: Order, event_type: str, **detail) -> None:
+    session.execute(insert(OrderEvent).values(order_id=order.id, type=event_type, at=utcnow(), detail=detail))
+
+
+def _tell(session: Session, order: Order, kind: str) -> None:
+    subject, body = customer_message(order, kind)
+    notify(session, order.id, order.customer_id, kind, subject, body)
+
+
+def _stock_lines(order: Order) -> list[StockLine]:
+    return [StockLine(i.product_id, i.variant_id, i.name, i.quantity) for i in order.items]
+
+
+def _close(session: Session, order: Order) -> None:
+    """Cancel the order and give its stock back; the state machine allows each order to close once."""
+    order.status = transition(order, "cancel")
+    release_stock(session, _stock_lines(order))
+
+
+def _mark_paid(order: Order) -> None:
+    order.payment_status, order.paid_at = PaymentStatus.PAID, utcnow()
+
+
+# --- placing ----------------------------------------------------------------------------------------
+
+def record_placed(session: Session, order: Order) -> None:
+    """A new order's first trail event; a cash-on-delivery order is confirmed at once and says so.
+
+    `place_order` has reserved its stock and inserted it in the same transaction.
+    """
+    _record(session, order, OrderEvents.PLACED, paymentMethod=order.payment_method)
+    if order.payment_method == PaymentMethod.CASH_ON_DELIVERY:
+        _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+
+
+# --- the customer or an admin -----------------------------------------------------------------------
+
+def cancel(session: Session, order: Order, by: str) -> None:
+    """Cancel before shipping: the stock goes back. Undoing the payment is the caller's (payments)."""
+    _close(session, order)
+    _record(session, order, OrderEvents.CANCELED, by=by)
+    _tell(session, order, CustomerMessages.CANCELED)
+
+
+def ship(session: Session, order: Order, tracking_number: str, carrier: str | None) -> None:
+    order.status = transition(order, "ship")
+    order.tracking_number, order.carrier = tracking_number, carrier
+    _record(session, order, OrderEvents.SHIPPED, trackingNumber=tracking_number, carrier=carrier)
+    _tell(session, order, CustomerMessages.SHIPPED)
+
+
+def deliver(session: Session, order: Order) -> None:
+    order.status = transition(order, "deliver")
+    _record(session, order, OrderEvents.DELIVERED)
+
+
+def collect_cash(session: Session, order: Order) -> None:
+    """Cash on delivery: the courier has the money; the status stays where it is."""
+    order.status = transition(order, "collect_payment")
+    _mark_paid(order)
+    _record(session, order, OrderEvents.PAYMENT_COLLECTED, amount=order.total_cents)
+
+
+# --- the payment provider ---------------------------------------------------------------------------
+
+def abandon_unstarted_payment(session: Session, order: Order, reason: str) -> None:
+    """No PaymentIntent could be opened: the order closes and its stock goes back."""
+    _close(session, order)
+    order.payment_status = PaymentStatus.FAILED
+    _record(session, order, OrderEvents.PAYMENT_INITIALIZATION_FAILED, error=reason)
+
+
+def confirm_payment(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
+    """The payment succeeded for a pending order: it is confirmed."""
+    order.status = transition(order, "pay")
+    _mark_paid(order)
+    _record(session, order, OrderEvents.PAYMENT_SUCCEEDED, paymentIntentId=payment_intent_id, amount=amount,
+            source=source)
+    _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+
+
+def record_payment_failure(session: Session, order: Order, payment_intent_id: str, error: str, source: str) -> None:
+    """The last attempt failed; the order stays pending and the customer may pay again until it expires."""
+    order.payment_status = PaymentStatus.FAILED
+    _record(session, order, OrderEvents.PAYMENT_FAILED, paymentIntentId=payment_intent_id, error=error,
+            source=source)
+    _tell(session, order, CustomerMessages.PAYMENT_FAILED)
+
+
+def cancel_by_provider(session: Session, order: Order, payment_intent_id: str, source: str) -> None:
+    """The PaymentIntent was canceled at the provider: the pending order closes with it."""
+    _close(session, order)
+    _record(session, order, OrderEvents.PAYMENT_CANCELED, paymentIntentId=payment_intent_id, source=source)
+    _tell(session, order, CustomerMessages.CANCELED)
+
+
+def refund(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
+    """The payment was refunded in full; an order that had not shipped is canceled and its stock released."""
+    order.payment_status = PaymentStatus.REFUNDED
+    if allowed(order.status, "cancel"):
+        _close(session, order)
+    _record(session, order, OrderEvents.REFUNDED, paymentIntentId=payment_intent_id, amount=amount, source=source)
+    _tell(session, order, CustomerMessages.REFUNDED)
+
+
+def revive(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> bool:
+    """A payment arrived after the order expired: confirm it if its stock can be taken again. False if not."""
+    was = order.status
+    try:
+        with session.begin_nested():
+            reserve_stock(session, _stock_lines(order))
+    except DomainError:
+        return False
+    order.status = transition(order, "revive")
+    _mark_paid(order)
+    _record(session, order, OrderEvents.LATE_PAYMENT_REVIVED, paymentIntentId=payment_intent_id, amount=amount,
+            was=was, source=source)
+    _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+    return True
+
+
+def record_late_payment(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
+    """Money arrived for an order that can no longer be fulfilled: it is paid, and a refund is due."""
+    _mark_paid(order)
+    _record(session, order, OrderEvents.LATE_PAYMENT_REFUND_DUE, paymentIntentId=payment_intent_id, amount=amount,
+            was=order.status, source=source)
+
+
+def expire(session: Session, order: Order, canceled_at_provider: bool, note: str | None = None) -> None:
+    """Unpaid past its time: the order expires and its stock goes back (no email: nothing was paid)."""
+    order.status = transition(order, "expire")
+    release_stock(session, _stock_lines(order))
+    detail = {"paymentIntentCanceled": canceled_at_provider}
+    if note:
+        detail["note"] = note
+    _record(session, order, OrderEvents.EXPIRED, **detail)
+
+
+def flag_dispute(session: Session, order: Order, dispute_id: str | None, reason: str | None) -> bool:
+    """A chargeback was opened: flag the order for a person to look at (once). False if already flagged."""
+    if order.disputed_at is not None:
+        return False
+    order.disputed_at = utcnow()
+    _record(session, order, OrderEvents.DISPUTE_OPENED, disputeId=dispute_id, reason=reason)
+    return True
+
+
+def record_webhook(session: Session, order: Order, event_id: str, event_type: str, outcome: str) -> None:
+    """A provider event about the order was applied (or found to change nothing): the trail says so."""
+    _record(session, order, OrderEvents.WEBHOOK_RECEIVED, eventId=event_id, eventType=event_type, outcome=outcome)

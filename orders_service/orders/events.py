@@ -1,0 +1,29 @@
+"""The vocabulary of an order's audit trail: every `OrderEvent.type` the service writes, in one place."""
+
+
+class OrderEvents:
+    PLACED = "placed"
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    PAYMENT_CANCELED = "payment_canceled"  # the PaymentIntent was canceled at the provider
+    PAYMENT_INITIALIZATION_FAILED = "payment_initialization_failed"  # no PaymentIntent could be opened
+    LATE_PAYMENT_REVIVED = "late_payment_revived"  # paid after expiry, and the stock was still there
+    LATE_PAYMENT_REFUND_DUE = "late_payment_refund_due"  # paid after the order closed: the money goes back
+    REFUNDED = "refunded"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    PAYMENT_COLLECTED = "payment_collected"  # cash on delivery
+    DISPUTE_OPENED = "dispute_opened"
+    WEBHOOK_RECEIVED = "webhook_received"
+
+
+class CustomerMessages:
+    """The kinds of email a customer gets (the notification outbox's `kind`)."""
+
+    ORDER_CONFIRMED = "order_confirmed"
+    PAYMENT_FAILED = "payment_failed"
+    SHIPPED = "shipped"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"

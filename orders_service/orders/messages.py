@@ -1,0 +1,22 @@
+"""What the customer is told about their order: the subject and text of each kind of email."""
+from __future__ import annotations
+
+from orders_service.money import from_cents
+from orders_service.orders.events import CustomerMessages as M
+from orders_service.orders.models import Order
+
+
+def customer_message(order: Order, kind: str) -> tuple[str, str]:
+    ref = str(order.id)[:8]
+    total = f"{from_cents(order.total_cents)} {order.currency}"
+    return {
+        M.ORDER_CONFIRMED: (f"Order {ref} confirmed", f"Thank you: your order {order.id} of {total} is confirmed."),
+        M.PAYMENT_FAILED: (f"Payment for order {ref} failed",
+                           f"The payment of {total} for order {order.id} failed. You can try again with "
+                           "another card until the order expires."),
+        M.SHIPPED: (f"Order {ref} has shipped",
+                    f"Your order {order.id} is on its way with {order.carrier or 'our courier'}. "
+                    f"Tracking number: {order.tracking_number}."),
+        M.CANCELED: (f"Order {ref} canceled", f"Your order {order.id} has been canceled."),
+        M.REFUNDED: (f"Order {ref} refunded", f"{total} for order {order.id} has been refunded to you."),
+    }[kind]

@@ -1,0 +1,67 @@
+"""The composition root: what the web and the workers are made of, built from one `Settings`.
+
+`create_app` and the Celery worker both hold a `Runtime`; each part is built on first use, so a
+prefork worker builds its engine and clients after the fork, never before.
+"""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+from orders_service.config import Settings
+
+
+def prepare_process(settings: Settings) -> None:
+    """What a process must do before importing the rest of the service (entry points call it first).
+
+    prometheus-client chooses its multiprocess mode when it is first imported, from an environment
+    variable, so the folder is named here; the embedded file broker needs its folders to exist.
+    """
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir)
+    if settings.broker_url.startswith("filesystem://"):
+        for folder in settings.broker_folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+class Runtime:
+    """Engine, sessions, payment gateway, task queue and mailer for one process."""
+
+    def __init__(self, settings: Settings, db_pool_size: int | None = None):
+        self.settings = settings
+        self._db_pool_size = db_pool_size or settings.db_pool_size
+
+    @cached_property
+    def engine(self):
+        from orders_service.db import make_engine
+
+        return make_engine(self.settings.database_url, self._db_pool_size)
+
+    @cached_property
+    def session_factory(self):
+        from orders_service.db import make_session_factory
+
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def gateway(self):
+        from orders_service.payments.stripe_gateway import StripeGateway
+
+        return StripeGateway(self.settings)
+
+    @cached_property
+    def queue(self):
+        from orders_service.queue import TaskQueue
+
+        return TaskQueue(self.settings)
+
+    @cached_property
+    def mailer(self):
+        from orders_service.notifications.mailer import make_mailer
+
+        return make_mailer(self.settings.smtp_url, self.settings.mail_folder)
+
+    def dispose(self) -> None:
+        """Close the database connections this process holds (tests, CLI commands)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
