@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make_run")]
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select, text
 
 from orders_service.auth.models import Customer
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 CLI = str(ROOT / ".venv" / "bin" / "orders-service")
 

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine
 
 from orders_service.migrate import upgrade
 from orders_service.models import metadata
-from tests.conftest import create_database, drop_database
+from tests.support.database import create_database, drop_database
 
 
 def _differences(url):

@@ -4,13 +4,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from argon2 import PasswordHasher
 
 from orders_service.auth.models import Customer, Role
 from orders_service.auth.tokens import mint_access_token
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 
+JWT_SECRET = "test-jwt-secret-that-is-long-enough"
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
 
@@ -79,8 +79,3 @@ class Make:
     def stock_of(self, model, row_id) -> int:
         with self.session_factory() as session:
             return session.get(model, row_id).stock
-
-
-@pytest.fixture
-def make(app, session_factory):
-    return Make(app, session_factory)

@@ -1,9 +1,9 @@
-"""What the worker tests do again and again: place an online order, read it back, post a signed event."""
+"""What order tests do again and again: place an online order, read it back, post a signed event."""
 import requests
 from sqlalchemy import func, select
 
 from orders_service.orders.models import Order, OrderEvent
-from tests.conftest import signed_event
+from tests.support.stripe import signed_event
 
 
 def place_online(client, make, shop, quantity=1):

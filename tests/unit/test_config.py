@@ -61,7 +61,9 @@ def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
 def test_development_defaults():
     settings = Settings.from_env({"JWT_SECRET_KEY": JWT})  # an explicit key: no key file is written
     assert settings.environment == "development" and not settings.is_production
-    assert settings.database_url == f"sqlite:///{config.INSTANCE_DIR / 'orders.db'}"
+    assert settings.instance_dir == config.PROJECT_ROOT / "instance"
+    assert settings.database_url == f"sqlite:///{settings.instance_dir / 'orders.db'}"
+    assert settings.metrics_dir == settings.instance_dir / "metrics"
     assert settings.broker_url == "filesystem://"
     assert settings.stripe_secret_key == config.DEV_STRIPE_KEY
     assert settings.stripe_api_base == config.DEV_STRIPE_API_BASE
@@ -93,12 +95,12 @@ def test_currency_and_ttl_are_read():
     assert (settings.store_currency, settings.order_payment_ttl_seconds) == ("EUR", 60)
 
 
-def test_development_without_a_jwt_key_keeps_one_random_key_in_the_instance_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "INSTANCE_DIR", tmp_path / "instance")
-    first = Settings.from_env({}).jwt_secret_key
+def test_development_without_a_jwt_key_keeps_one_random_key_in_the_instance_dir(tmp_path):
+    env = {"ORDERS_INSTANCE_DIR": str(tmp_path / "instance")}
+    first = Settings.from_env(env).jwt_secret_key
     assert len(first) >= 32
     assert (tmp_path / "instance" / "dev-jwt-secret").read_text().strip() == first
-    assert Settings.from_env({"APP_ENV": "test"}).jwt_secret_key == first  # every process agrees on it
+    assert Settings.from_env(dict(env, APP_ENV="test")).jwt_secret_key == first  # every process agrees on it
 
 
 @pytest.mark.parametrize("url", ["http://x", "postgresql+psycopg://u:p@db:notaport/orders"])

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from orders_service.orders.models import Order
-from tests.conftest import JWT_SECRET
+from tests.support.factories import JWT_SECRET
 
 PASSWORD = "correct horse battery"
 
@@ -255,3 +255,45 @@ def test_pages(client, orders):
 def test_bad_page_arguments_are_400(client, orders, query):
     _ids, alice_auth, _b = orders
     _error(client.get(f"/api/orders?{query}", headers=alice_auth), 400)
+
+
+ORDER_ROUTES = {  # every order route of CONTRACT §5, with a body that would otherwise be accepted
+    "place-order": lambda o, body: ("post", "/api/orders", body),
+    "place-order-with-payment": lambda o, body: ("post", "/api/orders/with-payment", body),
+    "mark-paid": lambda o, body: ("patch", f"/api/orders/{o}/paid", None),
+    "list-orders": lambda o, body: ("get", "/api/orders", None),
+    "get-order": lambda o, body: ("get", f"/api/orders/{o}", None),
+    "cancel-order": lambda o, body: ("post", f"/api/orders/{o}/cancel", None),
+    "fulfil-order": lambda o, body: ("patch", f"/api/admin/orders/{o}", {"status": "shipped", "trackingNumber": "T"}),
+}
+
+
+@pytest.mark.parametrize("route", list(ORDER_ROUTES.values()), ids=list(ORDER_ROUTES))
+@pytest.mark.parametrize("token", ["no-header", "garbage", "expired", "other-key"])
+def test_order_routes_refuse_a_missing_or_bad_token_and_change_nothing(client, make, catalog, db, route, token):
+    customer, auth = make.shopper()
+    product, _variant, method = catalog
+    body = make.order_body(customer, method, [(product, 1)])
+    placed = client.post("/api/orders", json=body, headers=auth)
+    order_id = placed.headers["Location"].rsplit("/", 1)[1]
+    verb, path, payload = route(order_id, body)
+
+    _error(client.open(path, method=verb.upper(), json=payload, headers=BAD_TOKENS[token](make, customer)), 401)
+
+    db.expire_all()
+    with db.begin():
+        assert db.scalar(select(func.count()).select_from(Order)) == 1
+        assert db.get(Order, uuid.UUID(order_id)).status == "confirmed"
+    assert make.stock_of(type(product), product.id) == 99
+
+
+def test_fulfilment_is_for_admins_only(client, make, catalog, db):
+    customer, auth = make.shopper()
+    product, _variant, method = catalog
+    placed = client.post("/api/orders", json=make.order_body(customer, method, [(product, 1)]), headers=auth)
+    path = f"/api/admin/orders/{placed.headers['Location'].rsplit('/', 1)[1]}"
+    body = {"status": "shipped", "trackingNumber": "T"}
+    assert _error(client.patch(path, json=body, headers=auth), 403)["message"] == "This action requires the admin role"
+    _error(client.patch(path, json=body), 401)
+    _admin, admin_auth = make.admin()
+    assert client.patch(path, json=body, headers=admin_auth).json["status"] == "shipped"

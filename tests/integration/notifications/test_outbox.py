@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from orders_service.catalog.models import Product
 from orders_service.notifications.models import Notification
-from tests.conftest import STACK_TIMINGS, PrivateRedis, Stack, signed_event, wait_until
+from tests.support.processes import STACK_TIMINGS, PrivateRedis, Stack, wait_until
+from tests.support.stripe import signed_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notifications")]
 

@@ -7,8 +7,9 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from tests.conftest import Stack, wait_until
-from tests.faults import TcpProxy
+from tests.support.faults import TcpProxy
+from tests.support.processes import PrivateRedis, Stack, wait_until
+from tests.support.stripe import signed_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ops")]
 
@@ -100,3 +101,38 @@ def test_request_logs_are_json_with_request_and_order_ids(base_env, make):
         assert {"time", "level", "logger", "message"} <= set(records[-1])
     finally:
         stack.close()
+
+
+def test_readyz_follows_the_broker(base_env):
+    broker = PrivateRedis()
+    stack = Stack(dict(base_env, CELERY_BROKER_URL=broker.url), processes=("web",))
+    try:
+        assert requests.get(f"{stack.url}/readyz", timeout=15).status_code == 200
+        broker.stop()
+        response = requests.get(f"{stack.url}/readyz", timeout=15)
+        assert response.status_code == 503
+        assert response.json() == {"status": "not ready", "checks": {"database": "ok", "broker": "unreachable"}}
+        broker.start()
+        wait_until(lambda: requests.get(f"{stack.url}/readyz", timeout=15).status_code == 200, timeout=20)
+    finally:
+        stack.close()
+        broker.stop()
+
+
+def test_metrics_count_webhook_events_by_type(live_server):
+    def metrics():
+        return requests.get(f"{live_server}/metrics", timeout=10).text
+
+    before = metrics()
+    first = signed_event("payment_intent.payment_failed", {"id": "pi_x", "object": "payment_intent"})
+    for body, headers in (first, first, signed_event("customer.created", {"id": "cus_1", "object": "customer"})):
+        assert requests.post(f"{live_server}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
+    after = metrics()
+
+    def delta(**labels):
+        return (_sample(after, "orders_webhook_events_total", **labels)
+                - _sample(before, "orders_webhook_events_total", **labels))
+
+    assert delta(type="payment_intent.payment_failed", duplicate="false") == 1
+    assert delta(type="payment_intent.payment_failed", duplicate="true") == 1
+    assert delta(type="customer.created", duplicate="false") == 1

@@ -177,3 +177,34 @@ def test_admin_may_order_for_a_customer(client, make, shop):
                            headers=admin_auth)
     assert response.status_code == 204
     assert client.get(response.headers["Location"], headers=auth).json["customerId"] == str(customer.id)
+
+
+def test_the_order_representation_is_the_contracts(client, make, shop):
+    """CONTRACT §5 "Order representation", every field, with its JSON type."""
+    import re
+
+    customer, auth, headphones, _case, method = shop
+    body = make.order_body(customer, method, [(headphones, 1)], notes="Ring twice")
+    order = client.get(client.post("/api/orders", json=body, headers=auth).headers["Location"], headers=auth).json
+
+    contract = {"id", "customerId", "status", "paymentMethod", "paymentStatus", "currency", "subtotal",
+                "deliveryPrice", "totalAmount", "items", "deliveryMethodId", "deliveryAddress", "notes",
+                "trackingNumber", "carrier", "createdAt", "paidAt", "events"}
+    documented_additions = {"disputedAt"}  # docs/decisions.md
+    assert set(order) == contract | documented_additions
+    assert uuid.UUID(order["id"]) and order["customerId"] == str(customer.id)
+    assert order["deliveryMethodId"] == str(method.id)
+    assert (order["currency"], order["notes"], order["trackingNumber"], order["carrier"]) == ("USD", "Ring twice",
+                                                                                              None, None)
+    assert order["paidAt"] is None and order["disputedAt"] is None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", order["createdAt"])
+    assert order["deliveryAddress"] == {"street": "123 Main St", "city": "New York", "state": "NY",
+                                        "zipCode": "10001", "country": "US"}
+    assert all(isinstance(order[k], (int, float)) and not isinstance(order[k], bool)
+               for k in ("subtotal", "deliveryPrice", "totalAmount"))
+    [item] = order["items"]
+    assert set(item) == {"productId", "variantId", "name", "unitPrice", "quantity", "lineTotal"}
+    [event] = order["events"]
+    assert set(event) == {"type", "at", "detail"} and event["type"] == "placed"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", event["at"])
+    assert event["detail"] == {"paymentMethod": "cash_on_delivery"}

@@ -95,3 +95,35 @@ def test_two_concurrent_cancels_release_stock_once_and_refund_once(live_server, 
     assert sorted(r.status_code for r in responses) == [200, 400]
     assert make.stock_of(Product, product.id) == 10
     assert len(_refunds(stripe_emulator, pi_id)) == 1
+
+
+def test_a_cancel_whose_refund_failed_is_finished_by_reconciliation(client, make, shop, stripe_emulator, settings,
+                                                                     session_factory, runtime):
+    import dataclasses
+
+    from orders_service.app import create_app
+    from orders_service.payments import reconcile
+    from tests.support.faults import faulty_http_server
+
+    _customer, auth, product, _method = shop
+    order_id, pi_id = _online(client, make, shop)
+    stripe_emulator.pay(pi_id)
+    assert client.patch(f"/api/orders/{order_id}/paid", headers=auth).status_code == 204
+
+    with faulty_http_server(500) as broken_stripe:  # Stripe fails while the customer cancels
+        broken = create_app(dataclasses.replace(settings, stripe_api_base=broken_stripe, stripe_timeout_seconds=1.0))
+        response = broken.test_client().post(f"/api/orders/{order_id}/cancel", headers=auth)
+        broken.extensions["orders.runtime"].dispose()
+    assert response.status_code == 200, response.json
+    assert (response.json["status"], response.json["paymentStatus"]) == ("canceled", "paid")  # a refund is due
+    assert make.stock_of(Product, product.id) == 10
+    assert _refunds(stripe_emulator, pi_id) == []
+
+    with session_factory() as session:
+        reconcile.reconcile_pending_orders(session, runtime.gateway, older_than_seconds=300)
+        reconcile.reconcile_pending_orders(session, runtime.gateway, older_than_seconds=300)  # nothing more
+
+    order = client.get(f"/api/orders/{order_id}", headers=auth).json
+    assert (order["status"], order["paymentStatus"]) == ("canceled", "refunded")
+    assert [r.amount for r in _refunds(stripe_emulator, pi_id)] == [39998 + 1000]
+    assert [e["type"] for e in order["events"]].count("refunded") == 1

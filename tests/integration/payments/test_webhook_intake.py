@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from orders_service.payments.models import StripeEvent
-from tests.conftest import signed_event
+from tests.support.stripe import signed_event
 
 
 def _count(db):
@@ -37,8 +37,9 @@ def _bad_requests():
                                 secret="whsec_someone_else")
     stale = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},
                          timestamp=int(time.time()) - 600)
-    from tests.conftest import WEBHOOK_SECRET
     import stripe
+
+    from tests.support.stripe import WEBHOOK_SECRET
 
     def signed_raw(text):
         return text.encode(), {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(

@@ -1,17 +1,19 @@
 """POST /api/orders/with-payment and PATCH …/paid through the real Stripe SDK against localstripe."""
 import dataclasses
 import re
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from orders_service import create_app
+from orders_service.app import create_app
 from orders_service.catalog.models import Product, Variant
 from orders_service.orders.models import Order, OrderEvent
-from tests.conftest import free_port
-from tests.faults import faulty_http_server
+from tests.support.database import TrailGate
+from tests.support.faults import faulty_http_server
+from tests.support.processes import free_port
 
 
 @pytest.fixture
@@ -135,16 +137,21 @@ def test_idempotent_replay_returns_the_same_client_secret(client, stripe_emulato
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("live_server")
-def test_twenty_concurrent_paid_calls_make_one_transition(live_server, client, db, stripe_emulator, seed_shop):
+def test_twenty_concurrent_paid_calls_make_one_transition(live_server, client, db, database_url, stripe_emulator,
+                                                           seed_shop):
     customer, auth, *_rest, body = seed_shop
     created = _place(client, auth, body).json
     stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
 
     def mark_paid(_):
-        return requests.patch(f"{live_server}/api/orders/{created['orderId']}/paid", headers=auth, timeout=30)
+        return requests.patch(f"{live_server}/api/orders/{created['orderId']}/paid", headers=auth, timeout=60)
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(mark_paid, range(20)))
+    # The first to apply the payment is held inside its transaction until all the others are blocked too.
+    with TrailGate(database_url, "payment_succeeded") as gate, ThreadPoolExecutor(max_workers=20) as pool:
+        calls = [pool.submit(mark_paid, i) for i in range(20)]
+        gate.wait_for_waiters(20)
+        gate.open()
+        responses = [call.result() for call in calls]
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [204] + [400] * 19, [r.text for r in responses]
@@ -166,7 +173,7 @@ def app_with_stripe_at(settings):
 
     yield build
     for app in apps:
-        app.extensions["orders.engine"].dispose()
+        app.extensions["orders.runtime"].dispose()
 
 
 @pytest.fixture(params=["unreachable", "answers-500", "slower-than-timeout"])
@@ -200,4 +207,60 @@ def test_stripe_faults_release_the_stock(app_with_stripe_at, broken_stripe, seed
     # The failed attempt is not replayed: the same key may try again once Stripe is back.
     retry = _place(client, auth, body, **{"Idempotency-Key": "retry-after-fault"})
     assert retry.status_code == 200, retry.json
+    assert make.stock_of(Product, headphones.id) == 8
+
+
+SHARED_ERRORS = {  # CONTRACT §5 "Errors shared by both ways of placing an order", on the with-payment route
+    "insufficient-stock": (lambda b, h, c, o: b["items"][0].update(quantity=11), 400,
+                           "Product 'Premium Headphones' has insufficient stock. Available: 10, Requested: 11"),
+    "invalid-data": (lambda b, h, c, o: b["items"][0].update(quantity=0), 400, "Invalid order data"),
+    "price-changed": (lambda b, h, c, o: b["items"][0].update(unitPrice=150), 400,
+                      "Price of 'Premium Headphones' has changed: you saw 150.00, it is now 199.99"),
+    "variant-missing": (lambda b, h, c, o: b["items"][1].pop("variantId"), 400,
+                        "Product 'Phone Case' is sold by variant: choose a variantId"),
+    "not-delivered-there": (lambda b, h, c, o: b["deliveryAddress"].update(country="FR"), 400,
+                            "Delivery method 'Standard Shipping' does not deliver to FR"),
+    "someone-elses-customer-id": (lambda b, h, c, o: b.update(customerId=str(o.id)), 403,
+                                  "customerId does not match the authenticated customer"),
+    "unknown-delivery-method": (lambda b, h, c, o: b.update(deliveryMethodId=str(uuid.uuid4())), 404,
+                                "Delivery method not found"),
+    "unknown-product": (lambda b, h, c, o: b["items"][0].update(productId=str(uuid.uuid4())), 404,
+                        "Product not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(SHARED_ERRORS))
+def test_with_payment_shares_the_order_errors_and_reserves_nothing(client, make, db, stripe_emulator, seed_shop,
+                                                                   case):
+    customer, auth, headphones, phone_case, body = seed_shop
+    other = make.customer()
+    change, status, message = SHARED_ERRORS[case]
+    change(body, auth, customer, other)
+
+    response = _place(client, auth, body)
+
+    assert (response.status_code, response.json["message"]) == (status, message), response.json
+    assert make.stock_of(Product, headphones.id) == 10
+    assert make.stock_of(Variant, phone_case.variants[0].id) == 10
+    assert db.scalar(select(func.count()).select_from(Order)) == 0
+    assert stripe_emulator.client.v1.payment_intents.list().data == []  # nothing was asked of Stripe
+
+
+def test_with_payment_unknown_customer_is_404(client, make, db, stripe_emulator, seed_shop):
+    _customer, _auth, _headphones, _case, body = seed_shop
+    _admin, admin_auth = make.admin()
+    body["customerId"] = str(uuid.uuid4())
+    response = _place(client, admin_auth, body)
+    assert (response.status_code, response.json["message"]) == (404, "Customer not found")
+    assert stripe_emulator.client.v1.payment_intents.list().data == []
+
+
+def test_with_payment_key_reused_with_another_body_is_422(client, make, stripe_emulator, seed_shop):
+    _customer, auth, headphones, _case, body = seed_shop
+    assert _place(client, auth, body, **{"Idempotency-Key": "checkout-7"}).status_code == 200
+    other = dict(body, notes="another request")
+    response = _place(client, auth, other, **{"Idempotency-Key": "checkout-7"})
+    assert (response.status_code, response.json["message"]) == (
+        422, "Idempotency-Key has already been used with a different request")
+    assert len(stripe_emulator.client.v1.payment_intents.list().data) == 1
     assert make.stock_of(Product, headphones.id) == 8

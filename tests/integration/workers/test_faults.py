@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.models import StripeEvent
-from tests.conftest import STACK_TIMINGS, PrivateRedis, Stack, signed_event, wait_until
-from tests.faults import slow_proxy
+from tests.support.faults import slow_proxy
+from tests.support.processes import STACK_TIMINGS, PrivateRedis, Stack, wait_until
+from tests.support.stripe import signed_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
@@ -21,12 +22,6 @@ def private_redis():
     server = PrivateRedis()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def shop(make):
-    customer, auth = make.shopper()
-    return customer, auth, make.product(stock=100), make.delivery_method(countries=[])
 
 
 def _paid_orders(client, make, shop, stripe_emulator, n):
@@ -80,9 +75,9 @@ def test_a_worker_killed_mid_task_gets_the_event_again_and_applies_it_once(
 def test_a_whole_worker_killed_mid_task_is_finished_by_the_redrive_job(
         base_env, private_broker, client, make, db, shop, stripe_emulator):
     [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
-    # Reconciliation would pay the order too; this test is about the re-drive, so it stays out of the way.
+    # Reconciliation and expiry would pay the order too; this test is about the re-drive, so they stay out of the way.
     env = dict(base_env, CELERY_BROKER_URL=private_broker, MAINTENANCE_INTERVAL_SECONDS="1",
-               **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600"))
+               **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600", ORDER_PAYMENT_TTL_SECONDS="3600"))
     with slow_proxy(stripe_emulator.url, delay=1.5) as (slow_stripe, hits):
         stack = Stack(env, processes=("web",))
         try:
@@ -105,7 +100,8 @@ def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
         base_env, private_redis, client, make, db, shop, stripe_emulator):
     paid = _paid_orders(client, make, shop, stripe_emulator, 20)
     env = dict(base_env, CELERY_BROKER_URL=private_redis.url, MAINTENANCE_INTERVAL_SECONDS="1",
-               **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600"))  # only the re-drive may apply them
+               # only the re-drive may apply them: reconciliation and expiry would pay the orders too
+               **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600", ORDER_PAYMENT_TTL_SECONDS="3600"))
     stack = Stack(env, processes=("web", "worker", "beat"))
     try:
         private_redis.stop()
@@ -121,7 +117,8 @@ def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
 
         def unprocessed():
             with db.begin():
-                return db.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.processed_at.is_(None)))
+                return db.scalar(select(func.count()).select_from(StripeEvent)
+                                 .where(StripeEvent.processed_at.is_(None)))
 
         wait_until(lambda: unprocessed() == 0, timeout=90, interval=1)
         assert all(_state(db, order_id) == ("paid", 1) for order_id, _ in paid)

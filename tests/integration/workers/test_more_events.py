@@ -8,11 +8,11 @@ from sqlalchemy import select
 from orders_service.catalog.models import Product
 from orders_service.orders.models import OrderEvent
 from orders_service.payments.models import StripeEvent
-from tests.conftest import wait_until
-from tests.integration.workers.helpers import count_events as _events
-from tests.integration.workers.helpers import fresh_order as _order
-from tests.integration.workers.helpers import place_online as _place_online
-from tests.integration.workers.helpers import post_event
+from tests.support.orders import count_events as _events
+from tests.support.orders import fresh_order as _order
+from tests.support.orders import place_online as _place_online
+from tests.support.orders import post_event
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
@@ -49,7 +49,8 @@ def test_a_dispute_flags_the_order_once(stack, client, make, db, shop, stripe_em
 
     assert _post(stack, "charge.dispute.created", dispute, event_id)["duplicate"] is False
 
-    wait_until(lambda: "dispute_opened" in _api_event_types(client, auth, order_id), timeout=15)
+    wait_until(lambda: _processed(db, event_id), timeout=15)  # the event's last commit
+    assert "dispute_opened" in _api_event_types(client, auth, order_id)
     flagged = _order(db, order_id)
     assert flagged.disputed_at is not None
     assert (flagged.status, flagged.payment_status) == ("confirmed", "paid")
@@ -126,3 +127,48 @@ def test_an_event_type_the_service_does_not_handle_is_only_stored(stack, client,
     assert (order.status, order.payment_status, order.paid_at) == ("pending", "unpaid", None)
     assert _events(db, order_id, "payment_succeeded") == 0
     assert make.stock_of(Product, product.id) == 98
+
+
+def test_a_declined_payment_through_the_webhook_is_recorded_and_the_customer_may_pay_again(
+        webhooks_on, client, make, db, shop, stripe_emulator):
+    _customer, auth, _product, _method = shop
+    order_id, pi_id = _place_online(client, make, shop)
+    stripe_emulator.decline(pi_id)  # the emulator sends payment_intent.payment_failed to the webhook
+
+    def processed_failure():
+        with db.begin():
+            return db.scalar(select(StripeEvent.processed_at).where(
+                StripeEvent.type == "payment_intent.payment_failed", StripeEvent.order_id == order_id))
+
+    wait_until(processed_failure, timeout=20)
+    order = client.get(f"/api/orders/{order_id}", headers=auth).json
+    assert (order["status"], order["paymentStatus"]) == ("pending", "failed")
+    failed = [e for e in order["events"] if e["type"] == "payment_failed"]
+    assert len(failed) == 1 and failed[0]["detail"]["source"] == "webhook" and failed[0]["detail"]["error"]
+
+
+@pytest.mark.parametrize("mismatch", ["amount", "currency"])
+def test_the_webhook_path_never_accepts_another_amount_or_currency(stack, client, make, db, shop, stripe_emulator,
+                                                                   mismatch):
+    """A validly signed event for a PaymentIntent of this order but of another sum: the order stays unpaid."""
+    from sqlalchemy import update
+
+    from orders_service.orders.models import Order
+
+    _customer, auth, _product, _method = shop
+    order_id, _pi_id = _place_online(client, make, shop)
+    order = _order(db, order_id)
+    wrong = stripe_emulator.client.v1.payment_intents.create(params={
+        "amount": order.total_cents - 1 if mismatch == "amount" else order.total_cents,
+        "currency": "usd" if mismatch == "amount" else "eur", "metadata": {"order_id": order_id},
+        "payment_method": "pm_card_visa", "confirm": True})
+    with db.begin():
+        db.execute(update(Order).where(Order.id == order_id).values(payment_intent_id=wrong.id))
+    event_id = f"evt_{uuid.uuid4().hex[:24]}"
+
+    _post(stack, "payment_intent.succeeded", wrong.to_dict(), event_id)
+
+    wait_until(lambda: _processed(db, event_id), timeout=15)
+    assert _stored(db, event_id).outcome == "amount or currency differs from the order"
+    assert (_order(db, order_id).status, _order(db, order_id).payment_status) == ("pending", "unpaid")
+    assert _events(db, order_id, "payment_succeeded") == 0

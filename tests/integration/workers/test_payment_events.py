@@ -1,20 +1,23 @@
 """Webhooks applied by a real Celery worker (on Redis and on RabbitMQ), and the periodic jobs."""
 import dataclasses
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from orders_service.catalog.models import Product
+from orders_service.orders.models import OrderEvent
 from orders_service.payments import reconcile
 from orders_service.payments.models import StripeEvent
 from orders_service.payments.stripe_gateway import StripeGateway
-from tests.conftest import free_port, wait_until
-from tests.integration.workers.helpers import count_events as _events
-from tests.integration.workers.helpers import fresh_order as _order
-from tests.integration.workers.helpers import place_online as _place_online
-from tests.integration.workers.helpers import post_event
+from tests.support.database import TrailGate
+from tests.support.orders import count_events as _events
+from tests.support.orders import fresh_order as _order
+from tests.support.orders import place_online as _place_online
+from tests.support.orders import post_event
+from tests.support.processes import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
@@ -23,9 +26,22 @@ def _deliver(stack, event_type, intent, event_id=None):
     return post_event(stack, event_type, intent.to_dict(), event_id)[:2]
 
 
-def _all_processed(db):
+def _succeeded_source(db, order_id):
     with db.begin():
-        return db.scalar(select(func.count()).select_from(StripeEvent).where(StripeEvent.processed_at.is_(None))) == 0
+        return db.scalar(select(OrderEvent.detail["source"].as_string()).where(
+            OrderEvent.order_id == order_id, OrderEvent.type == "payment_succeeded"))
+
+
+def _events_of(db, order_id):
+    """Whether each stored event about the order was processed (the emulator may still deliver a late
+    event of an earlier test: a test waits for its own orders' events)."""
+    with db.begin():
+        return [processed is not None for processed in db.scalars(
+            select(StripeEvent.processed_at).where(StripeEvent.order_id == order_id))]
+
+
+def _all_processed(db, order_id):
+    return all(_events_of(db, order_id))
 
 
 def test_the_emulators_webhook_marks_the_order_paid_without_paid_call(webhooks_on, client, make, db, shop,
@@ -34,7 +50,8 @@ def test_the_emulators_webhook_marks_the_order_paid_without_paid_call(webhooks_o
     order_id, pi_id = _place_online(client, make, shop)
     stripe_emulator.pay(pi_id)
 
-    wait_until(lambda: _order(db, order_id).payment_status == "paid", timeout=10)
+    # The inbox's processed_at is the last commit of applying an event (the trail's webhook_received with it).
+    wait_until(lambda: _events_of(db, order_id) and all(_events_of(db, order_id)), timeout=15)
     order = client.get(f"/api/orders/{order_id}", headers=auth).json
     assert order["status"] == "confirmed"
     assert [e["type"] for e in order["events"]].count("payment_succeeded") == 1
@@ -43,28 +60,44 @@ def test_the_emulators_webhook_marks_the_order_paid_without_paid_call(webhooks_o
     assert (again.status_code, again.json["message"]) == (400, "Order has already been marked as paid")
 
 
-def test_paid_call_and_webhook_racing_on_fifty_orders(stack, client, make, db, shop, stripe_emulator):
+@pytest.mark.parametrize("first", ["webhook", "paid_endpoint"])
+def test_paid_call_and_webhook_racing_on_ten_orders(stack, client, make, db, database_url, shop, stripe_emulator,
+                                                    first):
+    """For each order, one path (the webhook's worker, or PATCH /paid) is held at the trail inside its
+    transaction while the other one runs into the same order: only the row lock keeps the payment from
+    being applied twice, and the one held first is the one that applies it."""
     _customer, auth, *_ = shop
-    orders = [_place_online(client, make, shop) for _ in range(50)]
+    orders = [_place_online(client, make, shop) for _ in range(10)]
     intents = {order_id: stripe_emulator.pay(pi_id) for order_id, pi_id in orders}
 
     def webhook(order_id):
         return _deliver(stack, "payment_intent.succeeded", intents[order_id])
 
     def paid(order_id):
-        return requests.patch(f"{stack.url}/api/orders/{order_id}/paid", headers=auth, timeout=30).status_code
+        return requests.patch(f"{stack.url}/api/orders/{order_id}/paid", headers=auth, timeout=60)
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        webhooks = [pool.submit(webhook, order_id) for order_id, _ in orders]
-        paid_calls = [pool.submit(paid, order_id) for order_id, _ in orders]
-        statuses = [f.result() for f in paid_calls]
-        [f.result() for f in webhooks]
+    second = "paid_endpoint" if first == "webhook" else "webhook"
+    racers = {"webhook": webhook, "paid_endpoint": paid}
+    with TrailGate(database_url, "payment_succeeded") as gate, ThreadPoolExecutor(max_workers=2) as pool:
+        for order_id, _ in orders:
+            calls = {first: pool.submit(racers[first], order_id)}
+            gate.wait_for_waiters(1)  # the first path is inside its transaction, at the trail
+            calls[second] = pool.submit(racers[second], order_id)
+            gate.wait_for_waiters(2)  # the second is blocked too: on the row lock (or, without it, at the trail)
+            gate.open()
+            response = calls["paid_endpoint"].result()
+            calls["webhook"].result()
+            wait_until(functools.partial(_all_processed, db, order_id), timeout=30)
+            gate.close()
 
-    assert set(statuses) <= {204, 400}
-    wait_until(lambda: _all_processed(db), timeout=60)
-    for order_id, _ in orders:
-        assert _order(db, order_id).payment_status == "paid"
-        assert _events(db, order_id, "payment_succeeded") == 1
+            if first == "paid_endpoint":
+                assert response.status_code == 204, response.text
+            else:
+                assert (response.status_code, response.json()["message"]) == (
+                    400, "Order has already been marked as paid"), response.text
+            assert _order(db, order_id).payment_status == "paid"
+            assert _events(db, order_id, "payment_succeeded") == 1
+            assert _succeeded_source(db, order_id) == first
 
 
 def test_repeated_and_out_of_order_events_apply_once(stack, client, make, db, shop, stripe_emulator):
@@ -75,7 +108,7 @@ def test_repeated_and_out_of_order_events_apply_once(stack, client, make, db, sh
         assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
     _deliver(stack, "payment_intent.payment_failed", intent)  # arrives late, after the success
 
-    wait_until(lambda: _all_processed(db), timeout=20)
+    wait_until(lambda: len(_events_of(db, order_id)) == 2 and _all_processed(db, order_id), timeout=20)
     order = _order(db, order_id)
     assert (order.status, order.payment_status) == ("confirmed", "paid")
     assert _events(db, order_id, "payment_succeeded") == 1

@@ -5,7 +5,7 @@ from kombu import Connection
 
 from orders_service.config import Settings
 from orders_service.queue import PROCESS_STRIPE_EVENT, QUEUES, TaskQueue
-from tests.conftest import wait_until
+from tests.support.processes import wait_until
 
 
 def test_a_webhook_task_goes_to_the_payments_queue_only(base_env, private_broker):

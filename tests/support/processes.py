@@ -1,0 +1,160 @@
+"""Servers the tests start for real: the Procfile's processes, a private redis-server, RabbitMQ vhosts."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from honcho.environ import parse_procfile
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.2):
+    """Poll until `predicate()` is truthy; its last value, or AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            assert value, f"condition not met within {timeout} s"
+            return value
+        time.sleep(interval)
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout} s")
+
+
+def wait_tcp(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def procfile_command(name: str) -> str:
+    return parse_procfile((ROOT / "Procfile").read_text()).processes[name]
+
+
+def start_process(args, env=None) -> subprocess.Popen:
+    """Start a server process; its output goes to a log file (a pipe nobody reads would block it)."""
+    log = tempfile.NamedTemporaryFile(prefix="orders-test-", suffix=".log", delete=False)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name
+    log.close()
+    return proc
+
+
+def process_log(proc: subprocess.Popen) -> str:
+    return Path(proc.log_path).read_text(errors="replace")[-4000:]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop the process and everything it started (gunicorn and Celery fork children)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+    if not os.environ.get("KEEP_TEST_LOGS"):
+        Path(proc.log_path).unlink(missing_ok=True)
+
+
+class PrivateRedis:
+    """A redis-server of a test's own, so that it can be stopped and started again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = start_process(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no"])
+        wait_tcp(self.port)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+@contextmanager
+def rabbitmq_vhost(name: str):
+    """A virtual host of the machine's RabbitMQ, deleted afterwards; its broker URL."""
+    ctl = ["rabbitmqctl", "--quiet"]
+    subprocess.run([*ctl, "add_vhost", name], check=True, capture_output=True)
+    subprocess.run([*ctl, "set_permissions", "-p", name, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    finally:
+        subprocess.run([*ctl, "delete_vhost", name], capture_output=True)
+
+
+# The periodic jobs run only when a test enqueues them; these make them act on young orders.
+STACK_TIMINGS = {"ORDER_PAYMENT_TTL_SECONDS": "2", "RECONCILE_AFTER_SECONDS": "0", "REDRIVE_AFTER_SECONDS": "1"}
+
+
+class Stack:
+    """The Procfile's processes (web, worker, optionally beat) on one broker, as a deploy runs them."""
+
+    def __init__(self, env: dict, processes=("web", "worker")):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(env, PORT=str(self.port), WEB_CONCURRENCY="2", WEB_THREADS="16", WORKER_CONCURRENCY="2")
+        self.env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        for name in processes:
+            self.start(name)
+        if "web" in processes:
+            wait_http(f"{self.url}/healthz")
+
+    def start(self, name: str, **env) -> subprocess.Popen:
+        self.procs[name] = start_process(["bash", "-c", f"exec {procfile_command(name)}"], env={**self.env, **env})
+        return self.procs[name]
+
+    def stop(self, name: str) -> None:
+        stop_process(self.procs.pop(name))
+
+    def enqueue(self, task: str, *args) -> None:
+        from orders_service.config import Settings
+        from orders_service.queue import TaskQueue
+
+        assert TaskQueue(Settings.from_env(self.env)).enqueue(f"workers.tasks.{task}", *args)
+
+    def ttl_passed(self, order) -> bool:
+        from datetime import datetime, timedelta, timezone
+
+        ttl = timedelta(seconds=int(self.env["ORDER_PAYMENT_TTL_SECONDS"]))
+        return datetime.now(timezone.utc) - order.created_at > ttl
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
