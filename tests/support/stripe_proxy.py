@@ -1,0 +1,746 @@
+"""RealStripe: an HTTP proxy that makes localstripe look like real Stripe (API 2022-11-15 and later).
+
+localstripe speaks an old API version (see /work/shared/stripe/README.md and /work/shared/localstripe.md):
+`latest_charge` always expanded, a `charges` list, no `amount_received`, idempotency keys ignored, no
+`charge.refunded` / `payment_intent.canceled` events, no rate limits, no minimum amount. Code that only
+ever met localstripe can be wrong on real Stripe while every test passes. This proxy sits in front of a
+localstripe, forwards every request to it and rewrites the answers into the shapes real Stripe sends;
+it also honours idempotency keys, enforces minimum amounts and optional rate limits, emits the missing
+webhooks (re-signed for the receiver) and injects faults.
+
+Usage (the service gets `STRIPE_API_BASE=proxy.url`; localstripe's own delivery to the service should be
+silenced with `stripe_emulator.deliver_webhooks_to(None)`, or the service sees both shapes)::
+
+    from tests.support.stripe_proxy import RealStripe
+
+    with RealStripe(stripe_emulator.url) as proxy:
+        proxy.forward_webhooks_to(f"{stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
+        env = dict(base_env, STRIPE_API_BASE=proxy.url)
+        proxy.rate_limit = 25                                   # per endpoint template and second
+        proxy.lose_answer_next("POST /v1/payment_intents")      # executed at localstripe, answer lost
+        ...
+        assert proxy.count("GET /v1/payment_intents/{id}") <= 2
+        proxy.refund_in_dashboard(pi_id, amount=500)            # -> charge.refunded
+        proxy.wait_for_webhooks("charge.refunded")
+
+Choices worth knowing:
+- Idempotency: scoped by API key + key; the stored answer is replayed for 24 h (`Idempotent-Replayed:
+  true`). A concurrent request with a key still in progress gets 409 `idempotency_error`, as Stripe
+  answers. Only answers of requests that started executing are stored (2xx, 402, 5xx from localstripe);
+  validation errors (other 4xx), 429s, injected `fail_next` failures and the proxy's own
+  `amount_too_small` are not, so a retry with the same key can still go through - Stripe documents
+  the same for requests that failed validation or never began executing.
+- 429: `Stripe-Rate-Limited-Reason: endpoint-rate`, no `Stripe-Should-Retry` and no `Retry-After`:
+  stripe-python 16 reads only `stripe-should-retry` (then retries 409 and >= 500), so it does not retry
+  a rate limit, exactly as with real Stripe.
+- Parameters localstripe rejects but Stripe accepts (`description`, `receipt_email`,
+  `automatic_payment_methods`, cancel's `cancellation_reason`, refund's `reason`, ...) are taken off
+  the forwarded request and put back on the answers; confirm's `payment_method` becomes an update
+  followed by a plain confirm (localstripe answers 500 "Not implemented" to it).
+"""
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import requests
+import stripe
+
+API_VERSION = "2026-10-28.endive"  # what stripe 16.1.0 pins
+IDEMPOTENCY_TTL = 24 * 3600
+INTAKE = "/_real_stripe/webhook"
+_INTERNAL_KEY = "sk_test_real_stripe_proxy"
+
+# Minimum charge in minor units (stripe.com/docs/currencies#minimum-and-maximum-charge-amounts).
+MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50, "aud": 50, "cad": 50, "chf": 50, "nzd": 50,
+                  "sgd": 50, "brl": 50, "inr": 50, "hkd": 400, "dkk": 250, "nok": 300, "sek": 300, "pln": 200,
+                  "czk": 1500, "huf": 17500, "mxn": 1000, "aed": 200, "bgn": 100, "ron": 200, "thb": 1000,
+                  "myr": 200}
+DEFAULT_MINIMUM = 50
+MAXIMUM_AMOUNT = 99_999_999
+ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+                "xaf", "xof", "xpf"}
+_SYMBOL = {"usd": "$", "aud": "$", "cad": "$", "nzd": "$", "sgd": "$", "hkd": "$", "mxn": "$", "eur": "€",
+           "gbp": "£", "jpy": "¥"}
+
+# Parameters real Stripe takes that localstripe answers with 400 "Unexpected X", per endpoint template.
+_STRIPPED = {
+    "POST /v1/payment_intents": {"description", "receipt_email", "statement_descriptor",
+                                 "statement_descriptor_suffix", "setup_future_usage", "return_url",
+                                 "automatic_payment_methods"},
+    "POST /v1/payment_intents/{id}": {"description", "receipt_email", "statement_descriptor",
+                                      "statement_descriptor_suffix", "setup_future_usage"},
+    "POST /v1/payment_intents/{id}/confirm": {"return_url", "setup_future_usage", "payment_method"},
+    "POST /v1/payment_intents/{id}/cancel": {"cancellation_reason"},
+    "POST /v1/refunds": {"reason"},
+}
+# Fields real PaymentIntents carry that localstripe leaves out; null/empty is what Stripe sends by default.
+_PI_DEFAULTS = {"cancellation_reason": None, "automatic_payment_methods": None, "confirmation_method": "automatic",
+                "description": None, "receipt_email": None, "setup_future_usage": None, "statement_descriptor": None,
+                "statement_descriptor_suffix": None, "on_behalf_of": None, "transfer_group": None,
+                "application": None, "application_fee_amount": None, "review": None, "shipping": None,
+                "processing": None, "payment_method_options": {}}
+
+
+def endpoint_template(method: str, path: str) -> str:
+    """`POST /v1/payment_intents/pi_123/confirm` -> `POST /v1/payment_intents/{id}/confirm` (Stripe's
+    unit for per-endpoint rate limits). Stripe paths alternate resource / id after /v1."""
+    segments = urlsplit(path).path.strip("/").split("/")
+    if segments[:1] != ["v1"]:
+        return f"{method} /{'/'.join(segments)}"
+    out, rest = ["v1"], segments[1:]
+    if rest[:1] == ["test_helpers"]:
+        out.append(rest.pop(0))
+    for i, seg in enumerate(rest):
+        out.append("{id}" if i % 2 == 1 and seg not in ("search", "upcoming") else seg)
+    return f"{method} /" + "/".join(out)
+
+
+def _error(type_: str, message: str, **fields) -> dict:
+    return {"error": {"type": type_, "message": message, **fields}}
+
+
+def _root(name: str) -> str:
+    return name.split("[", 1)[0]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _expanded(expand: set[str], path: str) -> bool:
+    return any(e == path or e.startswith(path + ".") for e in expand)
+
+
+def _format_amount(amount: int, currency: str) -> str:
+    major = str(amount) if currency in ZERO_DECIMAL else f"{amount / 100:.2f}"
+    return f"{_SYMBOL.get(currency, '')}{major} {currency}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDK's requests session reuses connections
+    proxy: "RealStripe"
+
+    def _any(self):
+        self.proxy._handle(self)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _any
+
+    def log_message(self, *args):
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 refuses connections under a burst
+
+
+class _Request:
+    """What the handler needs to know about one incoming request."""
+
+    def __init__(self, handler: BaseHTTPRequestHandler):
+        self.method = handler.command
+        self.full_path = handler.path
+        split = urlsplit(handler.path)
+        self.path, self.query = split.path, split.query
+        self.headers = handler.headers
+        self.body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        self.template = endpoint_template(self.method, self.path)
+        self.is_json = "json" in (handler.headers.get("Content-Type") or "")
+        self.params: list[tuple[str, str]] = parse_qsl(self.query, keep_blank_values=True)
+        self.json_body = None
+        if self.body and self.is_json:
+            try:
+                self.json_body = json.loads(self.body)
+            except ValueError:
+                pass
+        elif self.body:
+            self.params += parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
+        self.key = handler.headers.get("Idempotency-Key") if self.method == "POST" else None
+
+    def param(self, name: str):
+        if isinstance(self.json_body, dict) and name in self.json_body:
+            return self.json_body[name]
+        return next((v for k, v in self.params if k == name), None)
+
+    @property
+    def expand(self) -> set[str]:
+        """`expand[]=a`, `expand[0]=a` (what the SDK sends) or a JSON list."""
+        found = {v for k, v in self.params if _root(k) == "expand"}
+        if isinstance(self.json_body, dict) and isinstance(self.json_body.get("expand"), list):
+            found |= set(self.json_body["expand"])
+        return found
+
+    @property
+    def fingerprint(self):
+        # Stripe compares the parameters, not their order on the wire.
+        body = json.dumps(self.json_body, sort_keys=True) if self.json_body is not None else ""
+        return self.method, self.path, tuple(sorted(self.params)), body
+
+
+class RealStripe:
+    """A real-shaped Stripe on a free 127.0.0.1 port in front of the localstripe at `upstream`.
+
+    Knobs (settable at any time): `delay`, `rate_limit`, `rate_limits`, `rate_window`,
+    `webhooks_paused`, `drop_webhooks`, `deliver_times`. Read: `url`, `calls`, `count()`, `log`,
+    `events`, `sent`, `deliveries`."""
+
+    def __init__(self, upstream: str, *, api_version: str = API_VERSION, webhook_delay=(0.1, 0.5),
+                 rate_limit: int | None = None, delay: float = 0.0, port: int = 0):
+        self.upstream = upstream.rstrip("/")
+        self.api_version = api_version
+        self.webhook_delay = webhook_delay
+        self.delay = delay
+        self.rate_limit = rate_limit                # requests per endpoint template per `rate_window`
+        self.rate_limits: dict[str, int] = {}       # per-template overrides
+        self.rate_window = 1.0
+        self.drop_webhooks = False
+        self.deliver_times = 1
+        self._paused = False
+        self._port = port
+        self._lock = threading.RLock()
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        self._session.mount("http://", adapter)
+        self._server: _Server | None = None
+        self.url: str | None = None
+        self._target: tuple[str, str] | None = None
+        self._intake_name = f"real-stripe-{secrets.token_hex(4)}"
+        self._intake_secret = "whsec_" + secrets.token_hex(16)
+        self._registered = False
+        self._queue: list[tuple[float, int, dict]] = []
+        self._queue_cond = threading.Condition(self._lock)
+        self._seq = 0
+        self._running = False
+        self.reset()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> "RealStripe":
+        handler = type("Handler", (_Handler,), {"proxy": self})
+        self._server = _Server(("127.0.0.1", self._port), handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._running = True
+        threading.Thread(target=self._server.serve_forever, name="real-stripe-http", daemon=True).start()
+        threading.Thread(target=self._deliver_loop, name="real-stripe-webhooks", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._registered:  # registrations cannot be deleted: point ours at an event that never happens
+            try:
+                self._session.post(f"{self.upstream}/_config/webhooks/{self._intake_name}", timeout=5, json={
+                    "url": "http://127.0.0.1:9/", "secret": self._intake_secret,
+                    "events": ["real_stripe_proxy.stopped"]})
+            except requests.RequestException:
+                pass
+            self._registered = False
+        with self._queue_cond:
+            self._running = False
+            self._queue_cond.notify_all()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._session.close()
+
+    def __enter__(self) -> "RealStripe":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget counters, faults, idempotency keys and webhook records (not the webhook target)."""
+        with self._lock:
+            self.calls: Counter[str] = Counter()
+            self.log: list[dict] = []
+            self.events: list[dict] = []      # every event emitted, in order
+            self.sent: list[dict] = []        # every event body POSTed to the target (duplicates included)
+            self.deliveries: list[dict] = []  # {"id", "type", "status"}: an HTTP status, "dropped" or an error
+            self._faults: dict[str, list[dict]] = {}
+            self._windows: dict[str, deque] = {}
+            self._idempotency: dict[tuple, dict] = {}
+            self._pi_extra: dict[str, dict] = {}       # accepted-but-stripped params, by PaymentIntent id
+            self._refund_extra: dict[str, dict] = {}
+            self._canceled_at: dict[str, int] = {}
+            self._charge_meta: dict[str, dict] = {}    # Stripe copies the PI's metadata onto its Charge
+            self._charge_pi: dict[str, str] = {}
+            self._queue.clear()
+
+    # -- accounting and faults -----------------------------------------------------------------------
+    def count(self, template: str | None = None) -> int:
+        with self._lock:
+            return self.calls[template] if template else sum(self.calls.values())
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.log.clear()
+
+    def fail_next(self, template: str, status: int = 500, times: int = 1, body: dict | None = None,
+                  headers: dict | None = None) -> None:
+        """Answer the next `times` requests to `template` with `status` WITHOUT forwarding them (Stripe
+        failed before doing anything; the key is not stored, so a retry goes through)."""
+        if body is None:
+            body = (_error("api_error", "An unknown error occurred") if status >= 500 else
+                    self._rate_limit_body() if status == 429 else _error("invalid_request_error", "Injected"))
+        self._add_fault(template, {"kind": "fail", "status": status, "body": body, "headers": headers or {},
+                                   "times": times})
+
+    def lose_answer_next(self, template: str, times: int = 1, hang: float = 0.0) -> None:
+        """Forward the next `times` requests to `template` (the effect happens, the answer is stored under
+        the idempotency key), then close the connection without answering, after `hang` seconds."""
+        self._add_fault(template, {"kind": "lose", "hang": hang, "times": times})
+
+    def _add_fault(self, template: str, fault: dict) -> None:
+        with self._lock:
+            self._faults.setdefault(template, []).append(fault)
+
+    def _take_fault(self, template: str, kind: str) -> dict | None:
+        with self._lock:
+            for fault in self._faults.get(template, []):
+                if fault["kind"] == kind:
+                    fault["times"] -= 1
+                    if fault["times"] <= 0:
+                        self._faults[template].remove(fault)
+                    return fault
+        return None
+
+    def _rate_limited(self, template: str) -> bool:
+        limit = self.rate_limits.get(template, self.rate_limit)
+        if not limit:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.setdefault(template, deque())
+            while window and window[0] <= now - self.rate_window:
+                window.popleft()
+            if len(window) >= limit:
+                return True  # rejected requests do not use up the window
+            window.append(now)
+        return False
+
+    @staticmethod
+    def _rate_limit_body() -> dict:
+        # The body real Stripe sends (code `rate_limit`, type invalid_request_error).
+        return _error("invalid_request_error", "Request rate limit exceeded. Learn more about rate limits "
+                      "here https://stripe.com/docs/rate-limits.", code="rate_limit",
+                      doc_url="https://stripe.com/docs/error-codes/rate-limit")
+
+    # -- the request path ----------------------------------------------------------------------------
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        req = _Request(handler)
+        if req.path.startswith(INTAKE):
+            return self._intake(handler, req)
+        if not req.path.startswith("/v1/"):  # /_config, the fake Stripe.js: straight through
+            up = self._upstream(req.method, req.full_path, req.body, self._forward_headers(req))
+            return self._send(handler, up.status_code, up.content, up.headers.get("Content-Type"))
+        request_id = "req_" + secrets.token_hex(7)
+        with self._lock:
+            self.calls[req.template] += 1
+            entry = {"endpoint": req.template, "path": req.path, "idempotency_key": req.key, "status": None,
+                     "replayed": False, "request_id": request_id}
+            self.log.append(entry)
+        headers = {"Request-Id": request_id, "Stripe-Version": req.headers.get("Stripe-Version") or self.api_version}
+        if req.key:
+            headers["Idempotency-Key"] = req.key
+
+        def answer(status, body, extra=None, executed=False):
+            entry["status"] = status
+            lost = executed and self._take_fault(req.template, "lose")
+            if lost:  # the client never hears back; what was done stays done
+                time.sleep(lost["hang"])
+                entry["status"] = "lost"
+                handler.close_connection = True
+                return
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self._send(handler, status, payload, "application/json", {**headers, **(extra or {})})
+
+        if self._rate_limited(req.template):
+            time.sleep(self.delay)
+            return answer(429, self._rate_limit_body(), {"Stripe-Rate-Limited-Reason": "endpoint-rate"})
+        fault = self._take_fault(req.template, "fail")
+        if fault:
+            time.sleep(self.delay)
+            return answer(fault["status"], fault["body"], fault["headers"])
+        invalid = self._validate(req)
+        if invalid:
+            time.sleep(self.delay)
+            return answer(400, invalid)
+
+        scope = (req.headers.get("Authorization"), req.key)
+        if req.key:
+            with self._lock:
+                stored = self._idempotency.get(scope)
+                if stored and time.time() - stored["at"] > IDEMPOTENCY_TTL:
+                    stored = None
+                if stored is None:
+                    self._idempotency[scope] = {"at": time.time(), "fingerprint": req.fingerprint, "done": False}
+            if stored is not None:
+                time.sleep(self.delay)
+                if stored["fingerprint"] != req.fingerprint:
+                    return answer(400, _error(
+                        "idempotency_error", "Keys for idempotent requests can only be used with the same "
+                        f"parameters they were first used with. Try using a key other than '{req.key}' if you "
+                        "meant to execute a different request."))
+                if not stored["done"]:
+                    return answer(409, _error(
+                        "idempotency_error", "There is currently another in-progress request using this "
+                        "Idempotent Key (that probably means you submitted twice, and the other request is "
+                        f"still going through): {req.key}. Please try again later."))
+                entry["replayed"] = True
+                return answer(stored["status"], stored["body"],
+                              {"Idempotent-Replayed": "true", "Original-Request": stored["request_id"]}, True)
+
+        time.sleep(self.delay)
+        try:
+            status, body = self._execute(req)
+        except Exception as exc:  # never leave a key "in progress" for ever
+            with self._lock:
+                self._idempotency.pop(scope, None)
+            return answer(500, _error("api_error", f"real-stripe proxy: {exc.__class__.__name__}: {exc}"))
+        keep = 200 <= status < 300 or status == 402 or status >= 500  # it began executing at "Stripe"
+        with self._lock:
+            if req.key and keep:
+                self._idempotency[scope].update(done=True, status=status, body=body, request_id=request_id)
+            elif req.key:
+                self._idempotency.pop(scope, None)
+        if 200 <= status < 300 and isinstance(body, dict):
+            self._after(req, body, request_id)
+        answer(status, body, executed=True)
+
+    def _validate(self, req: _Request) -> dict | None:
+        """Stripe's amount limits, which localstripe does not have."""
+        if req.template not in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}"):
+            return None
+        try:
+            amount = int(req.param("amount"))
+        except (TypeError, ValueError):
+            return None  # absent, or malformed: localstripe says what is wrong
+        currency = req.param("currency")
+        if currency is None and req.template.endswith("{id}"):
+            currency = self._upstream_json("GET", req.path).get("currency")
+        currency = str(currency or "usd").lower()
+        minimum = MINIMUM_AMOUNT.get(currency, DEFAULT_MINIMUM)
+        if amount < minimum:
+            return _error("invalid_request_error", f"Amount must be at least {_format_amount(minimum, currency)}",
+                          code="amount_too_small", param="amount",
+                          doc_url="https://stripe.com/docs/error-codes/amount-too-small")
+        if amount > MAXIMUM_AMOUNT:
+            return _error("invalid_request_error",
+                          f"Amount must be no more than {_format_amount(MAXIMUM_AMOUNT, currency)}",
+                          code="amount_too_large", param="amount",
+                          doc_url="https://stripe.com/docs/error-codes/amount-too-large")
+        return None
+
+    def _execute(self, req: _Request) -> tuple[int, dict | bytes]:
+        """Forward to localstripe (minus what it cannot take) and shape the answer."""
+        stripped = _STRIPPED.get(req.template, set())
+        kept = {}
+        body = req.body
+        if stripped and not req.is_json:
+            kept = {k: v for k, v in req.params if _root(k) in stripped}
+            body = urlencode([(k, v) for k, v in parse_qsl(req.body.decode(), keep_blank_values=True)
+                              if _root(k) not in stripped]).encode()
+        headers = self._forward_headers(req)
+        if "payment_method" in kept:  # confirm(payment_method=...): localstripe only knows update + confirm
+            pm = self._upstream("POST", req.path.rsplit("/", 1)[0], urlencode({"payment_method": kept.pop(
+                "payment_method")}).encode(), headers)
+            if pm.status_code != 200:
+                return pm.status_code, self._json_or_bytes(pm)
+        up = self._upstream(req.method, req.full_path, body, headers)
+        payload = self._json_or_bytes(up)
+        if not isinstance(payload, dict) or not 200 <= up.status_code < 300:
+            return up.status_code, payload
+        self._remember(req, payload, kept)
+        self._shape(payload, req.expand, "")
+        return up.status_code, payload
+
+    def _remember(self, req: _Request, obj: dict, kept: dict) -> None:
+        """Keep what Stripe would have stored from the parameters localstripe never saw."""
+        oid = obj.get("id")
+        with self._lock:
+            if req.template == "POST /v1/payment_intents/{id}/cancel":
+                self._canceled_at[oid] = int(time.time())
+                self._pi_extra.setdefault(oid, {})["cancellation_reason"] = kept.get("cancellation_reason")
+            elif req.template == "POST /v1/refunds" and "reason" in kept:
+                self._refund_extra[oid] = {"reason": kept["reason"]}
+            elif kept and obj.get("object") == "payment_intent":
+                extra = self._pi_extra.setdefault(oid, {})
+                for name, value in kept.items():
+                    if name.startswith("automatic_payment_methods["):
+                        apm = extra.get("automatic_payment_methods") or {}
+                        field = name[len("automatic_payment_methods["):-1]
+                        apm[field] = value == "true" if field == "enabled" else value
+                        extra["automatic_payment_methods"] = apm
+                    elif name in ("description", "receipt_email", "statement_descriptor",
+                                  "statement_descriptor_suffix", "setup_future_usage"):
+                        extra[name] = value
+
+    def _after(self, req: _Request, body: dict, request_id: str) -> None:
+        """The events localstripe never sends."""
+        request = {"id": request_id, "idempotency_key": req.key}
+        if req.template == "POST /v1/refunds":
+            self._emit_charge_refunded(body, request)
+        elif req.template == "POST /v1/payment_intents/{id}/cancel":
+            self.emit_event("payment_intent.canceled", self._snapshot(body), request)
+
+    # -- response shaping ----------------------------------------------------------------------------
+    def _shape(self, node, expand: set[str], path: str, parent_pi: dict | None = None) -> None:
+        """Rewrite every object in `node` in place; `path` is the attribute path from the response root
+        (list items share their list's path, as in Stripe's `expand[]=data.latest_charge`)."""
+        if isinstance(node, list):
+            for item in node:
+                self._shape(item, expand, path, parent_pi)
+            return
+        if not isinstance(node, dict):
+            return
+        kind = node.get("object")
+        if kind == "payment_intent":
+            self._shape_pi(node, expand, path)
+            parent_pi = node
+        elif kind == "charge":
+            self._shape_charge(node, expand, path, parent_pi)
+        elif kind == "refund":
+            self._shape_refund(node)
+        elif kind == "event":
+            node["api_version"] = self.api_version
+            node.setdefault("pending_webhooks", 1)
+            node.setdefault("request", {"id": None, "idempotency_key": None})
+            expand = set()  # webhook and event payloads are never expanded
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                self._shape(value, expand, _join(path, key), parent_pi)
+
+    def _shape_pi(self, pi: dict, expand: set[str], path: str) -> None:
+        pi.pop("charges", None)  # removed in 2022-11-15
+        charge = pi.get("latest_charge")
+        if isinstance(charge, dict):
+            with self._lock:
+                self._charge_meta.setdefault(charge["id"], dict(pi.get("metadata") or {}))
+                self._charge_pi[charge["id"]] = pi["id"]
+            if not _expanded(expand, _join(path, "latest_charge")):
+                pi["latest_charge"] = charge["id"]
+        status, amount = pi.get("status"), pi.get("amount") or 0
+        pi.setdefault("amount_received", amount if status == "succeeded" else 0)
+        pi.setdefault("amount_capturable", amount if status == "requires_capture" else 0)
+        with self._lock:
+            canceled_at = self._canceled_at.get(pi["id"])
+            extra = dict(self._pi_extra.get(pi["id"], {}))
+        pi.setdefault("canceled_at", (canceled_at or pi.get("created")) if status == "canceled" else None)
+        pi.setdefault("payment_method_types", ["card"])
+        pi.update({k: v for k, v in extra.items()})
+        for key, value in _PI_DEFAULTS.items():
+            pi.setdefault(key, value)
+
+    def _shape_charge(self, charge: dict, expand: set[str], path: str, pi: dict | None) -> None:
+        if not _expanded(expand, _join(path, "refunds")):
+            charge.pop("refunds", None)  # not included by default since 2022-11-15
+        paid = charge.get("status") == "succeeded" and charge.get("captured")
+        charge.setdefault("amount_captured", charge.get("amount", 0) if paid else 0)
+        charge.setdefault("disputed", False)
+        if not charge.get("metadata"):
+            with self._lock:
+                metadata = self._charge_meta.get(charge["id"])
+            if metadata is None and pi is not None:
+                metadata = pi.get("metadata")
+            if metadata is None:
+                metadata = self._charge_metadata(charge)
+            charge["metadata"] = dict(metadata or {})
+
+    def _shape_refund(self, refund: dict) -> None:
+        refund.pop("date", None)  # a pre-2014 field
+        with self._lock:
+            refund.setdefault("reason", None)
+            refund.update(self._refund_extra.get(refund.get("id"), {}))
+            if not refund.get("payment_intent"):
+                refund["payment_intent"] = self._charge_pi.get(refund.get("charge"))
+
+    def _charge_metadata(self, charge: dict) -> dict:
+        if not charge.get("payment_intent"):
+            return {}
+        metadata = self._upstream_json("GET", f"/v1/payment_intents/{charge['payment_intent']}").get("metadata")
+        with self._lock:
+            self._charge_meta[charge["id"]] = dict(metadata or {})
+            self._charge_pi[charge["id"]] = charge["payment_intent"]
+            return self._charge_meta[charge["id"]]
+
+    @staticmethod
+    def _snapshot(obj: dict) -> dict:
+        """An object as a webhook carries it: never expanded, whatever the request asked for."""
+        copy = json.loads(json.dumps(obj))
+        if isinstance(copy.get("latest_charge"), dict):
+            copy["latest_charge"] = copy["latest_charge"]["id"]
+        return copy
+
+    # -- webhooks ------------------------------------------------------------------------------------
+    @property
+    def webhooks_paused(self) -> bool:
+        return self._paused
+
+    @webhooks_paused.setter
+    def webhooks_paused(self, value: bool) -> None:
+        with self._queue_cond:
+            self._paused = bool(value)
+            self._queue_cond.notify_all()
+
+    def forward_webhooks_to(self, url: str | None, secret: str | None = None) -> None:
+        """Deliver every event (localstripe's, reshaped, and the proxy's own) to `url`, signed with `secret`.
+        None stops delivery (events are still recorded in `events`)."""
+        self._target = (url, secret) if url else None
+        if url and not self._registered:
+            self._session.post(f"{self.upstream}/_config/webhooks/{self._intake_name}", timeout=10, json={
+                "url": f"{self.url}{INTAKE}", "secret": self._intake_secret}).raise_for_status()
+            self._registered = True
+
+    def emit_event(self, type_: str, obj: dict, request: dict | None = None,
+                   previous_attributes: dict | None = None) -> dict:
+        """Send a real-shaped event with `obj` as data.object (e.g. charge.dispute.created in a test)."""
+        data = {"object": obj, **({"previous_attributes": previous_attributes} if previous_attributes else {})}
+        event = {"id": "evt_" + secrets.token_hex(12), "object": "event", "api_version": self.api_version,
+                 "created": int(time.time()), "data": data, "livemode": False, "pending_webhooks": 1,
+                 "request": request or {"id": None, "idempotency_key": None}, "type": type_}
+        self._enqueue(event)
+        return event
+
+    def refund_in_dashboard(self, pi_id: str, amount: int | None = None) -> dict:
+        """A refund made outside the service (Stripe's dashboard): created at localstripe directly, not
+        counted in `calls`, announced with charge.refunded like any refund."""
+        data = {"payment_intent": pi_id, **({"amount": amount} if amount is not None else {})}
+        up = self._upstream("POST", "/v1/refunds", urlencode(data).encode(), self._internal_headers())
+        up.raise_for_status()
+        refund = up.json()
+        self._shape(refund, set(), "")
+        self._emit_charge_refunded(refund, {"id": None, "idempotency_key": None})
+        return refund
+
+    def _emit_charge_refunded(self, refund: dict, request: dict) -> None:
+        charge = self._upstream_json("GET", f"/v1/charges/{refund['charge']}")
+        self._shape(charge, set(), "")
+        previous = {"amount_refunded": charge.get("amount_refunded", 0) - (refund.get("amount") or 0)}
+        if charge.get("refunded"):
+            previous["refunded"] = False
+        self.emit_event("charge.refunded", charge, request, previous)
+
+    def wait_for_webhooks(self, type_: str | None = None, count: int = 1, timeout: float = 10.0) -> list[dict]:
+        """The events of `type_` delivered to the target (each event once), once there are `count`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.delivered(type_)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} {type_ or 'event'}(s) delivered within {timeout} s, "
+                                     f"wanted {count}; deliveries: {self.deliveries}")
+            time.sleep(0.05)
+
+    def delivered(self, type_: str | None = None) -> list[dict]:
+        with self._lock:
+            seen, out = set(), []
+            for event in self.sent:
+                if (type_ is None or event["type"] == type_) and event["id"] not in seen:
+                    seen.add(event["id"])
+                    out.append(event)
+            return out
+
+    def _intake(self, handler, req: _Request) -> None:
+        """localstripe's webhook: check its signature, reshape, pass on."""
+        try:
+            stripe.WebhookSignature.verify_header(req.body.decode(), req.headers.get("Stripe-Signature", ""),
+                                                  self._intake_secret, 300)
+            event = json.loads(req.body)
+        except (stripe.SignatureVerificationError, ValueError):
+            return self._send(handler, 400, b"{}", "application/json")
+        self._shape(event, set(), "")
+        self._enqueue(event)
+        self._send(handler, 200, b"{}", "application/json")
+
+    def _enqueue(self, event: dict) -> None:
+        low, high = self.webhook_delay
+        with self._queue_cond:
+            self.events.append(event)
+            self._seq += 1
+            self._queue.append((time.monotonic() + random.uniform(low, high), self._seq, event))
+            self._queue_cond.notify_all()
+
+    def _deliver_loop(self) -> None:
+        while True:
+            with self._queue_cond:
+                while True:
+                    if not self._running:
+                        return
+                    due = min(self._queue, default=None)
+                    wait = None if due is None or self._paused else due[0] - time.monotonic()
+                    if wait is not None and wait <= 0:
+                        self._queue.remove(due)
+                        break
+                    self._queue_cond.wait(wait)
+            self._deliver(due[2])
+
+    def _deliver(self, event: dict) -> None:
+        target = self._target
+        if target is None:
+            return
+        if self.drop_webhooks:
+            with self._lock:
+                self.deliveries.append({"id": event["id"], "type": event["type"], "status": "dropped"})
+            return
+        url, secret = target
+        payload = json.dumps(event)
+        for _ in range(max(1, self.deliver_times)):
+            # Stripe signs every attempt afresh, with the time of the attempt.
+            headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0",
+                       "Stripe-Signature": stripe.WebhookSignature.generate_signature_header(payload, secret)}
+            try:
+                status = requests.post(url, data=payload.encode(), headers=headers, timeout=10).status_code
+            except requests.RequestException as exc:
+                status = f"error: {exc.__class__.__name__}"
+            with self._lock:
+                self.sent.append(event)
+                self.deliveries.append({"id": event["id"], "type": event["type"], "status": status})
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _forward_headers(self, req: _Request) -> dict:
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        return {k: v for k, v in req.headers.items() if k.lower() not in skip}
+
+    @staticmethod
+    def _internal_headers() -> dict:
+        return {"Authorization": f"Bearer {_INTERNAL_KEY}", "Content-Type": "application/x-www-form-urlencoded"}
+
+    def _upstream(self, method: str, path: str, body: bytes | None, headers: dict) -> requests.Response:
+        return self._session.request(method, self.upstream + path, data=body or None, headers=headers, timeout=30)
+
+    def _upstream_json(self, method: str, path: str) -> dict:
+        up = self._upstream(method, path, None, self._internal_headers())
+        try:
+            return up.json() if up.ok else {}
+        except ValueError:
+            return {}
+
+    @staticmethod
+    def _json_or_bytes(up: requests.Response):
+        if "json" in (up.headers.get("Content-Type") or ""):
+            try:
+                return up.json()
+            except ValueError:
+                pass
+        return up.content
+
+    @staticmethod
+    def _send(handler, status: int, payload: bytes, content_type: str | None, headers: dict | None = None):
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", content_type or "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up first
