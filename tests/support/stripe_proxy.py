@@ -381,6 +381,8 @@ class RealStripe:
                     stored = None
                 if stored is None:
                     self._idempotency[scope] = {"at": time.time(), "fingerprint": req.fingerprint, "done": False}
+                else:
+                    stored = dict(stored)  # its state on arrival: "in progress" is judged now, not after the delay
             if stored is not None:
                 time.sleep(self.delay)
                 if stored["fingerprint"] != req.fingerprint:
@@ -416,6 +418,8 @@ class RealStripe:
 
     def _validate(self, req: _Request) -> dict | None:
         """Stripe's amount limits, which localstripe does not have."""
+        if req.template == "POST /v1/refunds":
+            return self._validate_refund(req)
         if req.template not in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}"):
             return None
         try:
@@ -438,6 +442,41 @@ class RealStripe:
                           doc_url="https://stripe.com/docs/error-codes/amount-too-large")
         return None
 
+    def _validate_refund(self, req: _Request) -> dict | None:
+        """localstripe refunds the whole charge again when `amount` is absent and never checks what is left;
+        Stripe refunds what remains and refuses more."""
+        charge_id, pi_id = req.param("charge"), req.param("payment_intent")
+        if pi_id and not charge_id:
+            pi = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+            if not pi:
+                return None  # localstripe answers the 404
+            if not pi.get("latest_charge"):  # localstripe crashes with a bare 500 here
+                return _error("invalid_request_error",
+                              f"This PaymentIntent ({pi_id}) does not have a successful charge to refund.",
+                              param="payment_intent")
+            charge = pi["latest_charge"]
+        elif charge_id:
+            charge = self._upstream_json("GET", f"/v1/charges/{charge_id}")
+        else:
+            return None
+        if not charge or charge.get("status") != "succeeded":
+            return None  # localstripe has its own answers for these
+        remaining = charge["amount"] - charge.get("amount_refunded", 0)
+        if remaining <= 0:
+            return _error("invalid_request_error", f"Charge {charge['id']} has already been refunded.",
+                          code="charge_already_refunded", charge=charge["id"],
+                          doc_url="https://stripe.com/docs/error-codes/charge-already-refunded")
+        try:
+            amount = int(req.param("amount")) if req.param("amount") is not None else None
+        except ValueError:
+            return None
+        if amount is not None and amount > remaining:
+            currency = charge.get("currency", "usd")
+            return _error("invalid_request_error", f"Refund amount ({_format_amount(amount, currency)}) is greater "
+                          f"than unrefunded amount on charge ({_format_amount(remaining, currency)})", param="amount")
+        req.refund_remaining = remaining if amount is None else None
+        return None
+
     def _execute(self, req: _Request) -> tuple[int, dict | bytes]:
         """Forward to localstripe (minus what it cannot take) and shape the answer."""
         stripped = _STRIPPED.get(req.template, set())
@@ -447,6 +486,8 @@ class RealStripe:
             kept = {k: v for k, v in req.params if _root(k) in stripped}
             body = urlencode([(k, v) for k, v in parse_qsl(req.body.decode(), keep_blank_values=True)
                               if _root(k) not in stripped]).encode()
+        if getattr(req, "refund_remaining", None):  # "refund the rest", which localstripe reads as "all of it"
+            body = (body + b"&" if body else b"") + urlencode({"amount": req.refund_remaining}).encode()
         headers = self._forward_headers(req)
         if "payment_method" in kept:  # confirm(payment_method=...): localstripe only knows update + confirm
             pm = self._upstream("POST", req.path.rsplit("/", 1)[0], urlencode({"payment_method": kept.pop(
