@@ -1,0 +1,432 @@
+"""RealStripe, the real-shaped Stripe in front of localstripe, driven with the real stripe SDK."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+import stripe
+
+from tests.support.stripe_proxy import RealStripe, endpoint_template
+
+KEY = "sk_test_real_stripe_proxy_tests"
+RECEIVER_SECRET = "whsec_receiver_of_the_proxy_tests"
+FIXTURES = Path("/work/shared/stripe/fixtures3.json")
+
+
+@pytest.fixture
+def localstripe(stripe_emulator):
+    stripe_emulator.flush()
+    return stripe_emulator.url
+
+
+@pytest.fixture
+def proxy(localstripe):
+    with RealStripe(localstripe, webhook_delay=(0.05, 0.2)) as running:
+        yield running
+
+
+@pytest.fixture
+def sdk(proxy):
+    return stripe.StripeClient(KEY, base_addresses={"api": proxy.url}, max_network_retries=0)
+
+
+class Receiver:
+    """A webhook endpoint that keeps what it is sent and checks signatures as the service does."""
+
+    def __init__(self):
+        self.received: list[tuple[bytes, str]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append((self.rfile.read(int(self.headers["Content-Length"])),
+                                 self.headers.get("Stripe-Signature", "")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/webhooks/stripe"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, type_: str | None = None, about: str | None = None) -> list:
+        """Verified events (stripe.Webhook.construct_event raises on a bad signature)."""
+        out = []
+        for body, signature in list(self.received):
+            event = stripe.Webhook.construct_event(body.decode(), signature, RECEIVER_SECRET)
+            obj = event.data.object
+            if type_ and event.type != type_:
+                continue
+            if about and about not in (obj.id, getattr(obj, "payment_intent", None)):
+                continue  # localstripe may still deliver an earlier test's event
+            out.append(event)
+        return out
+
+    def wait(self, type_: str, about: str, count: int = 1, timeout: float = 10.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(found := self.events(type_, about)) < count:
+            assert time.monotonic() < deadline, f"{len(found)} {type_} for {about}, wanted {count}"
+            time.sleep(0.05)
+        return found
+
+
+@pytest.fixture
+def receiver(proxy):
+    running = Receiver()
+    proxy.forward_webhooks_to(running.url, RECEIVER_SECRET)
+    yield running
+    running.server.shutdown()
+    running.server.server_close()
+
+
+def _create(sdk, amount=2000, currency="usd", **options):
+    return sdk.v1.payment_intents.create(params={"amount": amount, "currency": currency,
+                                                 "metadata": {"order_id": "order-1"},
+                                                 "payment_method_types": ["card"]}, options=options)
+
+
+def _paid(sdk, amount=2000):
+    pi = _create(sdk, amount)
+    sdk.v1.payment_intents.update(pi.id, params={"payment_method": "pm_card_visa"})
+    return sdk.v1.payment_intents.confirm(pi.id)
+
+
+def _localstripe_pis(localstripe) -> list[dict]:
+    answer = requests.get(f"{localstripe}/v1/payment_intents", params={"limit": 100}, auth=(KEY, ""), timeout=10)
+    return answer.json()["data"]
+
+
+def test_endpoint_templates():
+    assert endpoint_template("GET", "/v1/payment_intents/pi_123?expand[0]=latest_charge") == \
+        "GET /v1/payment_intents/{id}"
+    assert endpoint_template("POST", "/v1/payment_intents/pi_1/confirm") == "POST /v1/payment_intents/{id}/confirm"
+    assert endpoint_template("POST", "/v1/refunds") == "POST /v1/refunds"
+    assert endpoint_template("GET", "/v1/payment_intents/search") == "GET /v1/payment_intents/search"
+    assert endpoint_template("POST", "/v1/customers/cus_1/sources/card_2") == "POST /v1/customers/{id}/sources/{id}"
+
+
+def test_a_payment_intent_has_real_stripes_shape(sdk):
+    created = _create(sdk)
+    assert created.latest_charge is None
+    assert created.amount_received == 0 and created.amount_capturable == 0
+    assert created.canceled_at is None and created.cancellation_reason is None
+    assert created.automatic_payment_methods is None
+    assert "charges" not in created.to_dict()
+
+    paid = _paid(sdk)
+    assert paid.status == "succeeded"
+    assert isinstance(paid.latest_charge, str) and paid.latest_charge.startswith("ch_")
+    assert paid.amount_received == 2000
+    assert "charges" not in paid.to_dict()
+    assert isinstance(sdk.v1.payment_intents.retrieve(paid.id).latest_charge, str)
+
+
+def test_latest_charge_is_an_object_only_when_expanded(sdk):
+    paid = _paid(sdk)
+    expanded = sdk.v1.payment_intents.retrieve(paid.id, params={"expand": ["latest_charge"]})
+    charge = expanded.latest_charge
+    assert isinstance(charge, stripe.Charge) and charge.id == paid.latest_charge
+    assert charge.amount_refunded == 0 and charge.refunded is False and charge.payment_intent == paid.id
+    assert "refunds" not in charge.to_dict()
+    assert charge.metadata["order_id"] == "order-1"  # Stripe copies the PI's metadata onto its charge
+
+    with_refunds = sdk.v1.payment_intents.retrieve(paid.id, params={"expand": ["latest_charge.refunds"]})
+    assert with_refunds.latest_charge.refunds.data == []
+    assert "refunds" not in sdk.v1.charges.retrieve(paid.latest_charge).to_dict()
+    assert sdk.v1.charges.retrieve(paid.latest_charge, params={"expand": ["refunds"]}).refunds.object == "list"
+
+    listed = sdk.v1.payment_intents.list()
+    assert [pi.latest_charge for pi in listed.data if pi.id == paid.id] == [paid.latest_charge]
+    listed = sdk.v1.payment_intents.list(params={"expand": ["data.latest_charge"]})
+    assert [pi.latest_charge.id for pi in listed.data if pi.id == paid.id] == [paid.latest_charge]
+
+
+def test_an_idempotent_create_is_replayed_and_other_params_are_refused(sdk, proxy, localstripe):
+    first = _create(sdk, idempotency_key="order-1-payment-intent")
+    again = _create(sdk, idempotency_key="order-1-payment-intent")
+    assert again.id == first.id
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+    assert len(_localstripe_pis(localstripe)) == 1
+    assert proxy.count("POST /v1/payment_intents") == 2
+
+    with pytest.raises(stripe.IdempotencyError) as refused:
+        _create(sdk, amount=2500, idempotency_key="order-1-payment-intent")
+    assert refused.value.http_status == 400
+    assert "same parameters" in refused.value.user_message
+    assert len(_localstripe_pis(localstripe)) == 1
+
+    other_key = _create(sdk, idempotency_key="order-2-payment-intent")
+    assert other_key.id != first.id
+
+
+def test_a_key_still_in_progress_gets_409(sdk, proxy, localstripe):
+    proxy.delay = 0.8
+    results = {}
+
+    def first():
+        results["first"] = _create(sdk, idempotency_key="same-key")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.3)
+    with pytest.raises(stripe.APIError) as conflict:
+        _create(sdk, idempotency_key="same-key")
+    thread.join()
+    assert conflict.value.http_status == 409
+    assert conflict.value.error.type == "idempotency_error"
+    proxy.delay = 0
+    assert _create(sdk, idempotency_key="same-key").id == results["first"].id
+    assert len(_localstripe_pis(localstripe)) == 1
+
+
+@pytest.mark.parametrize("amount,currency,minimum,message", [
+    (30, "usd", 50, "Amount must be at least $0.50 usd"),
+    (49, "eur", 50, "Amount must be at least €0.50 eur"),
+    (29, "gbp", 30, "Amount must be at least £0.30 gbp"),
+    (49, "jpy", 50, "Amount must be at least ¥50 jpy"),
+])
+def test_amounts_below_stripes_minimum_are_refused(sdk, localstripe, amount, currency, minimum, message):
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        _create(sdk, amount=amount, currency=currency)
+    assert (refused.value.code, refused.value.param, refused.value.user_message) == \
+        ("amount_too_small", "amount", message)
+    assert _localstripe_pis(localstripe) == []
+    assert _create(sdk, amount=minimum, currency=currency).amount == minimum
+
+
+def test_an_update_below_the_minimum_is_refused(sdk):
+    pi = _create(sdk, amount=1000, currency="gbp")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        sdk.v1.payment_intents.update(pi.id, params={"amount": 20})
+    assert refused.value.code == "amount_too_small" and "£0.30 gbp" in refused.value.user_message
+
+
+def test_beyond_the_rate_limit_stripe_answers_429_which_the_sdk_does_not_retry(proxy, localstripe):
+    retrying = stripe.StripeClient(KEY, base_addresses={"api": proxy.url}, max_network_retries=2)
+    pi = _create(retrying)
+    proxy.rate_limit, proxy.rate_window = 3, 5.0  # a wide window: a slow machine cannot slip under it
+    for _ in range(3):
+        retrying.v1.payment_intents.retrieve(pi.id)
+    with pytest.raises(stripe.RateLimitError) as limited:
+        retrying.v1.payment_intents.retrieve(pi.id)
+    error = limited.value
+    assert error.http_status == 429 and error.error.code == "rate_limit"  # RateLimitError.code stays None
+    assert error.error.type == "invalid_request_error"
+    assert error.headers["Stripe-Rate-Limited-Reason"] == "endpoint-rate"
+    assert "Stripe-Should-Retry" not in error.headers and "Retry-After" not in error.headers
+    assert error.request_id.startswith("req_")
+    assert proxy.count("GET /v1/payment_intents/{id}") == 4  # the SDK did not retry the 429
+    # Another endpoint has its own budget.
+    assert retrying.v1.payment_intents.update(pi.id, params={"metadata": {"x": "1"}}).metadata["x"] == "1"
+
+
+def test_the_rate_limit_window_slides(sdk, proxy):
+    pi = _create(sdk)
+    proxy.rate_limits = {"GET /v1/payment_intents/{id}": 2}
+    proxy.rate_window = 0.5
+    sdk.v1.payment_intents.retrieve(pi.id)
+    sdk.v1.payment_intents.retrieve(pi.id)
+    time.sleep(0.6)
+    assert sdk.v1.payment_intents.retrieve(pi.id).id == pi.id
+
+
+def test_partial_refunds_send_charge_refunded_with_running_totals(sdk, proxy, receiver):
+    paid = _paid(sdk, 2000)
+    sdk.v1.refunds.create(params={"payment_intent": paid.id, "amount": 500})
+    sdk.v1.refunds.create(params={"payment_intent": paid.id, "amount": 700})
+    events = receiver.wait("charge.refunded", paid.id, count=2)
+    assert len(events) == 2
+    charges = sorted((e.data.object for e in events), key=lambda c: c.amount_refunded)
+    assert [c.amount_refunded for c in charges] == [500, 1200]
+    assert [c.refunded for c in charges] == [False, False]
+    for event in events:
+        charge = event.data.object
+        assert charge.object == "charge" and charge.id == paid.latest_charge and charge.payment_intent == paid.id
+        assert charge.metadata["order_id"] == "order-1"
+        assert "refunds" not in charge.to_dict()
+        assert event.api_version == proxy.api_version and event.request.idempotency_key
+
+    sdk.v1.refunds.create(params={"payment_intent": paid.id})  # the rest
+    last = max((e.data.object for e in receiver.wait("charge.refunded", paid.id, count=3)),
+               key=lambda c: c.amount_refunded)
+    assert (last.amount_refunded, last.refunded) == (2000, True)  # localstripe alone would refund 2000 more
+    assert proxy.count("POST /v1/refunds") == 3
+
+
+def test_refunds_beyond_the_charge_are_refused(sdk):
+    paid = _paid(sdk, 2000)
+    with pytest.raises(stripe.InvalidRequestError) as too_much:
+        sdk.v1.refunds.create(params={"payment_intent": paid.id, "amount": 2001})
+    assert too_much.value.param == "amount" and "greater than unrefunded amount" in too_much.value.user_message
+    sdk.v1.refunds.create(params={"payment_intent": paid.id})
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        sdk.v1.refunds.create(params={"payment_intent": paid.id})
+    assert again.value.code == "charge_already_refunded"
+    assert sdk.v1.charges.retrieve(paid.latest_charge).amount_refunded == 2000
+    unpaid = _create(sdk)
+    with pytest.raises(stripe.InvalidRequestError):  # localstripe alone crashes with a bare 500
+        sdk.v1.refunds.create(params={"payment_intent": unpaid.id})
+
+
+def test_localstripes_own_events_arrive_reshaped_and_resigned(sdk, proxy, receiver):
+    paid = _paid(sdk)
+    [event] = receiver.wait("payment_intent.succeeded", paid.id)  # signature checked with our secret
+    assert event.api_version == proxy.api_version != "2017-08-15"
+    pi = event.data.object
+    assert pi.latest_charge == paid.latest_charge and "charges" not in pi.to_dict()
+    assert pi.amount_received == 2000
+
+
+def test_a_refund_in_the_dashboard_sends_charge_refunded_without_an_api_call(sdk, proxy, receiver):
+    paid = _paid(sdk, 3000)
+    calls = proxy.count()
+    refund = proxy.refund_in_dashboard(paid.id, amount=1000)
+    assert refund["amount"] == 1000 and refund["payment_intent"] == paid.id
+    [event] = receiver.wait("charge.refunded", paid.id)
+    assert event.data.object.amount_refunded == 1000
+    assert event.data.previous_attributes.amount_refunded == 0
+    assert proxy.count() == calls
+    charge = sdk.v1.charges.retrieve(paid.latest_charge)
+    assert charge.amount_refunded == 1000
+
+
+def test_cancel_sends_payment_intent_canceled(sdk, receiver):
+    pi = _create(sdk)
+    canceled = sdk.v1.payment_intents.cancel(pi.id, params={"cancellation_reason": "abandoned"})
+    assert canceled.status == "canceled"
+    assert canceled.cancellation_reason == "abandoned"  # localstripe alone answers 400 to this parameter
+    assert isinstance(canceled.canceled_at, int)
+    [event] = receiver.wait("payment_intent.canceled", pi.id)
+    assert event.data.object.status == "canceled" and event.data.object.metadata["order_id"] == "order-1"
+    assert sdk.v1.payment_intents.retrieve(pi.id).canceled_at == canceled.canceled_at
+
+
+def test_webhooks_can_be_paused_dropped_and_duplicated(sdk, proxy, receiver):
+    proxy.webhooks_paused = True
+    first = _create(sdk)
+    sdk.v1.payment_intents.cancel(first.id)
+    time.sleep(0.5)
+    assert receiver.events("payment_intent.canceled", first.id) == []
+    proxy.webhooks_paused = False
+    receiver.wait("payment_intent.canceled", first.id)
+
+    proxy.drop_webhooks = True
+    second = _create(sdk)
+    sdk.v1.payment_intents.cancel(second.id)
+    deadline = time.monotonic() + 5
+    while not any(d["status"] == "dropped" for d in proxy.deliveries):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert receiver.events("payment_intent.canceled", second.id) == []
+    proxy.drop_webhooks = False
+
+    proxy.deliver_times = 2
+    third = _create(sdk)
+    sdk.v1.payment_intents.cancel(third.id)
+    twice = receiver.wait("payment_intent.canceled", third.id, count=2)
+    assert twice[0].id == twice[1].id
+    assert [e["data"]["object"]["id"] for e in proxy.delivered("payment_intent.canceled")] == [first.id, third.id]
+
+
+def test_a_lost_create_answer_happened_at_stripe_and_a_retry_with_the_key_gets_it(sdk, proxy, localstripe):
+    proxy.lose_answer_next("POST /v1/payment_intents")
+    with pytest.raises(stripe.APIConnectionError):
+        _create(sdk, idempotency_key="order-9-payment-intent")
+    [at_stripe] = _localstripe_pis(localstripe)
+    assert at_stripe["metadata"] == {"order_id": "order-1"}
+
+    retried = _create(sdk, idempotency_key="order-9-payment-intent")
+    assert retried.id == at_stripe["id"]
+    assert len(_localstripe_pis(localstripe)) == 1
+    assert [e["status"] for e in proxy.log] == ["lost", 200]
+
+
+def test_the_sdks_own_retry_recovers_a_lost_answer_with_the_same_key(proxy, localstripe):
+    retrying = stripe.StripeClient(KEY, base_addresses={"api": proxy.url}, max_network_retries=1)
+    proxy.lose_answer_next("POST /v1/payment_intents")
+    pi = _create(retrying)  # the SDK generates one key and sends it on both attempts
+    assert [pi.id] == [p["id"] for p in _localstripe_pis(localstripe)]
+    assert [e["replayed"] for e in proxy.log] == [False, True]
+
+
+def test_fail_next_answers_without_forwarding(sdk, proxy, localstripe):
+    proxy.fail_next("POST /v1/payment_intents", status=500)
+    with pytest.raises(stripe.APIError) as failed:
+        _create(sdk, idempotency_key="k-500")
+    assert failed.value.http_status == 500
+    assert _localstripe_pis(localstripe) == []
+    assert _create(sdk, idempotency_key="k-500").id  # the key was not used up
+    assert proxy.count("POST /v1/payment_intents") == 2
+
+
+def test_counts_per_endpoint_template_and_reset(sdk, proxy):
+    paid = _paid(sdk)
+    sdk.v1.payment_intents.retrieve(paid.id)
+    sdk.v1.payment_intents.retrieve(paid.id)
+    assert proxy.count("POST /v1/payment_intents") == 1
+    assert proxy.count("POST /v1/payment_intents/{id}") == 1
+    assert proxy.count("POST /v1/payment_intents/{id}/confirm") == 1
+    assert proxy.count("GET /v1/payment_intents/{id}") == 2
+    assert proxy.count() == 5
+    proxy.reset_calls()
+    assert proxy.count() == 0
+
+
+def test_dozens_of_concurrent_requests(sdk, proxy):
+    pi = _create(sdk)
+    proxy.delay = 0.2  # they overlap in the proxy: a single-threaded one would take 40 × 0.2 s
+    started = time.monotonic()
+    with ThreadPoolExecutor(40) as pool:
+        ids = list(pool.map(lambda _: sdk.v1.payment_intents.retrieve(pi.id).id, range(40)))
+    assert ids == [pi.id] * 40
+    assert time.monotonic() - started < 5
+    assert proxy.count("GET /v1/payment_intents/{id}") == 40
+
+
+def test_rewritten_objects_carry_the_keys_of_stripes_own_fixtures(sdk, proxy, receiver):
+    from orders_service.payments.stripe_gateway import to_payment_intent
+
+    fixtures = json.loads(FIXTURES.read_text())["resources"]
+    paid = _paid(sdk)
+    sdk.v1.refunds.create(params={"payment_intent": paid.id, "amount": 100})
+    shapes = {
+        "payment_intent": (fixtures["payment_intent"], paid.to_dict(),
+                           ["id", "object", "amount", "amount_received", "currency", "status", "metadata",
+                            "latest_charge", "last_payment_error", "client_secret"]),
+        "charge": (fixtures["charge"], sdk.v1.charges.retrieve(paid.latest_charge).to_dict(),
+                   ["id", "object", "amount", "amount_refunded", "refunded", "payment_intent", "metadata"]),
+        "refund": (fixtures["refund"], sdk.v1.refunds.list(params={"payment_intent": paid.id}).data[0].to_dict(),
+                   ["id", "object", "amount", "charge", "payment_intent", "status", "reason"]),
+    }
+    for name, (real, ours, read) in shapes.items():
+        assert {k for k in read if k in real} == set(read), f"fixture {name} lacks one of {read}"
+        missing = [k for k in read if k not in ours]
+        assert not missing, f"rewritten {name} lacks {missing}"
+        for key in read:  # the same kind of value (an id string where Stripe sends an id, ...)
+            if real[key] is not None and ours[key] is not None:
+                assert type(real[key]) is type(ours[key]), (name, key, real[key], ours[key])
+    # latest_charge: an id (or null) as in the fixture, never the Charge object localstripe sends.
+    assert shapes["payment_intent"][0]["latest_charge"] is None and isinstance(paid.latest_charge, str)
+    assert "charges" not in paid.to_dict() and "charges" not in fixtures["payment_intent"]
+
+    [event] = receiver.wait("charge.refunded", paid.id)
+    event_dict = json.loads(str(event))
+    assert set(fixtures["event"]) <= set(event_dict), set(fixtures["event"]) - set(event_dict)
+
+    # The gateway reads both the same way.
+    real_pi = stripe.PaymentIntent.construct_from(
+        dict(fixtures["payment_intent"], status="succeeded", last_payment_error=None,
+             metadata={"order_id": "order-1"}, amount=2000, latest_charge="ch_1"), KEY)
+    ours = to_payment_intent(paid)
+    theirs = to_payment_intent(real_pi)
+    assert (ours.status, ours.amount, ours.currency, ours.order_id, ours.failure) == \
+        (theirs.status, theirs.amount, theirs.currency, theirs.order_id, theirs.failure)
