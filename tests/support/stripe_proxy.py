@@ -81,8 +81,9 @@ _STRIPPED = {
     "POST /v1/refunds": {"reason"},
 }
 # Fields real PaymentIntents carry that localstripe leaves out; null/empty is what Stripe sends by default.
-_PI_DEFAULTS = {"cancellation_reason": None, "automatic_payment_methods": None, "confirmation_method": "automatic",
-                "description": None, "receipt_email": None, "setup_future_usage": None, "statement_descriptor": None,
+_PI_DEFAULTS = {"cancellation_reason": None, "automatic_payment_methods": None,
+                "confirmation_method": "automatic", "description": None, "receipt_email": None,
+                "setup_future_usage": None, "statement_descriptor": None,
                 "statement_descriptor_suffix": None, "on_behalf_of": None, "transfer_group": None,
                 "application": None, "application_fee_amount": None, "review": None, "shipping": None,
                 "processing": None, "payment_method_options": {}}
@@ -261,7 +262,7 @@ class RealStripe:
             self.log: list[dict] = []
             self.events: list[dict] = []      # every event emitted, in order
             self.sent: list[dict] = []        # every event body POSTed to the target (duplicates included)
-            self.deliveries: list[dict] = []  # {"id", "type", "status"}: an HTTP status, "dropped" or an error
+            self.deliveries: list[dict] = []  # {"id", "type", "status": HTTP status, "dropped" or an error}
             self._faults: dict[str, list[dict]] = {}
             self._windows: dict[str, deque] = {}
             self._idempotency: dict[tuple, dict] = {}
@@ -346,7 +347,8 @@ class RealStripe:
             entry = {"endpoint": req.template, "path": req.path, "idempotency_key": req.key, "status": None,
                      "replayed": False, "request_id": request_id}
             self.log.append(entry)
-        headers = {"Request-Id": request_id, "Stripe-Version": req.headers.get("Stripe-Version") or self.api_version}
+        headers = {"Request-Id": request_id,
+                   "Stripe-Version": req.headers.get("Stripe-Version") or self.api_version}
         if req.key:
             headers["Idempotency-Key"] = req.key
 
@@ -380,16 +382,17 @@ class RealStripe:
                 if stored and time.time() - stored["at"] > IDEMPOTENCY_TTL:
                     stored = None
                 if stored is None:
-                    self._idempotency[scope] = {"at": time.time(), "fingerprint": req.fingerprint, "done": False}
-                else:
-                    stored = dict(stored)  # its state on arrival: "in progress" is judged now, not after the delay
+                    self._idempotency[scope] = {"at": time.time(), "fingerprint": req.fingerprint,
+                                                "done": False}
+                else:  # its state on arrival: "in progress" is judged now, not after the delay
+                    stored = dict(stored)
             if stored is not None:
                 time.sleep(self.delay)
                 if stored["fingerprint"] != req.fingerprint:
                     return answer(400, _error(
                         "idempotency_error", "Keys for idempotent requests can only be used with the same "
-                        f"parameters they were first used with. Try using a key other than '{req.key}' if you "
-                        "meant to execute a different request."))
+                        "parameters they were first used with. Try using a key other than "
+                        f"'{req.key}' if you meant to execute a different request."))
                 if not stored["done"]:
                     return answer(409, _error(
                         "idempotency_error", "There is currently another in-progress request using this "
@@ -432,7 +435,8 @@ class RealStripe:
         currency = str(currency or "usd").lower()
         minimum = MINIMUM_AMOUNT.get(currency, DEFAULT_MINIMUM)
         if amount < minimum:
-            return _error("invalid_request_error", f"Amount must be at least {_format_amount(minimum, currency)}",
+            return _error("invalid_request_error",
+                          f"Amount must be at least {_format_amount(minimum, currency)}",
                           code="amount_too_small", param="amount",
                           doc_url="https://stripe.com/docs/error-codes/amount-too-small")
         if amount > MAXIMUM_AMOUNT:
@@ -472,8 +476,9 @@ class RealStripe:
             return None
         if amount is not None and amount > remaining:
             currency = charge.get("currency", "usd")
-            return _error("invalid_request_error", f"Refund amount ({_format_amount(amount, currency)}) is greater "
-                          f"than unrefunded amount on charge ({_format_amount(remaining, currency)})", param="amount")
+            return _error("invalid_request_error",
+                          f"Refund amount ({_format_amount(amount, currency)}) is greater than unrefunded "
+                          f"amount on charge ({_format_amount(remaining, currency)})", param="amount")
         req.refund_remaining = remaining if amount is None else None
         return None
 
@@ -486,7 +491,7 @@ class RealStripe:
             kept = {k: v for k, v in req.params if _root(k) in stripped}
             body = urlencode([(k, v) for k, v in parse_qsl(req.body.decode(), keep_blank_values=True)
                               if _root(k) not in stripped]).encode()
-        if getattr(req, "refund_remaining", None):  # "refund the rest", which localstripe reads as "all of it"
+        if getattr(req, "refund_remaining", None):  # "the rest", which localstripe reads as "all of it"
             body = (body + b"&" if body else b"") + urlencode({"amount": req.refund_remaining}).encode()
         headers = self._forward_headers(req)
         if "payment_method" in kept:  # confirm(payment_method=...): localstripe only knows update + confirm
@@ -605,7 +610,8 @@ class RealStripe:
     def _charge_metadata(self, charge: dict) -> dict:
         if not charge.get("payment_intent"):
             return {}
-        metadata = self._upstream_json("GET", f"/v1/payment_intents/{charge['payment_intent']}").get("metadata")
+        pi = self._upstream_json("GET", f"/v1/payment_intents/{charge['payment_intent']}")
+        metadata = pi.get("metadata")
         with self._lock:
             self._charge_meta[charge["id"]] = dict(metadata or {})
             self._charge_pi[charge["id"]] = charge["payment_intent"]
@@ -642,7 +648,9 @@ class RealStripe:
     def emit_event(self, type_: str, obj: dict, request: dict | None = None,
                    previous_attributes: dict | None = None) -> dict:
         """Send a real-shaped event with `obj` as data.object (e.g. charge.dispute.created in a test)."""
-        data = {"object": obj, **({"previous_attributes": previous_attributes} if previous_attributes else {})}
+        data = {"object": obj}
+        if previous_attributes:
+            data["previous_attributes"] = previous_attributes
         event = {"id": "evt_" + secrets.token_hex(12), "object": "event", "api_version": self.api_version,
                  "created": int(time.time()), "data": data, "livemode": False, "pending_webhooks": 1,
                  "request": request or {"id": None, "idempotency_key": None}, "type": type_}
@@ -668,7 +676,8 @@ class RealStripe:
             previous["refunded"] = False
         self.emit_event("charge.refunded", charge, request, previous)
 
-    def wait_for_webhooks(self, type_: str | None = None, count: int = 1, timeout: float = 10.0) -> list[dict]:
+    def wait_for_webhooks(self, type_: str | None = None, count: int = 1,
+                          timeout: float = 10.0) -> list[dict]:
         """The events of `type_` delivered to the target (each event once), once there are `count`."""
         deadline = time.monotonic() + timeout
         while True:
@@ -752,10 +761,12 @@ class RealStripe:
 
     @staticmethod
     def _internal_headers() -> dict:
-        return {"Authorization": f"Bearer {_INTERNAL_KEY}", "Content-Type": "application/x-www-form-urlencoded"}
+        return {"Authorization": f"Bearer {_INTERNAL_KEY}",
+                "Content-Type": "application/x-www-form-urlencoded"}
 
     def _upstream(self, method: str, path: str, body: bytes | None, headers: dict) -> requests.Response:
-        return self._session.request(method, self.upstream + path, data=body or None, headers=headers, timeout=30)
+        return self._session.request(method, self.upstream + path, data=body or None, headers=headers,
+                                     timeout=30)
 
     def _upstream_json(self, method: str, path: str) -> dict:
         up = self._upstream(method, path, None, self._internal_headers())

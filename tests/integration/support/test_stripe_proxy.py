@@ -101,17 +101,20 @@ def _paid(sdk, amount=2000):
 
 
 def _localstripe_pis(localstripe) -> list[dict]:
-    answer = requests.get(f"{localstripe}/v1/payment_intents", params={"limit": 100}, auth=(KEY, ""), timeout=10)
+    answer = requests.get(f"{localstripe}/v1/payment_intents", params={"limit": 100}, auth=(KEY, ""),
+                          timeout=10)
     return answer.json()["data"]
 
 
 def test_endpoint_templates():
     assert endpoint_template("GET", "/v1/payment_intents/pi_123?expand[0]=latest_charge") == \
         "GET /v1/payment_intents/{id}"
-    assert endpoint_template("POST", "/v1/payment_intents/pi_1/confirm") == "POST /v1/payment_intents/{id}/confirm"
+    assert endpoint_template("POST", "/v1/payment_intents/pi_1/confirm") == \
+        "POST /v1/payment_intents/{id}/confirm"
     assert endpoint_template("POST", "/v1/refunds") == "POST /v1/refunds"
     assert endpoint_template("GET", "/v1/payment_intents/search") == "GET /v1/payment_intents/search"
-    assert endpoint_template("POST", "/v1/customers/cus_1/sources/card_2") == "POST /v1/customers/{id}/sources/{id}"
+    assert endpoint_template("POST", "/v1/customers/cus_1/sources/card_2") == \
+        "POST /v1/customers/{id}/sources/{id}"
 
 
 def test_a_payment_intent_has_real_stripes_shape(sdk):
@@ -142,7 +145,8 @@ def test_latest_charge_is_an_object_only_when_expanded(sdk):
     with_refunds = sdk.v1.payment_intents.retrieve(paid.id, params={"expand": ["latest_charge.refunds"]})
     assert with_refunds.latest_charge.refunds.data == []
     assert "refunds" not in sdk.v1.charges.retrieve(paid.latest_charge).to_dict()
-    assert sdk.v1.charges.retrieve(paid.latest_charge, params={"expand": ["refunds"]}).refunds.object == "list"
+    expanded_charge = sdk.v1.charges.retrieve(paid.latest_charge, params={"expand": ["refunds"]})
+    assert expanded_charge.refunds.object == "list"
 
     listed = sdk.v1.payment_intents.list()
     assert [pi.latest_charge for pi in listed.data if pi.id == paid.id] == [paid.latest_charge]
@@ -250,7 +254,8 @@ def test_partial_refunds_send_charge_refunded_with_running_totals(sdk, proxy, re
     assert [c.refunded for c in charges] == [False, False]
     for event in events:
         charge = event.data.object
-        assert charge.object == "charge" and charge.id == paid.latest_charge and charge.payment_intent == paid.id
+        assert charge.object == "charge" and charge.id == paid.latest_charge
+        assert charge.payment_intent == paid.id
         assert charge.metadata["order_id"] == "order-1"
         assert "refunds" not in charge.to_dict()
         assert event.api_version == proxy.api_version and event.request.idempotency_key
@@ -266,7 +271,8 @@ def test_refunds_beyond_the_charge_are_refused(sdk):
     paid = _paid(sdk, 2000)
     with pytest.raises(stripe.InvalidRequestError) as too_much:
         sdk.v1.refunds.create(params={"payment_intent": paid.id, "amount": 2001})
-    assert too_much.value.param == "amount" and "greater than unrefunded amount" in too_much.value.user_message
+    assert too_much.value.param == "amount"
+    assert "greater than unrefunded amount" in too_much.value.user_message
     sdk.v1.refunds.create(params={"payment_intent": paid.id})
     with pytest.raises(stripe.InvalidRequestError) as again:
         sdk.v1.refunds.create(params={"payment_intent": paid.id})
@@ -334,7 +340,8 @@ def test_webhooks_can_be_paused_dropped_and_duplicated(sdk, proxy, receiver):
     sdk.v1.payment_intents.cancel(third.id)
     twice = receiver.wait("payment_intent.canceled", third.id, count=2)
     assert twice[0].id == twice[1].id
-    assert [e["data"]["object"]["id"] for e in proxy.delivered("payment_intent.canceled")] == [first.id, third.id]
+    delivered = [e["data"]["object"]["id"] for e in proxy.delivered("payment_intent.canceled")]
+    assert delivered == [first.id, third.id]
 
 
 def test_a_lost_create_answer_happened_at_stripe_and_a_retry_with_the_key_gets_it(sdk, proxy, localstripe):
@@ -404,7 +411,8 @@ def test_rewritten_objects_carry_the_keys_of_stripes_own_fixtures(sdk, proxy, re
                             "latest_charge", "last_payment_error", "client_secret"]),
         "charge": (fixtures["charge"], sdk.v1.charges.retrieve(paid.latest_charge).to_dict(),
                    ["id", "object", "amount", "amount_refunded", "refunded", "payment_intent", "metadata"]),
-        "refund": (fixtures["refund"], sdk.v1.refunds.list(params={"payment_intent": paid.id}).data[0].to_dict(),
+        "refund": (fixtures["refund"],
+                   sdk.v1.refunds.list(params={"payment_intent": paid.id}).data[0].to_dict(),
                    ["id", "object", "amount", "charge", "payment_intent", "status", "reason"]),
     }
     for name, (real, ours, read) in shapes.items():
