@@ -5,6 +5,7 @@ from flask import Flask, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 from orders_service.config import Settings
+from orders_service.fields import STORE_CURRENCY
 from orders_service.ops.requests import init_request_logging
 from orders_service.runtime import Runtime
 from orders_service.web import Api, error_response, init_request_session, register_error_handlers
@@ -13,8 +14,9 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
-    settings = settings or (runtime.settings if runtime else Settings.from_env())
-    runtime = runtime or Runtime(settings)
+    """The web app on `runtime` (built from `settings`, or the environment, when not given)."""
+    runtime = runtime or Runtime(settings or Settings.from_env())
+    settings = runtime.settings
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.update(
         API_TITLE="orders-service",
@@ -54,6 +56,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.get("/api/docs/assets/<path:filename>")
     def swagger_assets(filename):
         return send_from_directory(swagger_ui_path, filename)
+
+    @app.before_request
+    def _store_currency():
+        STORE_CURRENCY.set(settings.store_currency)  # what request amounts and catalog prices are in
 
     @app.before_request
     def _require_json_body():

@@ -6,8 +6,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import pycountry
 from sqlalchemy.engine import make_url
+
+from orders_service import money
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_STRIPE_KEY = "sk_test_orders_service_dev"
@@ -83,6 +84,8 @@ class Settings:
     notification_interval_seconds: int = 5
     reconcile_after_seconds: int = 300
     redrive_after_seconds: int = 60
+    # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
+    provider_concurrency: int = 6
 
     @property
     def is_production(self) -> bool:
@@ -92,6 +95,11 @@ class Settings:
     def mail_folder(self) -> Path:
         """Where development writes the emails it would send (no SMTP_URL)."""
         return self.instance_dir / "mail"
+
+    @property
+    def currency(self) -> money.Currency:
+        """STORE_CURRENCY with its minor unit as Stripe counts it."""
+        return money.currency(self.store_currency)
 
     @property
     def broker_folders(self) -> dict[str, Path]:
@@ -157,8 +165,10 @@ class Settings:
             webhook_secret = DEV_WEBHOOK_SECRET
 
         currency = env.get("STORE_CURRENCY", "USD").upper()
-        if pycountry.currencies.get(alpha_3=currency) is None:
-            raise ConfigError("STORE_CURRENCY", f"is not an ISO 4217 currency: {currency!r}")
+        try:
+            money.currency(currency)
+        except money.UnknownCurrency as exc:
+            raise ConfigError("STORE_CURRENCY", str(exc)) from None
 
         try:
             stripe_timeout = float(env.get("STRIPE_TIMEOUT_SECONDS", "10"))
@@ -188,4 +198,5 @@ class Settings:
             notification_interval_seconds=_int(env, "NOTIFICATION_INTERVAL_SECONDS", 5, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
+            provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
         )

@@ -21,7 +21,8 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
-# Amounts in cents: 64-bit, so that no accepted quantity × price can overflow a column.
+# Amounts in the currency's minor units (cents for USD, yen for JPY: `money.py`): 64-bit, so that no
+# accepted quantity × price can overflow a column.
 Cents = BigInteger
 
 

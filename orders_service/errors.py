@@ -42,6 +42,16 @@ class InsufficientStock(DomainError):
         )
 
 
+class ProviderBusy(DomainError):
+    """A dependency asks us to come back later: 503 with Retry-After; nothing was reserved or changed."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = max(1, round(retry_after))
+
+
 class PaymentProviderError(DomainError):
     """The payment provider failed; the message carries its reason (never our internals or keys)."""
 

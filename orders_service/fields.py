@@ -1,12 +1,18 @@
 """Marshmallow fields shared by the schemas: strict numbers, money, countries."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import timezone
+from decimal import Decimal
 
 import pycountry
 from marshmallow import ValidationError, fields
 
-from orders_service.money import json_amount, to_cents
+from orders_service.money import currency, json_amount, to_minor
+
+# The store's currency, for amounts that carry none of their own (request bodies, catalog prices).
+# The app sets it for each request from STORE_CURRENCY; one process serves one store.
+STORE_CURRENCY: ContextVar[str] = ContextVar("store_currency", default="USD")
 
 
 class Text(fields.String):
@@ -31,19 +37,30 @@ class StrictInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class Money(fields.Field):
-    """A JSON number in major units (459.98) ↔ integer cents (45998)."""
+def _currency_of(obj):
+    """An order (or its line, or its refund) has its own currency; anything else is in the store's."""
+    code = getattr(obj, "currency", None) or getattr(getattr(obj, "order", None), "currency", None)
+    return currency(code or STORE_CURRENCY.get())
+
+
+class Money(fields.Number):
+    """A JSON number in major units (459.98 USD, 1500 JPY) ↔ integer minor units (45998, 1500).
+
+    A Number for the OpenAPI document (`type: number`); the conversion is exact, never through a float.
+    """
+
+    num_type = Decimal  # not used to convert (the methods below do): marshmallow asks every Number for one
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             raise ValidationError("Must be a JSON number, not a string.")
         try:
-            return to_cents(value)
+            return to_minor(value, currency(STORE_CURRENCY.get()))
         except ValueError as exc:
             raise ValidationError(f"Amount {exc}.") from None
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else json_amount(value)
+        return None if value is None else json_amount(value, _currency_of(obj))
 
 
 class UtcDateTime(fields.DateTime):

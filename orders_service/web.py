@@ -115,7 +115,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
-        return error_response(exc.status, exc.message, exc.errors)
+        response, status = error_response(exc.status, exc.message, exc.errors)
+        if getattr(exc, "retry_after", None) is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -27,6 +27,7 @@ from tests.support.processes import (
     wait_tcp,
 )
 from tests.support.stripe import WEBHOOK_SECRET, StripeEmulator
+from tests.support.stripe_proxy import RealStripe
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +55,15 @@ def stripe_emulator():
 
 
 @pytest.fixture(scope="session")
+def real_stripe(stripe_emulator):
+    """The service's Stripe: localstripe behind a proxy that answers (and sends webhooks) in the shapes of
+    real Stripe since 2022-11-15, honours idempotency keys, and can be made slow, rate-limited or faulty.
+    Tests pay and look at the truth through `stripe_emulator` directly, as a browser and Stripe would."""
+    with RealStripe(stripe_emulator.url) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
 def redis_broker_url():
     """A redis-server of this test process's own: two suites running at once never share a broker."""
     server = PrivateRedis()
@@ -69,7 +79,7 @@ def amqp_broker_url():
 
 
 @pytest.fixture(scope="session")
-def base_env(database_url, stripe_emulator, redis_broker_url, tmp_path_factory) -> dict:
+def base_env(database_url, real_stripe, redis_broker_url, tmp_path_factory) -> dict:
     """The environment every process of the service under test gets."""
     env = dict(os.environ)
     instance = tmp_path_factory.mktemp("instance")
@@ -78,8 +88,11 @@ def base_env(database_url, stripe_emulator, redis_broker_url, tmp_path_factory) 
         DATABASE_URL=database_url,
         JWT_SECRET_KEY=JWT_SECRET,
         STRIPE_SECRET_KEY=StripeEmulator.API_KEY,
-        STRIPE_API_BASE=stripe_emulator.url,
+        STRIPE_API_BASE=real_stripe.url,
         STRIPE_TIMEOUT_SECONDS="3",
+        # Small pools: a test process runs several servers at once, and PostgreSQL's 100 connections are
+        # shared with whatever else runs on the machine (another suite, a benchmark).
+        DB_POOL_SIZE="4",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         CELERY_BROKER_URL=redis_broker_url,
         ORDERS_INSTANCE_DIR=str(instance),
@@ -105,10 +118,10 @@ def runtime(settings):
 
 
 @pytest.fixture(scope="session")
-def app(settings, runtime):
+def app(runtime):
     from orders_service.app import create_app
 
-    application = create_app(settings, runtime)
+    application = create_app(runtime=runtime)
     application.config["TESTING"] = True
     return application
 
@@ -134,6 +147,7 @@ def _clean_tables(request):
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
     request.getfixturevalue("stripe_emulator").flush()
+    request.getfixturevalue("real_stripe").reset()
     yield
 
 
@@ -163,7 +177,7 @@ def make(app, session_factory):
 def live_server(base_env):
     """The Procfile's `web` process (gunicorn) on a free port, for tests that need real concurrency."""
     port = free_port()
-    env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16")
+    env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16", DB_POOL_SIZE="12")  # races
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     proc = start_process(["bash", "-c", f"exec {procfile_command('web')}"], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -221,7 +235,8 @@ def stack(request, base_env, stripe_emulator):
 
 
 @pytest.fixture
-def webhooks_on(stack, stripe_emulator):
-    stripe_emulator.deliver_webhooks_to(f"{stack.url}/api/webhooks/stripe")
+def webhooks_on(stack, real_stripe):
+    """Stripe's webhooks (real-shaped) go to this stack's web while the test runs."""
+    real_stripe.forward_webhooks_to(f"{stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
     yield stack
-    stripe_emulator.deliver_webhooks_to(None)
+    real_stripe.forward_webhooks_to(None)

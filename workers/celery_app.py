@@ -15,7 +15,7 @@ from orders_service.queue import make_celery  # noqa: E402
 celery = make_celery(settings)
 celery.conf.beat_schedule = {
     name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds)}
-    for name in ("reconcile_pending_orders", "expire_unpaid_orders", "redrive_events")
+    for name in ("reconcile_payments", "expire_unpaid_orders", "redrive_events")
 }
 # The outbox is polled often: that is how long a customer waits for an email at most.
 celery.conf.beat_schedule["send_notifications"] = {
@@ -24,7 +24,8 @@ celery.conf.beat_schedule["send_notifications"] = {
 }
 celery.conf.imports = ("workers.tasks",)
 # Each worker process builds its own engine and clients on first use, after the prefork.
-runtime = Runtime(settings, db_pool_size=2)
+# The periodic jobs' threads each want a connection for a moment; never more than DB_POOL_SIZE.
+runtime = Runtime(settings, db_pool_size=min(settings.provider_concurrency + 1, settings.db_pool_size))
 
 
 @signals.setup_logging.connect

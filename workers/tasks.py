@@ -5,28 +5,35 @@ from celery import shared_task
 
 from orders_service.notifications import outbox
 from orders_service.payments import inbox, reconcile
-from orders_service.payments.gateway import PaymentGatewayError
-from orders_service.queue import MAX_RETRY_DELAY_SECONDS
 from workers.celery_app import runtime, settings
 
 
-@shared_task(name="workers.tasks.process_stripe_event", bind=True, autoretry_for=(PaymentGatewayError,),
-             retry_backoff=2, retry_backoff_max=MAX_RETRY_DELAY_SECONDS, retry_jitter=True, max_retries=12)
+@shared_task(name="workers.tasks.process_stripe_event", bind=True, max_retries=5)
 def process_stripe_event(self, event_id: str) -> str:
+    """Apply one stored webhook event. Nothing here waits on Stripe; an event that fails is re-driven
+    from the inbox by the beat job, so no retry is held in the broker (it would be lost with it)."""
     with runtime.session_factory() as session:
-        return inbox.process_event(session, runtime.gateway, event_id)
+        try:
+            return inbox.process_event(session, runtime.gateway, event_id)
+        except inbox.EventInFlight as busy:  # its worker died a moment ago, or a duplicate: after its claim
+            raise self.retry(countdown=busy.retry_after) from None
 
 
-@shared_task(name="workers.tasks.reconcile_pending_orders")
-def reconcile_pending_orders() -> int:
-    with runtime.session_factory() as session:
-        return reconcile.reconcile_pending_orders(session, runtime.gateway, settings.reconcile_after_seconds)
+@shared_task(name="workers.tasks.reconcile_payments")
+def reconcile_payments() -> int:
+    return reconcile.reconcile_payments(runtime.session_factory, runtime.gateway, settings.reconcile_after_seconds,
+                                        settings.provider_concurrency, _time_budget())
 
 
 @shared_task(name="workers.tasks.expire_unpaid_orders")
 def expire_unpaid_orders() -> int:
-    with runtime.session_factory() as session:
-        return reconcile.expire_unpaid_orders(session, runtime.gateway, settings.order_payment_ttl_seconds)
+    return reconcile.expire_unpaid_orders(runtime.session_factory, runtime.gateway, settings.order_payment_ttl_seconds,
+                                          settings.provider_concurrency, _time_budget())
+
+
+def _time_budget() -> float:
+    """A run stops taking new batches before the next one is due (what is left, it takes)."""
+    return settings.maintenance_interval_seconds * 0.8
 
 
 @shared_task(name="workers.tasks.redrive_events")

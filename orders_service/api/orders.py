@@ -15,8 +15,10 @@ from orders_service.orders.schemas import (
     OrderQuerySchema,
     OrderSchema,
     PaymentStartedSchema,
+    RefundInSchema,
+    RefundSchema,
 )
-from orders_service.payments import checkout
+from orders_service.payments import checkout, refunds
 from orders_service.web import Blueprint, db_session, payment_gateway, settings
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
@@ -31,7 +33,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placi
 @blp.alt_response(404, description="Customer, delivery method or product not found")
 def place_cash_on_delivery_order(body, idempotency_key=None):
     placed = service.place_order(
-        db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().store_currency,
+        db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().currency,
         idempotency_key=idempotency_key, route="cash_on_delivery",
     )
     g.order_id = placed.order.id  # for the request's log line
@@ -48,7 +50,7 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
 def place_order_with_payment(body, idempotency_key=None):
     order = checkout.place_online_order(
-        db_session(), payment_gateway(), current_actor(), body, settings().store_currency, idempotency_key
+        db_session(), payment_gateway(), current_actor(), body, settings().currency, idempotency_key
     )
     g.order_id = order.id
     return order
@@ -97,3 +99,16 @@ admin_blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", 
 @admin_blp.alt_response(400, description="A transition the state machine forbids")
 def update_order(body, order_id: UUID):
     return fulfilment.update_fulfilment(db_session(), order_id, body)
+
+
+@admin_blp.route("/<uuid:order_id>/refunds", methods=["POST"])
+@authenticated(role=Role.ADMIN)
+@admin_blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@admin_blp.arguments(RefundInSchema)
+@admin_blp.response(201, RefundSchema)
+@admin_blp.alt_response(400, description="Not paid online, or more than was paid minus what was refunded")
+@admin_blp.alt_response(404, description="Unknown order")
+@admin_blp.alt_response(422, description="The Idempotency-Key was used with another body")
+def refund_order(body, order_id: UUID, idempotency_key=None):
+    return refunds.refund_order(db_session(), payment_gateway(), order_id, body.get("amount"), body.get("reason"),
+                                idempotency_key)

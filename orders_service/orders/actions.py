@@ -12,8 +12,9 @@ import uuid
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from orders_service.auth.models import Role
 from orders_service.db import utcnow
-from orders_service.errors import DomainError, NotFound
+from orders_service.errors import DomainError, InvalidRequest, NotFound
 from orders_service.notifications.outbox import notify
 from orders_service.orders.events import CustomerMessages, OrderEvents
 from orders_service.orders.lifecycle import allowed, transition
@@ -70,9 +71,20 @@ def record_placed(session: Session, order: Order) -> None:
 # --- the customer or an admin -----------------------------------------------------------------------
 
 def cancel(session: Session, order: Order, by: str) -> None:
-    """Cancel before shipping: the stock goes back. Undoing the payment is the caller's (payments)."""
+    """Cancel before shipping: the stock goes back. Undoing an online payment is the caller's (payments).
+
+    Cash on delivery already collected is for an admin to cancel: the shop hands the cash back, and the
+    trail says how much (the order is then `refunded` for the whole of it).
+    """
+    cash_collected = (order.payment_method == PaymentMethod.CASH_ON_DELIVERY
+                      and order.payment_status == PaymentStatus.PAID)
+    if cash_collected and by != Role.ADMIN:
+        raise InvalidRequest("The cash for this order was collected: only the shop can cancel it now")
     _close(session, order)
     _record(session, order, OrderEvents.CANCELED, by=by)
+    if cash_collected:
+        order.payment_status, order.refunded_cents = PaymentStatus.REFUNDED, order.total_cents
+        _record(session, order, OrderEvents.CASH_TO_HAND_BACK, amount=order.total_cents)
     _tell(session, order, CustomerMessages.CANCELED)
 
 
@@ -97,10 +109,16 @@ def collect_cash(session: Session, order: Order) -> None:
 
 # --- the payment provider ---------------------------------------------------------------------------
 
-def abandon_unstarted_payment(session: Session, order: Order, reason: str) -> None:
-    """No PaymentIntent could be opened: the order closes and its stock goes back."""
+def abandon_unstarted_payment(session: Session, order: Order, reason: str, surely_unopened: bool) -> None:
+    """The PaymentIntent could not be opened: the order closes and its stock goes back.
+
+    When the provider's answer was lost the PaymentIntent may exist all the same: the order's payment
+    stays open until reconciliation has asked for it again and closed it.
+    """
     _close(session, order)
     order.payment_status = PaymentStatus.FAILED
+    if surely_unopened:
+        order.payment_closed_at = utcnow()
     _record(session, order, OrderEvents.PAYMENT_INITIALIZATION_FAILED, error=reason)
 
 
@@ -124,17 +142,46 @@ def record_payment_failure(session: Session, order: Order, payment_intent_id: st
 def cancel_by_provider(session: Session, order: Order, payment_intent_id: str, source: str) -> None:
     """The PaymentIntent was canceled at the provider: the pending order closes with it."""
     _close(session, order)
+    order.payment_closed_at = utcnow()
     _record(session, order, OrderEvents.PAYMENT_CANCELED, paymentIntentId=payment_intent_id, source=source)
     _tell(session, order, CustomerMessages.CANCELED)
 
 
-def refund(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
-    """The payment was refunded in full; an order that had not shipped is canceled and its stock released."""
-    order.payment_status = PaymentStatus.REFUNDED
-    if allowed(order.status, "cancel"):
-        _close(session, order)
-    _record(session, order, OrderEvents.REFUNDED, paymentIntentId=payment_intent_id, amount=amount, source=source)
-    _tell(session, order, CustomerMessages.REFUNDED)
+def record_refund(session: Session, order: Order, payment_intent_id: str, refunded_total: int, source: str) -> None:
+    """The provider's running total of refunds grew to `refunded_total`: in part, or in full.
+
+    A full refund of an order that had not shipped cancels it and releases its stock; the order's
+    payment is then over at the provider. Only growth is recorded, so the same total seen again (a
+    repeated event, a reconciliation run) changes nothing.
+    """
+    refunded_total = min(refunded_total, order.total_cents)  # a provider never refunds more than was paid
+    refunded = refunded_total - order.refunded_cents
+    if refunded <= 0:
+        return
+    if order.payment_status not in PaymentStatus.RECEIVED:  # refunded before the service saw it paid
+        order.paid_at = utcnow()
+    order.refunded_cents = refunded_total
+    in_full = refunded_total >= order.total_cents
+    order.payment_status = PaymentStatus.REFUNDED if in_full else PaymentStatus.PARTIALLY_REFUNDED
+    if in_full:
+        if allowed(order.status, "cancel"):
+            _close(session, order)
+        order.payment_closed_at = order.payment_closed_at or utcnow()
+    _record(session, order, OrderEvents.REFUNDED, paymentIntentId=payment_intent_id, amount=refunded,
+            refundedAmount=refunded_total, source=source)
+    _tell(session, order, CustomerMessages.REFUNDED if in_full else CustomerMessages.PARTIALLY_REFUNDED)
+
+
+def record_refund_failure(session: Session, order: Order, amount: int, error: str, source: str) -> None:
+    """The provider refused a refund: nothing went back; the trail says why."""
+    _record(session, order, OrderEvents.REFUND_FAILED, amount=amount, error=error, source=source)
+
+
+def record_payment_closed(session: Session, order: Order, payment_intent_id: str | None, how: str) -> None:
+    """The closed order's PaymentIntent is over at the provider (canceled there, or never opened)."""
+    if order.payment_closed_at is None:
+        order.payment_closed_at = utcnow()
+        _record(session, order, OrderEvents.PAYMENT_INTENT_CLOSED, paymentIntentId=payment_intent_id, how=how)
 
 
 def revive(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> bool:
@@ -164,6 +211,8 @@ def expire(session: Session, order: Order, canceled_at_provider: bool, note: str
     """Unpaid past its time: the order expires and its stock goes back (no email: nothing was paid)."""
     order.status = transition(order, "expire")
     release_stock(session, _stock_lines(order))
+    if canceled_at_provider:
+        order.payment_closed_at = utcnow()
     detail = {"paymentIntentCanceled": canceled_at_provider}
     if note:
         detail["note"] = note
@@ -177,6 +226,13 @@ def flag_dispute(session: Session, order: Order, dispute_id: str | None, reason:
     order.disputed_at = utcnow()
     _record(session, order, OrderEvents.DISPUTE_OPENED, disputeId=dispute_id, reason=reason)
     return True
+
+
+def record_payment_intent(session: Session, order: Order, payment_intent_id: str, client_secret: str | None) -> None:
+    """The order's PaymentIntent was opened (or found again after its answer was lost)."""
+    order.payment_intent_id = payment_intent_id
+    if client_secret is not None and order.status == "pending":
+        order.client_secret = client_secret
 
 
 def record_webhook(session: Session, order: Order, event_id: str, event_type: str, outcome: str) -> None:

@@ -9,7 +9,10 @@ class OrderEvents:
     PAYMENT_INITIALIZATION_FAILED = "payment_initialization_failed"  # no PaymentIntent could be opened
     LATE_PAYMENT_REVIVED = "late_payment_revived"  # paid after expiry, and the stock was still there
     LATE_PAYMENT_REFUND_DUE = "late_payment_refund_due"  # paid after the order closed: the money goes back
-    REFUNDED = "refunded"
+    REFUNDED = "refunded"  # in part or in full: the detail gives the amount and the total refunded so far
+    REFUND_FAILED = "refund_failed"  # the provider refused a refund
+    CASH_TO_HAND_BACK = "cash_to_hand_back"  # a collected cash-on-delivery order canceled by the shop
+    PAYMENT_INTENT_CLOSED = "payment_intent_closed"  # the closed order's PaymentIntent is over at the provider
     CANCELED = "canceled"
     EXPIRED = "expired"
     SHIPPED = "shipped"
@@ -27,3 +30,4 @@ class CustomerMessages:
     SHIPPED = "shipped"
     CANCELED = "canceled"
     REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"

@@ -1,14 +1,16 @@
 """What the customer is told about their order: the subject and text of each kind of email."""
 from __future__ import annotations
 
-from orders_service.money import from_cents
+from orders_service.money import currency, describe
 from orders_service.orders.events import CustomerMessages as M
 from orders_service.orders.models import Order
 
 
 def customer_message(order: Order, kind: str) -> tuple[str, str]:
     ref = str(order.id)[:8]
-    total = f"{from_cents(order.total_cents)} {order.currency}"
+    cur = currency(order.currency)
+    total = describe(order.total_cents, cur)
+    refunded = describe(order.refunded_cents or 0, cur)
     return {
         M.ORDER_CONFIRMED: (f"Order {ref} confirmed", f"Thank you: your order {order.id} of {total} is confirmed."),
         M.PAYMENT_FAILED: (f"Payment for order {ref} failed",
@@ -18,5 +20,8 @@ def customer_message(order: Order, kind: str) -> tuple[str, str]:
                     f"Your order {order.id} is on its way with {order.carrier or 'our courier'}. "
                     f"Tracking number: {order.tracking_number}."),
         M.CANCELED: (f"Order {ref} canceled", f"Your order {order.id} has been canceled."),
-        M.REFUNDED: (f"Order {ref} refunded", f"{total} for order {order.id} has been refunded to you."),
+        M.REFUNDED: (f"Order {ref} refunded", f"{refunded} for order {order.id} has been refunded to you."),
+        M.PARTIALLY_REFUNDED: (f"Part of order {ref} refunded",
+                               f"{refunded} of the {total} you paid for order {order.id} has been refunded to you "
+                               "so far."),
     }[kind]

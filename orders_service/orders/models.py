@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from orders_service.db import Base, Cents, JSONType, UUIDKey, utcnow
@@ -23,8 +23,11 @@ class PaymentStatus:
     UNPAID = "unpaid"
     PAID = "paid"
     FAILED = "failed"
+    PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
-    ALL = (UNPAID, PAID, FAILED, REFUNDED)
+    ALL = (UNPAID, PAID, FAILED, PARTIALLY_REFUNDED, REFUNDED)
+    RECEIVED = (PAID, PARTIALLY_REFUNDED, REFUNDED)  # the money arrived (some may have gone back since)
+    HELD = (PAID, PARTIALLY_REFUNDED)  # the shop holds some of the customer's money
 
 
 class PaymentMethod:
@@ -37,12 +40,16 @@ class Order(UUIDKey, Base):
     __table_args__ = (
         Index("ix_orders_customer_created", "customer_id", "created_at"),
         Index("ix_orders_status_created", "status", "created_at"),
+        # Reconciliation's look at closed orders whose payment may still be open or paid at the provider.
+        Index("ix_orders_payment_open", "created_at",
+              postgresql_where=text("payment_closed_at IS NULL AND status IN ('canceled', 'expired')"),
+              sqlite_where=text("payment_closed_at IS NULL AND status IN ('canceled', 'expired')")),
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16))
     payment_method: Mapped[str] = mapped_column(String(24))
-    payment_status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.UNPAID)
+    payment_status: Mapped[str] = mapped_column(String(24), default=PaymentStatus.UNPAID)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_cents: Mapped[int] = mapped_column(Cents)
     delivery_price_cents: Mapped[int] = mapped_column(Cents)
@@ -57,6 +64,12 @@ class Order(UUIDKey, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     disputed_at: Mapped[datetime | None]  # a chargeback was opened at the provider
+    # What the provider has refunded so far (its running total, by this service or in its dashboard).
+    refunded_cents: Mapped[int] = mapped_column(Cents, default=0)
+    # When the order's PaymentIntent reached its end for a closed order (canceled at the provider, or
+    # refunded): until then reconciliation keeps asking, so that no money stays stuck.
+    payment_closed_at: Mapped[datetime | None]
+    reconciled_at: Mapped[datetime | None]  # when reconciliation last asked the provider about it
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
@@ -64,6 +77,11 @@ class Order(UUIDKey, Base):
     events: Mapped[list["OrderEvent"]] = relationship(
         back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
     )
+
+    @property
+    def refundable_cents(self) -> int:
+        """What may still be refunded: paid minus refunded (refunds under way are the caller's to count)."""
+        return self.total_cents - self.refunded_cents if self.payment_status in PaymentStatus.HELD else 0
 
 
 class OrderItem(UUIDKey, Base):
@@ -93,6 +111,40 @@ class OrderEvent(Base):
     detail: Mapped[dict] = mapped_column(JSONType, default=dict)
 
     order: Mapped[Order] = relationship(back_populates="events")
+
+
+class RefundStatus:
+    PENDING = "pending"  # asked of the provider; its answer is not known yet (reconciliation asks again)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the provider refused it: nothing was refunded
+
+
+class Refund(UUIDKey, Base):
+    """A refund this service asked of the provider; its id makes the provider's idempotency key."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("order_id", "idempotency_key", name="uq_refunds_order_id_idempotency_key"),
+        Index("ix_refunds_pending", "created_at", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    amount_cents: Mapped[int] = mapped_column(Cents)
+    reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(24))  # admin, cancel, reconciliation, …
+    status: Mapped[str] = mapped_column(String(16), default=RefundStatus.PENDING)
+    provider_refund_id: Mapped[str | None] = mapped_column(String(255))
+    failure: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))  # the admin's, when one was sent
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[Order] = relationship()
+
+    @property
+    def provider_idempotency_key(self) -> str:
+        return f"refund-{self.id}"
 
 
 class IdempotencyRecord(Base):

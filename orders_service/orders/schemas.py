@@ -74,6 +74,7 @@ class OrderSchema(Schema):
     carrier = fields.String(allow_none=True)
     createdAt = UtcDateTime(attribute="created_at")
     paidAt = UtcDateTime(attribute="paid_at", allow_none=True)
+    refundedAmount = Money(attribute="refunded_cents")
     disputedAt = UtcDateTime(attribute="disputed_at", allow_none=True)
     events = fields.List(fields.Nested(OrderEventSchema))
 
@@ -104,3 +105,16 @@ class AdminOrderPatchSchema(Schema):
             raise ValidationError("A shipped order needs a trackingNumber.", "trackingNumber")
         if data.get("status") != "shipped" and ("trackingNumber" in data or "carrier" in data):
             raise ValidationError("trackingNumber and carrier go with status shipped.")
+
+
+class RefundInSchema(Schema):
+    """`{amount?, reason?}`: no amount refunds all that is left."""
+
+    amount = Money()
+    reason = Text(allow_none=True, validate=validate.Length(max=500))
+
+
+class RefundSchema(Schema):
+    id = fields.UUID()
+    amount = Money(attribute="amount_cents")
+    status = fields.String()

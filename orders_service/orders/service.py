@@ -12,7 +12,7 @@ from orders_service.auth.models import Customer
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 from orders_service.db import utcnow
 from orders_service.errors import Forbidden, InvalidRequest, NotFound
-from orders_service.money import from_cents
+from orders_service.money import Currency, describe, to_major
 from orders_service.ops import metrics
 from orders_service.orders import actions, idempotency
 from orders_service.orders.models import Order, OrderItem, OrderStatus, PaymentMethod, PaymentStatus
@@ -32,7 +32,7 @@ def check_actor_may_order_for(actor: Actor, customer_id: uuid.UUID) -> None:
         raise Forbidden("customerId does not match the authenticated customer")
 
 
-def _price_lines(session: Session, items: list[dict]) -> list[PricedLine]:
+def _price_lines(session: Session, items: list[dict], cur: Currency) -> list[PricedLine]:
     """Each line priced from the catalog; 404 for unknown products, 400 for what cannot be sold.
 
     Reads only the columns pricing needs, as plain rows: this runs for every order placed.
@@ -70,7 +70,7 @@ def _price_lines(session: Session, items: list[dict]) -> list[PricedLine]:
         expected = item.get("unitPrice")
         if expected is not None and expected != price:
             raise InvalidRequest(
-                f"Price of '{name}' has changed: you saw {from_cents(expected)}, it is now {from_cents(price)}"
+                f"Price of '{name}' has changed: you saw {to_major(expected, cur)}, it is now {to_major(price, cur)}"
             )
         lines.append(PricedLine(product.id, variant_id, name, price, item["quantity"], product.weight_grams))
     return lines
@@ -88,8 +88,8 @@ def _check_delivery(method, country: str, weight_grams: int, payment_method: str
 
 
 def place_order(
-    session: Session, actor: Actor, data: dict, payment_method: str, currency: str,
-    idempotency_key: str | None = None, route: str = "", max_total_cents: int | None = None,
+    session: Session, actor: Actor, data: dict, payment_method: str, cur: Currency,
+    idempotency_key: str | None = None, route: str = "", total_limits: tuple[int | None, int | None] = (None, None),
 ) -> PlacedOrder:
     """Validate, price and reserve stock for a new order in one short transaction."""
     check_actor_may_order_for(actor, data["customerId"])
@@ -110,11 +110,15 @@ def place_order(
         ).first()
         if method is None or not method.active:
             raise NotFound("Delivery method not found")
-        lines = _price_lines(session, data["items"])
+        lines = _price_lines(session, data["items"], cur)
         totals = order_totals(lines, method.price_cents)
-        if max_total_cents is not None and totals.total_cents > max_total_cents:
-            raise InvalidRequest(f"Order total {from_cents(totals.total_cents)} is more than an online payment "
-                                 f"can take ({from_cents(max_total_cents)})")
+        smallest, largest = total_limits
+        if smallest is not None and totals.total_cents < smallest:
+            raise InvalidRequest(f"Order total {describe(totals.total_cents, cur)} is below the smallest online "
+                                 f"payment, {describe(smallest, cur)}")
+        if largest is not None and totals.total_cents > largest:
+            raise InvalidRequest(f"Order total {describe(totals.total_cents, cur)} is more than an online payment "
+                                 f"can take ({describe(largest, cur)})")
         address = data["deliveryAddress"]
         _check_delivery(method, address["country"], totals.weight_grams, payment_method)
 
@@ -128,7 +132,7 @@ def place_order(
             status=OrderStatus.PENDING if online else OrderStatus.CONFIRMED,
             payment_method=payment_method,
             payment_status=PaymentStatus.UNPAID,
-            currency=currency,
+            currency=cur.code,
             subtotal_cents=totals.subtotal_cents,
             delivery_price_cents=totals.delivery_price_cents,
             total_cents=totals.total_cents,

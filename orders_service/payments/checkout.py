@@ -7,32 +7,40 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from orders_service.auth.actor import Actor
-from orders_service.errors import Conflict, InvalidRequest, NotFound, PaymentProviderError
+from orders_service.errors import Conflict, InvalidRequest, NotFound, PaymentProviderError, ProviderBusy
+from orders_service.money import STRIPE_MAXIMUM_CHARGE, Currency
 from orders_service.orders import actions, idempotency
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.service import get_order, load_order, place_order
-from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntentStatus
-from orders_service.payments.service import Applied, apply_payment_intent, settle_refund_due
+from orders_service.payments.gateway import (
+    PaymentGateway,
+    PaymentGatewayError,
+    PaymentIntentStatus,
+    PaymentProviderBusy,
+    PaymentRefused,
+)
+from orders_service.payments.refunds import refund_what_is_left
+from orders_service.payments.service import apply_payment_intent
+from orders_service.payments.settlement import settle_closed_order
 
 log = logging.getLogger(__name__)
-
-# Stripe's largest charge in two-decimal currencies (99,999,999 minor units).
-MAX_ONLINE_PAYMENT_CENTS = 99_999_999
+BUSY = "The payment provider is busy; try again shortly"
 
 
 def place_online_order(
-    session: Session, gateway: PaymentGateway, actor: Actor, data: dict, currency: str,
+    session: Session, gateway: PaymentGateway, actor: Actor, data: dict, cur: Currency,
     idempotency_key: str | None = None,
 ) -> Order:
     """Place an order (stock reserved and committed first), then open its PaymentIntent."""
-    placed = place_order(session, actor, data, PaymentMethod.ONLINE, currency, idempotency_key, route="online",
-                         max_total_cents=MAX_ONLINE_PAYMENT_CENTS)
+    placed = place_order(session, actor, data, PaymentMethod.ONLINE, cur, idempotency_key, route="online",
+                         total_limits=(cur.minimum_charge, STRIPE_MAXIMUM_CHARGE))
     if placed.replayed:
+        if placed.order.status != OrderStatus.PENDING:  # its client secret must not be handed out again
+            raise Conflict(f"The order of this Idempotency-Key is {placed.order.status}")
         if placed.order.client_secret is None:
             raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly")
         return placed.order
@@ -41,28 +49,42 @@ def place_online_order(
 
 
 def start_payment(session: Session, gateway: PaymentGateway, order: Order) -> str:
-    """Create the order's PaymentIntent (no transaction open during the call) and store it; the client secret."""
+    """Create the order's PaymentIntent (no transaction open during the call) and store it; the client secret.
+
+    An order canceled while the PaymentIntent was being created gets no client secret: its
+    PaymentIntent is canceled instead.
+    """
     try:
         intent = gateway.create_payment_intent(str(order.id), order.total_cents, order.currency)
+    except PaymentProviderBusy as exc:
+        _abandon_unstarted_payment(session, order.id, str(exc), surely_unopened=True)
+        raise ProviderBusy(BUSY, exc.retry_after) from None
+    except PaymentRefused as exc:
+        _abandon_unstarted_payment(session, order.id, str(exc), surely_unopened=True)
+        if exc.code == "amount_too_small":  # a currency whose minimum only Stripe knows
+            raise InvalidRequest(f"The order total is below the smallest online payment: {exc}") from None
+        raise PaymentProviderError(f"Failed to initialize payment: {exc}") from None
     except PaymentGatewayError as exc:
-        _abandon_unstarted_payment(session, order.id, str(exc))
+        _abandon_unstarted_payment(session, order.id, str(exc), surely_unopened=False)
         raise PaymentProviderError(f"Failed to initialize payment: {exc}") from None
     with session.begin():
-        session.execute(
-            update(Order).where(Order.id == order.id)
-            .values(payment_intent_id=intent.id, client_secret=intent.client_secret)
-        )
+        locked = actions.lock_order(session, order.id)
+        actions.record_payment_intent(session, locked, intent.id, intent.client_secret)
+        still_pending = locked.status == OrderStatus.PENDING
+    if not still_pending:
+        settle_closed_order(session, gateway, order.id, source="checkout")
+        raise Conflict("The order was canceled while its payment was being set up")
     order.payment_intent_id, order.client_secret = intent.id, intent.client_secret
     return intent.client_secret
 
 
-def _abandon_unstarted_payment(session: Session, order_id: uuid.UUID, reason: str) -> None:
+def _abandon_unstarted_payment(session: Session, order_id: uuid.UUID, reason: str, surely_unopened: bool) -> None:
     """The PaymentIntent could not be created: close the order and give its stock back, once."""
     with session.begin():
         order = actions.lock_order(session, order_id)
         if order.status != OrderStatus.PENDING or order.payment_intent_id is not None:
             return
-        actions.abandon_unstarted_payment(session, order, reason)
+        actions.abandon_unstarted_payment(session, order, reason, surely_unopened)
         # A failed start is not a response to replay: the same Idempotency-Key may try again.
         idempotency.forget_order(session, order.id)
 
@@ -72,25 +94,24 @@ def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_
     order = get_order(session, actor, order_id)
     if order.payment_method != PaymentMethod.ONLINE:
         raise InvalidRequest("Cash-on-delivery orders are paid on delivery, not online")
-    if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+    if order.payment_status in PaymentStatus.RECEIVED:
         raise InvalidRequest("Order has already been marked as paid")
     if order.payment_intent_id is None:
         raise Conflict("Payment for this order has not been initialized")
     try:
         intent = gateway.retrieve_payment_intent(order.payment_intent_id)
+    except PaymentProviderBusy as exc:
+        raise ProviderBusy(f"{BUSY}; the webhook confirms the order meanwhile", exc.retry_after) from None
     except PaymentGatewayError as exc:
         raise PaymentProviderError(f"Failed to verify payment: {exc}") from None
 
     applied = apply_payment_intent(session, order.id, intent, source="paid_endpoint")
-    if applied.event in (OrderEvents.PAYMENT_SUCCEEDED, OrderEvents.LATE_PAYMENT_REVIVED):
+    if {OrderEvents.PAYMENT_SUCCEEDED, OrderEvents.LATE_PAYMENT_REVIVED} & set(applied.events):
         return
     if applied.refund_due:
-        try:
-            settle_refund_due(session, gateway, applied, source="paid_endpoint")
-        except PaymentGatewayError:
-            pass  # the reconciliation job refunds it
+        refund_what_is_left(session, gateway, order.id, source="paid_endpoint")
         raise InvalidRequest(f"Order is {applied.order.status}: the payment is being refunded")
-    if applied.order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+    if applied.order.payment_status in PaymentStatus.RECEIVED:
         raise InvalidRequest("Order has already been marked as paid")
     if intent.status != PaymentIntentStatus.SUCCEEDED:
         suffix = f" ({intent.failure})" if intent.failure else ""
@@ -102,32 +123,15 @@ def cancel_order(session: Session, gateway: PaymentGateway, actor: Actor, order_
     """Cancel before shipping: release the stock once; refund a paid order, cancel an unpaid PaymentIntent.
 
     The status change and the stock release commit first, under the order's row lock, so that of two
-    concurrent cancels exactly one wins. The provider is called afterwards, with no lock held; if it
-    fails, the reconciliation job finishes the refund (a canceled order that is paid is a refund due).
+    concurrent cancels exactly one wins. The provider is called afterwards, with no lock held; whatever
+    it does not finish now, reconciliation finishes (a closed order's payment stays open until it ends).
     """
     with session.begin():
         order = actions.lock_order(session, order_id)
         if not actor.may_see(order.customer_id):
             raise NotFound("Order not found")  # someone else's order is as good as unknown
         actions.cancel(session, order, by=actor.role)
-
-    if order.payment_method == PaymentMethod.ONLINE and order.payment_intent_id:
-        try:
-            if order.payment_status == PaymentStatus.PAID:
-                settle_refund_due(session, gateway, Applied(order, None), source="cancel")
-            else:
-                _cancel_payment_intent(session, gateway, order)
-        except PaymentGatewayError:
-            log.warning("payment of canceled order %s not undone yet; reconciliation will", order.id, exc_info=True)
+    if order.payment_method == PaymentMethod.ONLINE and order.payment_intent_id is not None:
+        settle_closed_order(session, gateway, order.id, source="cancel")
     with session.begin():
         return load_order(session, order.id)
-
-
-def _cancel_payment_intent(session: Session, gateway: PaymentGateway, order: Order) -> None:
-    try:
-        gateway.cancel_payment_intent(order.payment_intent_id)
-    except PaymentGatewayError:
-        # Perhaps it was paid a moment ago: then the money must go back.
-        intent = gateway.retrieve_payment_intent(order.payment_intent_id)
-        applied = apply_payment_intent(session, order.id, intent, source="cancel")
-        settle_refund_due(session, gateway, applied, source="cancel")

@@ -19,7 +19,7 @@ class Action:
     CONFIRM = "confirm_payment"
     REVIVE = "revive"  # paid after expiry: confirm if the stock can be taken again, else a refund is due
     RECORD_LATE_PAYMENT = "record_late_payment"  # paid after the order closed: the money goes back
-    REFUND = "refund"
+    RECORD_REFUND = "record_refund"  # the provider refunded more (in part or in full) than the order shows
     CANCEL = "cancel_by_provider"
     RECORD_FAILURE = "record_payment_failure"
 
@@ -31,8 +31,14 @@ class Decision:
 
 
 def belongs_to(order: Order, intent: PaymentIntent) -> bool:
-    """The PaymentIntent names this order in its metadata and is the one the order opened (if it knows it)."""
-    return intent.order_id == str(order.id) and order.payment_intent_id in (None, intent.id)
+    """The PaymentIntent is the one the order opened; before the order knows its id, the one naming it.
+
+    A charge's view of its PaymentIntent (`charge.refunded`) may carry no metadata: the id is enough,
+    but metadata naming another order never is.
+    """
+    if order.payment_intent_id is not None:
+        return intent.id == order.payment_intent_id and intent.order_id in (None, str(order.id))
+    return intent.order_id == str(order.id)
 
 
 def decide(order: Order, intent: PaymentIntent) -> Decision:
@@ -45,18 +51,19 @@ def decide(order: Order, intent: PaymentIntent) -> Decision:
     if intent.status == PaymentIntentStatus.SUCCEEDED:
         if intent.amount != order.total_cents or intent.currency != order.currency:
             return Decision(None, "amount or currency differs from the order")
-        if intent.amount_refunded >= intent.amount:
-            if order.payment_status == PaymentStatus.REFUNDED:
-                return Decision(None, "already refunded")
-            return Decision(Action.REFUND)
-        if order.payment_status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
-            return Decision(None, "already paid")
-        if allowed(order.status, "pay"):
-            return Decision(Action.CONFIRM)
-        # A canceled order is never revived: the customer asked for it to stop.
-        if allowed(order.status, "revive"):
-            return Decision(Action.REVIVE)
-        return Decision(Action.RECORD_LATE_PAYMENT)
+        if order.payment_status not in PaymentStatus.RECEIVED:
+            if intent.amount_refunded >= intent.amount:  # paid and refunded in full before we heard of it
+                return Decision(Action.RECORD_REFUND)
+            if allowed(order.status, "pay"):
+                return Decision(Action.CONFIRM)
+            # A canceled order is never revived: the customer asked for it to stop.
+            if allowed(order.status, "revive"):
+                return Decision(Action.REVIVE)
+            return Decision(Action.RECORD_LATE_PAYMENT)
+        if intent.amount_refunded > order.refunded_cents:
+            return Decision(Action.RECORD_REFUND)
+        return Decision(None, "already refunded" if order.payment_status == PaymentStatus.REFUNDED
+                        else "already paid")
 
     if intent.status == PaymentIntentStatus.CANCELED:
         if order.status != OrderStatus.PENDING:

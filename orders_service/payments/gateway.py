@@ -9,6 +9,10 @@ class PaymentIntentStatus:
     SUCCEEDED = "succeeded"
     CANCELED = "canceled"
     REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
+    # Still open at the provider: it can be paid, so it must be canceled if its order closes.
+    OPEN = ("requires_payment_method", "requires_confirmation", "requires_action", "processing", "requires_capture")
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,17 @@ class PaymentIntent:
     order_id: str | None  # from the PaymentIntent's metadata
     client_secret: str | None = None
     failure: str | None = None  # the last payment error, when the last attempt failed
-    amount_refunded: int = 0
+    amount_refunded: int = 0  # the provider's running total of refunds (0 when the object did not say)
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A refund the provider accepted."""
+
+    id: str
+    amount: int
+    # The charge's running total of refunds after this one, when the provider's answer carried it.
+    refunded_total: int | None
 
 
 @dataclass(frozen=True)
@@ -36,21 +50,47 @@ class WebhookEvent:
     payload: dict
 
 
+class PaymentGatewayError(Exception):
+    """The provider failed or could not be reached; `str()` is safe to show (no keys, no internals).
+
+    Whether the request took effect is unknown: a retry must be able to find out (idempotency keys).
+    """
+
+
+class PaymentRefused(PaymentGatewayError):
+    """The provider answered, and refused: the request did nothing (a bad amount, a declined card, …)."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class PaymentProviderBusy(PaymentGatewayError):
+    """The provider is rate-limiting us (429): nothing was done; it means "later", after `retry_after` s.
+
+    Not a refusal: whoever meets it leaves the work for later, as when the provider cannot be reached.
+    """
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidWebhook(Exception):
     """Missing or bad signature, stale timestamp, or a body that is not an event."""
 
 
-class PaymentGatewayError(Exception):
-    """The provider failed or could not be reached; `str()` is safe to show (no keys, no internals)."""
-
-
 class PaymentGateway(Protocol):
-    def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent: ...
+    def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
+        """Idempotent per order: asking again for the same order returns the same PaymentIntent."""
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 
-    def refund_payment_intent(self, payment_intent_id: str, order_id: str) -> None: ...
+    def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund: ...
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent: ...
+
+    def event_payment_intent(self, payload: dict) -> PaymentIntent | None:
+        """The payment a stored, verified event describes, as the provider saw it then (no network)."""

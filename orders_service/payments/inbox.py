@@ -5,17 +5,17 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from orders_service.db import insert_ignoring_conflicts, utcnow
-from orders_service.errors import NotFound
 from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.models import Order
-from orders_service.payments.gateway import PaymentGateway, WebhookEvent
+from orders_service.payments.gateway import PaymentGateway, PaymentIntent, WebhookEvent
 from orders_service.payments.models import StripeEvent
-from orders_service.payments.service import apply_payment_intent, settle_refund_due
+from orders_service.payments.refunds import refund_what_is_left
+from orders_service.payments.service import apply_payment_intent
 from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,18 @@ PAYMENT_EVENTS = {
     "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled", "charge.refunded",
 }
 DISPUTE_EVENTS = {"charge.dispute.created"}
+# How long a worker holds an event it is applying; after that another may take it (the first one died).
+# Applying one takes milliseconds (it waits on Stripe only to send a refund that is due); safety does
+# not rest on it (row locks and forward-only decisions do), only the "at most once in flight".
+CLAIM = timedelta(seconds=15)
+
+
+class EventInFlight(Exception):
+    """Another worker holds the event right now; `retry_after` seconds from now its claim has lapsed."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"event held by another worker for {retry_after:.0f} s more")
+        self.retry_after = retry_after
 
 
 def _uuid_or_none(value) -> uuid.UUID | None:
@@ -52,63 +64,97 @@ def _finish(session: Session, event_id: str, order_id: uuid.UUID | None, outcome
     with session.begin():
         done = session.execute(
             update(StripeEvent).where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None))
-            .values(processed_at=utcnow(), outcome=outcome).returning(StripeEvent.type)
+            .values(processed_at=utcnow(), outcome=outcome[:1000], claimed_until=None).returning(StripeEvent.type)
         ).scalar_one_or_none()
         order = session.get(Order, order_id) if done is not None and order_id is not None else None
         if order is not None:
             actions.record_webhook(session, order, event_id, done, outcome)
 
 
-def _flag_dispute(session: Session, order_id: uuid.UUID, event: StripeEvent) -> str:
+def _claim(session: Session, event_id: str) -> StripeEvent | None:
+    """Take the event for this worker for a while; None when it is done (or unknown).
+
+    EventInFlight when another worker holds it: a redelivery after a worker died comes back once the
+    dead worker's claim lapses, and a duplicate finds the event done then.
+    """
+    now = utcnow()
+    with session.begin():
+        claimed = session.scalar(
+            update(StripeEvent)
+            .where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None),
+                   or_(StripeEvent.claimed_until.is_(None), StripeEvent.claimed_until < now))
+            .values(claimed_until=now + CLAIM, attempts=StripeEvent.attempts + 1)
+            .returning(StripeEvent))
+        if claimed is None:
+            held = session.scalar(select(StripeEvent.claimed_until).where(
+                StripeEvent.id == event_id, StripeEvent.processed_at.is_(None)))
+            if held is not None:
+                raise EventInFlight((held - now).total_seconds() + 1)
+    return claimed
+
+
+def _order_for(session: Session, intent: PaymentIntent) -> uuid.UUID | None:
+    """The order a payment belongs to: the one that stored its PaymentIntent id, else the one its metadata
+    names (its create answer may not be stored yet). `decide` checks that they agree."""
+    with session.begin():
+        order_id = session.scalar(select(Order.id).where(Order.payment_intent_id == intent.id))
+        if order_id is None and _uuid_or_none(intent.order_id) is not None:
+            order_id = session.scalar(select(Order.id).where(Order.id == _uuid_or_none(intent.order_id)))
+    return order_id
+
+
+def _flag_dispute(session: Session, event: StripeEvent) -> tuple[uuid.UUID | None, str]:
     dispute = event.payload["data"]["object"]
-    try:
-        with session.begin():
-            order = actions.lock_order(session, order_id)
-            flagged = actions.flag_dispute(session, order, dispute.get("id"), dispute.get("reason"))
-    except NotFound:
-        return "no such order"
-    return "dispute_opened" if flagged else "already flagged"
+    with session.begin():
+        order_id = session.scalar(select(Order.id).where(Order.payment_intent_id == event.payment_intent_id))
+        if order_id is None:
+            return None, "no order for this payment"
+        order = actions.lock_order(session, order_id)
+        flagged = actions.flag_dispute(session, order, dispute.get("id"), dispute.get("reason"))
+    return order_id, "dispute_opened" if flagged else "already flagged"
 
 
 def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> str:
-    """Apply a stored event: re-read its PaymentIntent from the provider and apply that. Idempotent."""
-    with session.begin():
-        event = session.get(StripeEvent, event_id)
-        if event is None or event.processed_at is not None:
-            return "nothing to do"
-        event.attempts += 1
-        pi_id = event.payment_intent_id
+    """Apply a stored event: Stripe's signed snapshot of the payment, forward only. Idempotent.
 
-    if event.type not in PAYMENT_EVENTS | DISPUTE_EVENTS or not pi_id:
-        outcome = "stored only"
-        _finish(session, event_id, event.order_id, outcome)
+    The snapshot is what Stripe signed at the time of the event: applying it costs no call to Stripe,
+    and the decision still checks that the payment is the order's, for its exact amount and currency,
+    and moves the order forward only, so a late or repeated event changes nothing.
+    """
+    event = _claim(session, event_id)
+    if event is None:
+        return "nothing to do"
+    if event.type in DISPUTE_EVENTS and event.payment_intent_id:
+        order_id, outcome = _flag_dispute(session, event)
+        _finish(session, event_id, order_id, outcome)
         return outcome
-
-    # The payload is only a trigger: the provider's current state of the payment is what counts.
-    intent = gateway.retrieve_payment_intent(pi_id)
-    order_id = _uuid_or_none(intent.order_id)
-    with session.begin():
-        known = order_id is not None and session.get(Order, order_id) is not None
-    if not known:
+    intent = gateway.event_payment_intent(event.payload) if event.type in PAYMENT_EVENTS else None
+    order_id = _order_for(session, intent) if intent is not None else None
+    if intent is None:
+        outcome = "stored only"
+    elif order_id is None:
         outcome = "no order for this payment"
-    elif event.type in DISPUTE_EVENTS:
-        outcome = _flag_dispute(session, order_id, event)
     else:
         applied = apply_payment_intent(session, order_id, intent, source="webhook")
-        applied = settle_refund_due(session, gateway, applied, source="webhook")
-        outcome = applied.event or applied.reason
+        if applied.refund_due:  # money for a closed order: it goes back (or reconciliation sends it)
+            refund_what_is_left(session, gateway, order_id, source="webhook")
+        outcome = ", ".join(applied.events) or applied.reason
     _finish(session, event_id, order_id, outcome)
     return outcome
 
 
 def redrive_events(session: Session, queue: TaskQueue, older_than_seconds: int) -> int:
-    """Enqueue again events stored but not processed for a while (the broker was down, a worker died)."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    """Enqueue again events stored but not processed for a while (the broker was down, a worker died).
+
+    An event a worker holds (its claim has not lapsed) is left alone: each is in flight at most once.
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than_seconds)
     with session.begin():
         ids = session.scalars(
             update(StripeEvent)
-            .where(StripeEvent.processed_at.is_(None), StripeEvent.enqueued_at < cutoff)
-            .values(enqueued_at=utcnow()).returning(StripeEvent.id)
+            .where(StripeEvent.processed_at.is_(None), StripeEvent.enqueued_at < cutoff,
+                   or_(StripeEvent.claimed_until.is_(None), StripeEvent.claimed_until < now))
+            .values(enqueued_at=now).returning(StripeEvent.id)
         ).all()
     return sum(queue.enqueue(PROCESS_STRIPE_EVENT, event_id) for event_id in ids)
-

@@ -27,5 +27,6 @@ class StripeEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]  # a worker is applying it until then (one at a time)
     attempts: Mapped[int] = mapped_column(default=0)
     outcome: Mapped[str | None] = mapped_column(Text)

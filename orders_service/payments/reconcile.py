@@ -1,83 +1,198 @@
-"""Periodic jobs that make sure no online order stays wrong when webhooks are late, lost or never come."""
+"""Periodic jobs that make sure no online order stays wrong when webhooks are late, lost or never come,
+and that every PaymentIntent the service opened ends applied, canceled or refunded.
+
+Each job takes a batch from the database, then works through it with a few threads: the provider is
+far away (hundreds of milliseconds a call), so the calls overlap, but never more than `concurrency`
+at once (Stripe allows 25 requests a second per endpoint). Each order gets its own session and short
+transactions; a failure on one order is logged and left for the next run.
+"""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from orders_service.db import utcnow
 from orders_service.orders import actions
 from orders_service.orders.lifecycle import allowed
-from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
-from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntentStatus
-from orders_service.payments.service import CLOSED, apply_payment_intent, settle_refund_due
+from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus, Refund, RefundStatus
+from orders_service.payments.gateway import (
+    PaymentGateway,
+    PaymentGatewayError,
+    PaymentIntentStatus,
+    PaymentProviderBusy,
+    PaymentRefused,
+)
+from orders_service.payments.refunds import send_refund
+from orders_service.payments.service import CLOSED, apply_payment_intent
+from orders_service.payments.settlement import recover_payment_intent, settle_closed_order
 
 log = logging.getLogger(__name__)
-BATCH = 200
+BATCH = 500
+# A closed order's payment is left alone until the order is this old (or as old as reconciliation's
+# own threshold, if that is shorter): the cancel that closed it may still be talking to the provider.
+SETTLE_GRACE = timedelta(seconds=30)
+# A refund whose answer is unknown is asked about again after this long.
+REFUND_RETRY_AFTER = timedelta(seconds=60)
 
 
-def _online_orders(session: Session, *conditions) -> list[tuple[uuid.UUID, str | None]]:
-    """(order id, PaymentIntent id) of online orders matching `conditions`, oldest first, a batch."""
-    with session.begin():
-        return [tuple(row) for row in session.execute(
-            select(Order.id, Order.payment_intent_id)
-            .where(Order.payment_method == PaymentMethod.ONLINE, *conditions)
-            .order_by(Order.created_at).limit(BATCH)
-        )]
+def _each(session_factory: sessionmaker, work, ids: list, concurrency: int) -> int:
+    """`work(session, id)` for each id on at most `concurrency` threads; how many returned something true.
+
+    A rate limit from the provider stops the batch: what is left waits for the next run (that is the
+    backing off; Stripe sends no Retry-After, and the next run is a maintenance interval away).
+    """
+    stop = threading.Event()
+
+    def run(item) -> bool:
+        if stop.is_set():
+            return False
+        with session_factory() as session:
+            try:
+                return bool(work(session, item))
+            except PaymentProviderBusy:
+                stop.set()
+                log.warning("the provider is rate-limiting; this run stops here, the next one goes on")
+            except PaymentGatewayError:
+                log.warning("provider failed for %s; the next run retries", item, exc_info=True)
+            except Exception:  # one order's fault must not stop the others
+                log.exception("could not reconcile %s; the next run retries", item)
+            return False
+
+    if not ids:
+        return 0
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(ids))) as pool:
+        return sum(pool.map(run, ids))
 
 
-def reconcile_pending_orders(session: Session, gateway: PaymentGateway, older_than_seconds: int) -> int:
-    """Re-read from the provider the online orders still pending after a while, and refunds still due."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    started = Order.payment_intent_id.is_not(None)
-    pending = _online_orders(session, started, Order.status == OrderStatus.PENDING, Order.created_at <= cutoff)
-    refund_due = _online_orders(session, started, Order.status.in_(CLOSED), Order.payment_status == PaymentStatus.PAID)
+def _batches(select_batch, deadline: float):
+    """Batches until one comes back short, or the run has used its time (the next run goes on)."""
+    while True:
+        ids = select_batch()
+        if ids:
+            yield ids
+        if len(ids) < BATCH or time.monotonic() > deadline:
+            return
+
+
+def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, older_than_seconds: int,
+                       concurrency: int = 6, time_budget_seconds: float = 50.0) -> int:
+    """Ask the provider about what webhooks may have missed; the number of orders and refunds changed.
+
+    - pending online orders older than `older_than_seconds`, once per that interval each;
+    - closed orders whose PaymentIntent may still be open or paid (cancel it, or refund what it holds),
+      from SETTLE_GRACE on (the cancel that closed one may still be talking to the provider);
+    - refunds whose answer never came (asked again with the same idempotency key).
+    """
+    deadline = time.monotonic() + time_budget_seconds
+    age = timedelta(seconds=older_than_seconds)
+    grace = min(SETTLE_GRACE, age)
+
+    def pending_batch():
+        now = utcnow()
+        with session_factory() as session, session.begin():
+            # Claimed by stamping reconciled_at: a second run (or a second worker) skips them.
+            due = (select(Order.id).where(
+                Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.PENDING,
+                Order.created_at <= now - age, or_(Order.reconciled_at.is_(None), Order.reconciled_at <= now - age))
+                .order_by(Order.created_at).limit(BATCH).with_for_update(skip_locked=True))
+            return list(session.scalars(update(Order).where(Order.id.in_(due)).values(reconciled_at=now)
+                                        .returning(Order.id)))
+
+    def closed_batch(seen: set):
+        with session_factory() as session, session.begin():
+            ids = list(session.scalars(select(Order.id).where(
+                Order.payment_method == PaymentMethod.ONLINE, Order.status.in_(CLOSED),
+                Order.payment_closed_at.is_(None), Order.created_at <= utcnow() - grace)
+                .order_by(Order.created_at).limit(BATCH)))
+        fresh = [i for i in ids if i not in seen]  # one attempt per order and run
+        seen.update(fresh)
+        return fresh
+
+    def refund_batch(seen: set):
+        with session_factory() as session, session.begin():
+            ids = list(session.scalars(select(Refund.id).where(
+                Refund.status == RefundStatus.PENDING, Refund.created_at <= utcnow() - REFUND_RETRY_AFTER)
+                .order_by(Refund.created_at).limit(BATCH)))
+        fresh = [i for i in ids if i not in seen]
+        seen.update(fresh)
+        return fresh
+
     changed = 0
-    for order_id, pi_id in pending + refund_due:
-        try:
-            intent = gateway.retrieve_payment_intent(pi_id)
-            applied = apply_payment_intent(session, order_id, intent, source="reconciliation")
-            applied = settle_refund_due(session, gateway, applied, source="reconciliation")
-        except PaymentGatewayError:
-            log.warning("reconciliation of order %s failed; next run retries", order_id, exc_info=True)
-            continue
-        changed += applied.changed
+    for ids in _batches(pending_batch, deadline):
+        changed += _each(session_factory, lambda s, i: _reconcile_pending(s, gateway, i), ids, concurrency)
+    seen_orders: set = set()
+    for ids in _batches(lambda: closed_batch(seen_orders), deadline):
+        _each(session_factory, lambda s, i: settle_closed_order(s, gateway, i, "reconciliation"), ids, concurrency)
+        changed += len(ids)
+    seen_refunds: set = set()
+    for ids in _batches(lambda: refund_batch(seen_refunds), deadline):
+        _each(session_factory, lambda s, i: send_refund(s, gateway, i), ids, concurrency)
+        changed += len(ids)
     return changed
 
 
-def _expire(session: Session, order_id: uuid.UUID, canceled_at_provider: bool, note: str | None) -> bool:
+def _reconcile_pending(session: Session, gateway: PaymentGateway, order_id: uuid.UUID) -> bool:
     with session.begin():
-        order = actions.lock_order(session, order_id)
-        if not allowed(order.status, "expire") or order.payment_status == PaymentStatus.PAID:
-            return False
-        actions.expire(session, order, canceled_at_provider, note)
-    return True
+        pi_id = session.scalar(select(Order.payment_intent_id).where(Order.id == order_id))
+    if pi_id is None:  # the create answer was lost, or the process died before storing it
+        return recover_payment_intent(session, gateway, order_id) is not None
+    return apply_payment_intent(session, order_id, gateway.retrieve_payment_intent(pi_id), "reconciliation").changed
 
 
-def expire_unpaid_orders(session: Session, gateway: PaymentGateway, ttl_seconds: int) -> int:
+def expire_unpaid_orders(session_factory: sessionmaker, gateway: PaymentGateway, ttl_seconds: int,
+                         concurrency: int = 6, time_budget_seconds: float = 50.0) -> int:
     """Expire online orders unpaid past the TTL: cancel the PaymentIntent, release the stock.
 
-    A PaymentIntent that has succeeded meanwhile is applied instead. When the provider cannot be
-    reached the order expires all the same (its stock must not wait on Stripe); should the payment
-    succeed later, `apply_payment_intent` revives the order or has it refunded.
+    A PaymentIntent that has succeeded meanwhile is applied instead. When the provider cannot cancel it
+    now the order expires all the same (its stock must not wait on the provider) and its payment stays
+    open: should it succeed later it revives the order or is refunded, and reconciliation cancels it.
     """
-    cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+    deadline = time.monotonic() + time_budget_seconds
+
+    def batch():
+        with session_factory() as session, session.begin():
+            return list(session.scalars(select(Order.id).where(
+                Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.PENDING,
+                Order.created_at <= utcnow() - timedelta(seconds=ttl_seconds))
+                .order_by(Order.created_at).limit(BATCH)))
+
     expired = 0
-    for order_id, pi_id in _online_orders(session, Order.status == OrderStatus.PENDING, Order.created_at <= cutoff):
-        canceled, note = False, None
-        if pi_id is not None:
-            try:
-                intent = gateway.retrieve_payment_intent(pi_id)
-                if intent.status == PaymentIntentStatus.SUCCEEDED:
-                    apply_payment_intent(session, order_id, intent, source="expiry")
-                    continue
-                if intent.status != PaymentIntentStatus.CANCELED:
-                    gateway.cancel_payment_intent(pi_id)
-                canceled = True
-            except PaymentGatewayError as exc:
-                note = f"payment intent not canceled: {exc}"
-        expired += _expire(session, order_id, canceled, note)
+    busy = threading.Event()  # after a rate limit, the rest expire without asking (reconciliation cancels)
+    for ids in _batches(batch, deadline):
+        expired += _each(session_factory, lambda s, i: _expire(s, gateway, i, busy), ids, concurrency)
     return expired
+
+
+def _expire(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, busy: threading.Event) -> bool:
+    with session.begin():
+        pi_id = session.scalar(select(Order.payment_intent_id).where(Order.id == order_id))
+    canceled, note = False, None
+    if pi_id is not None and busy.is_set():
+        note = "payment intent not canceled: the payment provider is rate-limiting"
+    elif pi_id is not None:
+        try:
+            gateway.cancel_payment_intent(pi_id)  # one call in the usual case: nobody paid
+            canceled = True
+        except PaymentRefused:  # not cancelable: paid a moment ago, or already canceled
+            intent = gateway.retrieve_payment_intent(pi_id)
+            if intent.status == PaymentIntentStatus.SUCCEEDED:
+                apply_payment_intent(session, order_id, intent, source="expiry")
+                return False
+            canceled = intent.status == PaymentIntentStatus.CANCELED
+        except PaymentGatewayError as exc:  # unreachable, or rate-limiting: its stock must not wait
+            note = f"payment intent not canceled: {exc}"
+            if isinstance(exc, PaymentProviderBusy):
+                busy.set()
+    with session.begin():
+        order = actions.lock_order(session, order_id)
+        if not allowed(order.status, "expire") or order.payment_status in PaymentStatus.RECEIVED:
+            return False
+        actions.expire(session, order, canceled, note)
+    return True

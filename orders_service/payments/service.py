@@ -11,30 +11,35 @@ from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
 from orders_service.payments.decisions import Action, Decision, decide
-from orders_service.payments.gateway import PaymentGateway, PaymentIntent
+from orders_service.payments.gateway import PaymentIntent
 
 CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What `apply_payment_intent` did: `event` is the trail event it appended, None when nothing changed."""
+    """What `apply_payment_intent` did: the trail events it appended (none when nothing changed), or why not."""
 
     order: Order
-    event: str | None
+    events: tuple[str, ...] = ()
     reason: str = ""
 
     @property
     def changed(self) -> bool:
-        return self.event is not None
+        return bool(self.events)
 
     @property
     def refund_due(self) -> bool:
-        """Money arrived for an order that can no longer be fulfilled: it must go back."""
-        return self.order.status in CLOSED and self.order.payment_status == PaymentStatus.PAID
+        """Money is held for an order that can no longer be fulfilled: it must go back."""
+        return refund_due(self.order)
 
 
-def _carry_out(session: Session, order: Order, decision: Decision, intent: PaymentIntent, source: str) -> str | None:
+def refund_due(order: Order) -> bool:
+    """A closed order (expired or canceled) keeps none of the customer's money."""
+    return order.status in CLOSED and order.payment_status in PaymentStatus.HELD
+
+
+def _carry_out(session: Session, order: Order, decision: Decision, intent: PaymentIntent, source: str) -> str:
     """Do what the decision says, through the order's actions; the trail event written."""
     pi = intent.id
     match decision.action:
@@ -46,8 +51,8 @@ def _carry_out(session: Session, order: Order, decision: Decision, intent: Payme
                 return OrderEvents.LATE_PAYMENT_REVIVED
             actions.record_late_payment(session, order, pi, intent.amount, source)
             return OrderEvents.LATE_PAYMENT_REFUND_DUE
-        case Action.REFUND:
-            actions.refund(session, order, pi, intent.amount_refunded, source)
+        case Action.RECORD_REFUND:
+            actions.record_refund(session, order, pi, intent.amount_refunded, source)
             return OrderEvents.REFUNDED
         case Action.CANCEL:
             actions.cancel_by_provider(session, order, pi, source)
@@ -55,7 +60,7 @@ def _carry_out(session: Session, order: Order, decision: Decision, intent: Payme
         case Action.RECORD_FAILURE:
             actions.record_payment_failure(session, order, pi, intent.failure, source)
             return OrderEvents.PAYMENT_FAILED
-    return None
+    raise AssertionError(f"no action {decision.action!r}")  # decide() answers only the actions above
 
 
 def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str) -> Applied:
@@ -65,19 +70,14 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
     is locked for the decision, so concurrent callers are applied one after the other and only the
     first one that changes something appends an event.
     """
+    events = []
     with session.begin():
         order = actions.lock_order(session, order_id)
         decision = decide(order, intent)
-        event = _carry_out(session, order, decision, intent, source)
-    if event is not None:
+        # One PaymentIntent may ask for two changes (paid, then partly refunded): decide again after each.
+        while decision.action is not None and len(events) < 3:
+            events.append(_carry_out(session, order, decision, intent, source))
+            decision = decide(order, intent)
+    for event in events:
         metrics.PAYMENTS.labels(event).inc()
-    return Applied(order, event, decision.reason)
-
-
-def settle_refund_due(session: Session, gateway: PaymentGateway, applied: Applied, source: str) -> Applied:
-    """Refund a payment that arrived for a closed order (outside any transaction), then record it."""
-    if not applied.refund_due:
-        return applied
-    order = applied.order
-    gateway.refund_payment_intent(order.payment_intent_id, str(order.id))
-    return apply_payment_intent(session, order.id, gateway.retrieve_payment_intent(order.payment_intent_id), source)
+    return Applied(order, tuple(events), "" if events else decision.reason)

@@ -1,39 +1,82 @@
-"""The payment gateway on the official Stripe SDK. The only module that imports `stripe`."""
+"""The payment gateway on the official Stripe SDK. The only module that imports `stripe`.
+
+Written against Stripe's real object shapes (API 2022-11-15 and later): `latest_charge` is an id unless
+expanded, there is no `charges` list, a charge's refunds are its `amount_refunded` running total, and a
+webhook's `data.object` is never expanded. localstripe (an older API) sends expanded objects; both read
+the same here.
+"""
 from __future__ import annotations
 
 import stripe
 
 from orders_service.config import Settings
-from orders_service.payments.gateway import InvalidWebhook, PaymentGatewayError, PaymentIntent, WebhookEvent
+from orders_service.payments.gateway import (
+    InvalidWebhook,
+    PaymentGatewayError,
+    PaymentIntent,
+    PaymentIntentStatus,
+    PaymentProviderBusy,
+    PaymentRefused,
+    Refund,
+    WebhookEvent,
+)
 
 # Stripe's own default: a signature older than this is a replay.
 WEBHOOK_TOLERANCE_SECONDS = 300
+# Stripe sends no Retry-After with a 429; a second is what its rate-limit guide suggests to start with.
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+PAYMENT_INTENT_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"}
 
 
-def _latest_charge_refunded(pi) -> int:
-    # localstripe always expands latest_charge; real Stripe sends an id unless asked to expand.
-    charge = getattr(pi, "latest_charge", None)
-    if charge is None or isinstance(charge, str):
-        return 0
-    return int(getattr(charge, "amount_refunded", 0) or 0)
+def _as_dict(obj) -> dict | None:
+    if obj is None or isinstance(obj, str):
+        return None
+    return obj if isinstance(obj, dict) else obj.to_dict()
+
+
+def _refunded_total(charge) -> int:
+    """A charge's running total of refunds; a charge given only by its id says nothing (0)."""
+    charge = _as_dict(charge)
+    return int(charge.get("amount_refunded") or 0) if charge else 0
 
 
 def to_payment_intent(pi) -> PaymentIntent:
-    metadata = pi.metadata.to_dict() if getattr(pi, "metadata", None) else {}
-    error = getattr(pi, "last_payment_error", None)
-    failure = None
-    if error:
-        failure = getattr(error, "message", None) or getattr(error, "code", None) or "payment failed"
+    """A Stripe PaymentIntent (an SDK object or its dict), `latest_charge` an id, null or expanded."""
+    pi = _as_dict(pi)
+    metadata = pi.get("metadata") or {}
+    error = pi.get("last_payment_error") or {}
+    failure = (error.get("message") or error.get("code") or "payment failed") if error else None
     return PaymentIntent(
-        id=pi.id,
-        status=pi.status,
-        amount=int(pi.amount),
-        currency=str(pi.currency).upper(),
+        id=pi["id"],
+        status=pi["status"],
+        amount=int(pi["amount"]),
+        currency=str(pi["currency"]).upper(),
         order_id=metadata.get("order_id"),
-        client_secret=getattr(pi, "client_secret", None),
+        client_secret=pi.get("client_secret"),
         failure=failure,
-        amount_refunded=_latest_charge_refunded(pi),
+        amount_refunded=_refunded_total(pi.get("latest_charge")),
     )
+
+
+def charge_payment_intent(charge) -> PaymentIntent | None:
+    """What a Charge (the object of `charge.*` events) says of its PaymentIntent: paid, and refunded so far."""
+    charge = _as_dict(charge)
+    pi_id = charge.get("payment_intent")
+    pi_id = pi_id if isinstance(pi_id, str) else (pi_id or {}).get("id")
+    if not pi_id or not charge.get("paid", True) or charge.get("status", "succeeded") != "succeeded":
+        return None
+    return PaymentIntent(id=pi_id, status=PaymentIntentStatus.SUCCEEDED, amount=int(charge["amount"]),
+                         currency=str(charge["currency"]).upper(),
+                         order_id=(charge.get("metadata") or {}).get("order_id"),
+                         amount_refunded=int(charge.get("amount_refunded") or 0))
+
+
+def to_refund(refund) -> Refund:
+    """A Stripe Refund; with `charge` expanded it also tells the charge's new running total."""
+    refund = _as_dict(refund)
+    charge = _as_dict(refund.get("charge"))
+    return Refund(id=refund["id"], amount=int(refund["amount"]),
+                  refunded_total=_refunded_total(charge) if charge else None)
 
 
 def _describe(exc: stripe.StripeError) -> str:
@@ -49,6 +92,23 @@ def _describe(exc: stripe.StripeError) -> str:
     return message
 
 
+def _translate(exc: stripe.StripeError) -> PaymentGatewayError:
+    if isinstance(exc, stripe.RateLimitError):
+        retry_after = (exc.headers or {}).get("Retry-After") if hasattr(exc, "headers") else None
+        try:
+            seconds = float(retry_after) if retry_after else DEFAULT_RETRY_AFTER_SECONDS
+        except ValueError:
+            seconds = DEFAULT_RETRY_AFTER_SECONDS
+        return PaymentProviderBusy(_describe(exc), retry_after=seconds)
+    # A 4xx other than a conflict is Stripe deciding: nothing was done. A 409 (a concurrent request with
+    # the same idempotency key), a 5xx or no answer at all leave the outcome unknown.
+    status = getattr(exc, "http_status", None) or 0
+    if 400 <= status < 500 and status != 409 and not isinstance(exc, stripe.AuthenticationError):
+        code = getattr(exc, "code", None) or (getattr(getattr(exc, "error", None), "code", None))
+        return PaymentRefused(_describe(exc), code)
+    return PaymentGatewayError(_describe(exc))
+
+
 class StripeGateway:
     def __init__(self, settings: Settings):
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
@@ -58,7 +118,8 @@ class StripeGateway:
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
-            # The emulator answers bare 500s that a retry cannot fix; real Stripe gets the SDK's retries.
+            # The emulator answers bare 500s that a retry cannot fix; real Stripe gets the SDK's retries
+            # (connection errors, 409s, 5xx: each with the request's idempotency key, so never twice).
             max_network_retries=0 if self._emulated else 2,
             http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
         )
@@ -67,26 +128,32 @@ class StripeGateway:
         try:
             return fn(*args, **kwargs)
         except stripe.StripeError as exc:
-            raise PaymentGatewayError(_describe(exc)) from exc
+            raise _translate(exc) from exc
 
     def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
         params = {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
                   "payment_method_types": ["card"]}
         if not self._emulated:
             params["description"] = f"Order {order_id}"  # localstripe rejects `description`
+        # The same key and parameters within 24 h return the same PaymentIntent: an answer lost on the
+        # way back can be asked for again (reconciliation does).
         pi = self._call(self._client.v1.payment_intents.create, params=params,
                         options={"idempotency_key": f"order-{order_id}-payment-intent"})
         return to_payment_intent(pi)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
-        return to_payment_intent(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id))
+        # Expanded: the charge's refunded total is part of the payment's state.
+        return to_payment_intent(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id,
+                                            params={"expand": ["latest_charge"]}))
 
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         return to_payment_intent(self._call(self._client.v1.payment_intents.cancel, payment_intent_id))
 
-    def refund_payment_intent(self, payment_intent_id: str, order_id: str) -> None:
-        self._call(self._client.v1.refunds.create, params={"payment_intent": payment_intent_id},
-                   options={"idempotency_key": f"order-{order_id}-refund"})
+    def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund:
+        refund = self._call(self._client.v1.refunds.create,
+                            params={"payment_intent": payment_intent_id, "amount": amount, "expand": ["charge"]},
+                            options={"idempotency_key": idempotency_key})
+        return to_refund(refund)
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         if not signature:
@@ -107,7 +174,20 @@ class StripeGateway:
             pi_id = obj.get("id")
         else:  # charges, refunds and disputes name their PaymentIntent
             pi_id = obj.get("payment_intent")
+            pi_id = pi_id.get("id") if isinstance(pi_id, dict) else pi_id
         metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         return WebhookEvent(id=body["id"], type=body["type"][:100],
                             payment_intent_id=pi_id if isinstance(pi_id, str) else None,
                             order_id=metadata.get("order_id"), payload=body)
+
+    def event_payment_intent(self, payload: dict) -> PaymentIntent | None:
+        """Stripe's signed snapshot of the payment: a PaymentIntent event's object, or a refunded Charge."""
+        obj = (payload.get("data") or {}).get("object") or {}
+        try:
+            if payload.get("type") in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
+                return to_payment_intent(obj)
+            if payload.get("type") == "charge.refunded" and obj.get("object") == "charge":
+                return charge_payment_intent(obj)
+        except (KeyError, TypeError, ValueError):  # a verified event of a shape we cannot read
+            return None
+        return None

@@ -10,7 +10,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 
-from orders_service.payments.gateway import PaymentGatewayError, PaymentIntent, PaymentIntentStatus
+from orders_service.payments.gateway import (
+    PaymentGatewayError,
+    PaymentIntent,
+    PaymentIntentStatus,
+    PaymentProviderBusy,
+    PaymentRefused,
+    Refund,
+)
 
 
 @dataclass
@@ -18,10 +25,15 @@ class FakeGateway:
     intents: dict[str, PaymentIntent] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)  # operations that raise PaymentGatewayError
+    busy: set[str] = field(default_factory=set)  # operations answered with a rate limit
+    by_order: dict[str, str] = field(default_factory=dict)  # a create is idempotent per order
+    refunds: dict[str, Refund] = field(default_factory=dict)  # by idempotency key
     _ids: itertools.count = field(default_factory=itertools.count)
 
     def _enter(self, operation: str, subject: str) -> None:
         self.calls.append((operation, subject))
+        if operation in self.busy:
+            raise PaymentProviderBusy("Request rate limit exceeded", retry_after=2)
         if operation in self.failing:
             raise PaymentGatewayError(f"the payment provider failed ({operation})")
 
@@ -32,7 +44,9 @@ class FakeGateway:
 
     def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
         self._enter("create", order_id)
-        pi_id = f"pi_fake_{next(self._ids)}"
+        if order_id in self.by_order:
+            return self.intents[self.by_order[order_id]]
+        pi_id = self.by_order[order_id] = f"pi_fake_{next(self._ids)}"
         intent = PaymentIntent(id=pi_id, status=PaymentIntentStatus.REQUIRES_PAYMENT_METHOD, amount=amount,
                                currency=currency.upper(), order_id=order_id, client_secret=f"{pi_id}_secret_x")
         self.intents[pi_id] = intent
@@ -45,19 +59,34 @@ class FakeGateway:
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         self._enter("cancel", payment_intent_id)
         intent = self.intents[payment_intent_id]
-        if intent.status == PaymentIntentStatus.SUCCEEDED:
-            raise PaymentGatewayError("You cannot cancel this PaymentIntent because it has a status of succeeded.")
+        if intent.status in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.CANCELED):
+            raise PaymentRefused(f"You cannot cancel this PaymentIntent because it has a status of {intent.status}.",
+                                 "payment_intent_unexpected_state")
         return self._set(payment_intent_id, status=PaymentIntentStatus.CANCELED)
 
-    def refund_payment_intent(self, payment_intent_id: str, order_id: str) -> None:
+    def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund:
         self._enter("refund", payment_intent_id)
+        if idempotency_key in self.refunds:
+            return self.refunds[idempotency_key]
         intent = self.intents[payment_intent_id]
         if intent.status != PaymentIntentStatus.SUCCEEDED:
-            raise PaymentGatewayError("This PaymentIntent has no successful charge to refund.")
-        self._set(payment_intent_id, amount_refunded=intent.amount)
+            raise PaymentRefused("This PaymentIntent has no successful charge to refund.", "charge_not_found")
+        if amount > intent.amount - intent.amount_refunded:
+            raise PaymentRefused("Refund amount is greater than unrefunded amount on charge", "amount_too_large")
+        intent = self._set(payment_intent_id, amount_refunded=intent.amount_refunded + amount)
+        refund = self.refunds[idempotency_key] = Refund(f"re_fake_{next(self._ids)}", amount, intent.amount_refunded)
+        return refund
 
     def verify_webhook(self, payload: bytes, signature: str | None):
         raise NotImplementedError("webhooks are tested against the Stripe gateway")
+
+    def event_payment_intent(self, payload: dict):
+        raise NotImplementedError("webhooks are tested against the Stripe gateway")
+
+    def refund_in_dashboard(self, payment_intent_id: str, amount: int) -> PaymentIntent:
+        """A refund made at the provider directly (its dashboard): only its running total tells of it."""
+        intent = self.intents[payment_intent_id]
+        return self._set(payment_intent_id, amount_refunded=intent.amount_refunded + amount)
 
     # --- what the customer (or the dashboard) does at the provider ---------------------------------
 

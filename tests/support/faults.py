@@ -1,4 +1,5 @@
-"""Faulty network peers for fault injection at the socket level: a Stripe that errors or stalls."""
+"""Faulty network peers for fault injection at the socket level: a server that errors or stalls, a TCP link
+that can be cut. (A Stripe with faults of its own is `stripe_proxy.RealStripe`.)"""
 from __future__ import annotations
 
 import json
@@ -36,44 +37,6 @@ def faulty_http_server(status: int = 500, delay: float = 0.0, body: dict | None 
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def slow_proxy(target: str, delay: float):
-    """An HTTP proxy to `target` that holds every request `delay` s first; `hits` lists the paths it saw."""
-    import requests
-
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _forward(self):
-            hits.append(f"{self.command} {self.path}")
-            time.sleep(delay)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-            upstream = requests.request(self.command, target + self.path, data=body, headers=headers, timeout=30)
-            try:
-                self.send_response(upstream.status_code)
-                self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        do_GET = do_POST = do_DELETE = _forward
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
     finally:
         server.shutdown()
         server.server_close()

@@ -23,13 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.2):
-    """Poll until `predicate()` is truthy; its last value, or AssertionError after `timeout`."""
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.2, message=None):
+    """Poll until `predicate()` is truthy; its last value, or AssertionError after `timeout`
+    (with `message()` appended, to say what was seen instead)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value or time.monotonic() > deadline:
-            assert value, f"condition not met within {timeout} s"
+            assert value, f"condition not met within {timeout} s" + (f": {message()}" if message else "")
             return value
         time.sleep(interval)
 

@@ -669,7 +669,8 @@ class RealStripe:
         return refund
 
     def _emit_charge_refunded(self, refund: dict, request: dict) -> None:
-        charge = self._upstream_json("GET", f"/v1/charges/{refund['charge']}")
+        charge_id = refund["charge"]["id"] if isinstance(refund["charge"], dict) else refund["charge"]  # expanded?
+        charge = self._upstream_json("GET", f"/v1/charges/{charge_id}")
         self._shape(charge, set(), "")
         previous = {"amount_refunded": charge.get("amount_refunded", 0) - (refund.get("amount") or 0)}
         if charge.get("refunded"):

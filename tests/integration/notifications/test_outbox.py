@@ -93,9 +93,9 @@ def test_a_refund_made_in_the_stripe_dashboard_is_reflected(stack, client, make,
     assert client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth).status_code == 204
 
     stripe_emulator.client.v1.refunds.create(params={"payment_intent": pi_id})  # "in the dashboard"
-    charge = stripe_emulator.payment_intent(pi_id).latest_charge
-    body, headers = signed_event("charge.refunded", {"id": charge.id, "object": "charge", "payment_intent": pi_id,
-                                                     "amount_refunded": charge.amount, "refunded": True})
+    charge = stripe_emulator.client.v1.charges.retrieve(stripe_emulator.payment_intent(pi_id).latest_charge.id)
+    assert charge.amount_refunded == charge.amount
+    body, headers = signed_event("charge.refunded", charge.to_dict())
     assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
 
     wait_until(lambda: client.get(f"/api/orders/{created['orderId']}", headers=auth).json["paymentStatus"]

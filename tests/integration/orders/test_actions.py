@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 from orders_service.auth.actor import Actor
 from orders_service.catalog.models import Product
 from orders_service.errors import InvalidRequest, NotFound
+from orders_service.money import currency
 from orders_service.notifications.models import Notification
 from orders_service.orders import actions
 from orders_service.orders.models import Order, OrderEvent, PaymentMethod
@@ -22,7 +23,7 @@ def placed(make, db):
     from orders_service.orders.schemas import OrderInSchema
 
     order = place_order(db, Actor(customer.id, customer.role), OrderInSchema().load(body),
-                        PaymentMethod.CASH_ON_DELIVERY, "USD").order
+                        PaymentMethod.CASH_ON_DELIVERY, currency("USD")).order
 
     def state():
         db.expire_all()

@@ -200,6 +200,6 @@ def test_online_total_above_what_stripe_takes_is_400(client, make, db):
                            headers=auth)
     _error_body(response, 400)
     assert response.json["message"] == (
-        "Order total 10000009.99 is more than an online payment can take (999999.99)")
+        "Order total 10000009.99 USD is more than an online payment can take (999999.99 USD)")
     assert make.stock_of(Product, product.id) == 10
     assert db.scalar(select(func.count()).select_from(Order)) == 0

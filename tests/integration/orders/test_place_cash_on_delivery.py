@@ -189,19 +189,19 @@ def test_the_order_representation_is_the_contracts(client, make, shop):
 
     contract = {"id", "customerId", "status", "paymentMethod", "paymentStatus", "currency", "subtotal",
                 "deliveryPrice", "totalAmount", "items", "deliveryMethodId", "deliveryAddress", "notes",
-                "trackingNumber", "carrier", "createdAt", "paidAt", "events"}
+                "trackingNumber", "carrier", "createdAt", "paidAt", "events", "refundedAmount"}
     documented_additions = {"disputedAt"}  # docs/decisions.md
     assert set(order) == contract | documented_additions
     assert uuid.UUID(order["id"]) and order["customerId"] == str(customer.id)
     assert order["deliveryMethodId"] == str(method.id)
     assert (order["currency"], order["notes"], order["trackingNumber"], order["carrier"]) == ("USD", "Ring twice",
                                                                                               None, None)
-    assert order["paidAt"] is None and order["disputedAt"] is None
+    assert order["paidAt"] is None and order["disputedAt"] is None and order["refundedAmount"] == 0.0
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", order["createdAt"])
     assert order["deliveryAddress"] == {"street": "123 Main St", "city": "New York", "state": "NY",
                                         "zipCode": "10001", "country": "US"}
     assert all(isinstance(order[k], (int, float)) and not isinstance(order[k], bool)
-               for k in ("subtotal", "deliveryPrice", "totalAmount"))
+               for k in ("subtotal", "deliveryPrice", "totalAmount", "refundedAmount"))
     [item] = order["items"]
     assert set(item) == {"productId", "variantId", "name", "unitPrice", "quantity", "lineTotal"}
     [event] = order["events"]

@@ -119,9 +119,8 @@ def test_a_cancel_whose_refund_failed_is_finished_by_reconciliation(client, make
     assert make.stock_of(Product, product.id) == 10
     assert _refunds(stripe_emulator, pi_id) == []
 
-    with session_factory() as session:
-        reconcile.reconcile_pending_orders(session, runtime.gateway, older_than_seconds=300)
-        reconcile.reconcile_pending_orders(session, runtime.gateway, older_than_seconds=300)  # nothing more
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=0)
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=0)  # nothing more
 
     order = client.get(f"/api/orders/{order_id}", headers=auth).json
     assert (order["status"], order["paymentStatus"]) == ("canceled", "refunded")

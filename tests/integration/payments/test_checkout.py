@@ -6,6 +6,7 @@ from sqlalchemy import select
 from orders_service.auth.actor import Actor
 from orders_service.catalog.models import Product
 from orders_service.errors import InvalidRequest, PaymentProviderError
+from orders_service.money import currency
 from orders_service.orders.models import IdempotencyRecord, Order, OrderEvent
 from orders_service.orders.schemas import OrderInSchema
 from orders_service.payments import checkout, reconcile
@@ -28,7 +29,12 @@ def gateway():
 
 def _place(db, gateway, shop, key=None):
     actor, _product, body = shop
-    return checkout.place_online_order(db, gateway, actor, body, "USD", key)
+    return checkout.place_online_order(db, gateway, actor, body, currency("USD"), key)
+
+
+def _reconcile(session_factory, gateway):
+    """One reconciliation run, as the beat job makes it, with no grace for just-closed orders."""
+    return reconcile.reconcile_payments(session_factory, gateway, older_than_seconds=0)
 
 
 def _state(db, make, order_id, product):
@@ -96,7 +102,8 @@ def test_cancel_unpaid_cancels_the_payment_intent(db, gateway, shop, make):
     checkout.cancel_order(db, gateway, actor, order.id)
     assert gateway.intents[order.payment_intent_id].status == "canceled"
     assert gateway.count("refund") == 0
-    assert _state(db, make, order.id, product) == ("canceled", "unpaid", 10, ["placed", "canceled"])
+    assert _state(db, make, order.id, product) == ("canceled", "unpaid", 10,
+                                                  ["placed", "canceled", "payment_intent_closed"])
 
 
 def test_cancel_paid_refunds_once(db, gateway, shop, make):
@@ -120,7 +127,7 @@ def test_a_payment_that_lands_while_the_order_is_canceled_is_refunded(db, gatewa
     assert _state(db, make, order.id, product)[:2] == ("canceled", "refunded")
 
 
-def test_a_cancel_whose_refund_failed_is_finished_by_reconciliation(db, gateway, shop, make):
+def test_a_cancel_whose_refund_failed_is_finished_by_reconciliation(db, gateway, shop, make, session_factory):
     actor, product, _body = shop
     order = _place(db, gateway, shop)
     gateway.pay(order.payment_intent_id)
@@ -130,23 +137,23 @@ def test_a_cancel_whose_refund_failed_is_finished_by_reconciliation(db, gateway,
     assert _state(db, make, order.id, product)[:2] == ("canceled", "paid")  # a refund is due
 
     gateway.failing.clear()
-    reconcile.reconcile_pending_orders(db, gateway, older_than_seconds=0)
+    _reconcile(session_factory, gateway)
     assert _state(db, make, order.id, product)[:2] == ("canceled", "refunded")
-    reconcile.reconcile_pending_orders(db, gateway, older_than_seconds=0)
+    _reconcile(session_factory, gateway)
     assert gateway.count("refund") == 2  # the failed attempt and the one that went through; never a third
 
 
-def test_expiry_cancels_the_payment_intent_and_releases_the_stock(db, gateway, shop, make):
+def test_expiry_cancels_the_payment_intent_and_releases_the_stock(db, gateway, shop, make, session_factory):
     _actor, product, _body = shop
     order = _place(db, gateway, shop)
-    assert reconcile.expire_unpaid_orders(db, gateway, ttl_seconds=0) == 1
+    assert reconcile.expire_unpaid_orders(session_factory, gateway, ttl_seconds=0) == 1
     assert gateway.intents[order.payment_intent_id].status == "canceled"
     assert _state(db, make, order.id, product) == ("expired", "unpaid", 10, ["placed", "expired"])
 
 
-def test_expiry_applies_a_payment_that_succeeded_meanwhile(db, gateway, shop, make):
+def test_expiry_applies_a_payment_that_succeeded_meanwhile(db, gateway, shop, make, session_factory):
     _actor, product, _body = shop
     order = _place(db, gateway, shop)
     gateway.pay(order.payment_intent_id)
-    assert reconcile.expire_unpaid_orders(db, gateway, ttl_seconds=0) == 0
+    assert reconcile.expire_unpaid_orders(session_factory, gateway, ttl_seconds=0) == 0
     assert _state(db, make, order.id, product) == ("confirmed", "paid", 8, ["placed", "payment_succeeded"])

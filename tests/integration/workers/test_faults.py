@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.models import StripeEvent
-from tests.support.faults import slow_proxy
+from tests.support.database import TrailGate
 from tests.support.processes import STACK_TIMINGS, PrivateRedis, Stack, wait_until
 from tests.support.stripe import signed_event
 
@@ -49,51 +49,58 @@ def _children(pid):
 
 
 def test_a_worker_killed_mid_task_gets_the_event_again_and_applies_it_once(
-        base_env, private_broker, client, make, db, shop, stripe_emulator):
+        base_env, database_url, private_broker, client, make, db, shop, stripe_emulator):
     [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
-    with slow_proxy(stripe_emulator.url, delay=1.5) as (slow_stripe, hits):
-        stack = Stack(dict(base_env, CELERY_BROKER_URL=private_broker, **STACK_TIMINGS), processes=("web",))
-        try:
-            worker = stack.start("worker", STRIPE_API_BASE=slow_stripe, WORKER_CONCURRENCY="1")
+    stack = Stack(dict(base_env, CELERY_BROKER_URL=private_broker, **STACK_TIMINGS), processes=("web",))
+    try:
+        with TrailGate(database_url, "payment_succeeded") as gate:
+            worker = stack.start("worker", WORKER_CONCURRENCY="1")
             body, headers = signed_event("payment_intent.succeeded", intent.to_dict())
             assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
 
-            # The pool process is inside the task, waiting on Stripe: kill it there.
-            wait_until(lambda: any(intent.id in hit for hit in hits), timeout=30)
+            # The pool process is inside the task, in the middle of its transaction: kill it there.
+            gate.wait_for_waiters(1)
             [child] = wait_until(lambda: _children(worker.pid), timeout=5)
             os.kill(child, signal.SIGKILL)
             assert _state(db, order_id) == ("unpaid", 0)
+            gate.open()  # the dead process's transaction goes on to nowhere: it can only roll back
 
-            wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=40)
-            assert sum(intent.id in hit for hit in hits) >= 2  # it was delivered again
-            time.sleep(1)
-            assert _state(db, order_id) == ("paid", 1)
-        finally:
-            stack.close()
+        wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=40)  # given back, applied again
+        assert _event_attempts(db) >= 2
+        time.sleep(1)
+        assert _state(db, order_id) == ("paid", 1)
+    finally:
+        stack.close()
 
 
 def test_a_whole_worker_killed_mid_task_is_finished_by_the_redrive_job(
-        base_env, private_broker, client, make, db, shop, stripe_emulator):
+        base_env, database_url, private_broker, client, make, db, shop, stripe_emulator):
     [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
     # Reconciliation and expiry would pay the order too; this test is about the re-drive, so they stay out of the way.
     env = dict(base_env, CELERY_BROKER_URL=private_broker, MAINTENANCE_INTERVAL_SECONDS="1",
                **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600", ORDER_PAYMENT_TTL_SECONDS="3600"))
-    with slow_proxy(stripe_emulator.url, delay=1.5) as (slow_stripe, hits):
-        stack = Stack(env, processes=("web",))
-        try:
-            worker = stack.start("worker", STRIPE_API_BASE=slow_stripe, WORKER_CONCURRENCY="1")
+    stack = Stack(env, processes=("web",))
+    try:
+        with TrailGate(database_url, "payment_succeeded") as gate:
+            worker = stack.start("worker", WORKER_CONCURRENCY="1")
             body, headers = signed_event("payment_intent.succeeded", intent.to_dict())
             assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
-            wait_until(lambda: any(intent.id in hit for hit in hits), timeout=30)
-            os.killpg(worker.pid, signal.SIGKILL)  # main process and pool child at once
+            gate.wait_for_waiters(1)
+            os.killpg(worker.pid, signal.SIGKILL)  # main process and pool child at once: nobody gives it back
             stack.procs.pop("worker")
             assert _state(db, order_id) == ("unpaid", 0)
+            gate.open()
 
-            stack.start("worker")
-            stack.start("beat")
-            wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=40)
-        finally:
-            stack.close()
+        stack.start("worker")
+        stack.start("beat")
+        wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=60)
+    finally:
+        stack.close()
+
+
+def _event_attempts(db):
+    with db.begin():
+        return db.scalar(select(func.max(StripeEvent.attempts)))
 
 
 def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
@@ -122,5 +129,30 @@ def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
 
         wait_until(lambda: unprocessed() == 0, timeout=90, interval=1)
         assert all(_state(db, order_id) == ("paid", 1) for order_id, _ in paid)
+    finally:
+        stack.close()
+
+
+def test_the_redrive_never_sends_again_an_event_a_worker_holds(base_env, database_url, private_broker, client, make,
+                                                               db, shop, stripe_emulator, session_factory):
+    from orders_service.config import Settings
+    from orders_service.payments import inbox
+    from orders_service.queue import TaskQueue
+
+    [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
+    env = dict(base_env, CELERY_BROKER_URL=private_broker, **STACK_TIMINGS)
+    stack = Stack(env, processes=("web",))
+    try:
+        with TrailGate(database_url, "payment_succeeded") as gate:
+            stack.start("worker", WORKER_CONCURRENCY="1")
+            body, headers = signed_event("payment_intent.succeeded", intent.to_dict())
+            assert requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30).ok
+            gate.wait_for_waiters(1)  # a worker holds it, in the middle of applying it
+            time.sleep(1.5)  # older than REDRIVE_AFTER_SECONDS: the re-drive would take it, were it not held
+            with session_factory() as session:
+                assert inbox.redrive_events(session, TaskQueue(Settings.from_env(env)), older_than_seconds=1) == 0
+            gate.open()
+        wait_until(lambda: _state(db, order_id) == ("paid", 1), timeout=20)
+        assert _event_attempts(db) == 1  # it was in flight once
     finally:
         stack.close()

@@ -120,7 +120,7 @@ def test_a_lost_webhook_is_made_good_by_reconciliation(stack, client, make, db, 
     order_id, pi_id = _place_online(client, make, shop)
     stripe_emulator.pay(pi_id)  # no endpoint is registered: no webhook comes
 
-    stack.enqueue("reconcile_pending_orders")
+    stack.enqueue("reconcile_payments")
 
     wait_until(lambda: _order(db, order_id).payment_status == "paid", timeout=15)
     assert _events(db, order_id, "payment_succeeded") == 1
@@ -146,8 +146,7 @@ def expire_while_stripe_is_unreachable(settings, session_factory):
     def run():
         gateway = StripeGateway(dataclasses.replace(settings, stripe_api_base=f"http://127.0.0.1:{free_port()}",
                                                     stripe_timeout_seconds=1.0))
-        with session_factory() as session:
-            return reconcile.expire_unpaid_orders(session, gateway, ttl_seconds=0)
+        return reconcile.expire_unpaid_orders(session_factory, gateway, ttl_seconds=0)
     return run
 
 

@@ -14,64 +14,78 @@ from orders_service.payments.decisions import Action, decide
 from orders_service.payments.gateway import PaymentIntent
 
 CONFIRM, REVIVE, LATE, REFUND, CANCEL, FAIL = (Action.CONFIRM, Action.REVIVE, Action.RECORD_LATE_PAYMENT,
-                                                Action.REFUND, Action.CANCEL, Action.RECORD_FAILURE)
+                                                Action.RECORD_REFUND, Action.CANCEL, Action.RECORD_FAILURE)
 __ = None  # nothing to change
 
 STATUSES = ("pending", "confirmed", "shipped", "delivered", "expired", "canceled")
-PAYMENTS = ("unpaid", "failed", "paid", "refunded")
+PAYMENTS = ("unpaid", "failed", "paid", "partially_refunded", "refunded")
+TOTAL, CURRENCY = 45998, "USD"
+# What the order shows as refunded so far, for each payment status.
+REFUNDED_ON_ORDER = {"unpaid": 0, "failed": 0, "paid": 0, "partially_refunded": 500, "refunded": TOTAL}
 
 # For each kind of PaymentIntent: one row per order status, one column per payment status
-# (unpaid, failed, paid, refunded), when the PaymentIntent is the order's and its amount and currency match.
+# (unpaid, failed, paid, partially_refunded, refunded), when the PaymentIntent is the order's and its
+# amount and currency match.
 TABLE = {
     "succeeded": {               # the customer paid
-        "pending":   (CONFIRM, CONFIRM, __, __),
-        "confirmed": (LATE,    LATE,    __, __),
-        "shipped":   (LATE,    LATE,    __, __),
-        "delivered": (LATE,    LATE,    __, __),
-        "expired":   (REVIVE,  REVIVE,  __, __),   # fulfilled if its stock is still there, else refunded
-        "canceled":  (LATE,    LATE,    __, __),   # never revived: the money goes back
+        "pending":   (CONFIRM, CONFIRM, __, __, __),
+        "confirmed": (LATE,    LATE,    __, __, __),
+        "shipped":   (LATE,    LATE,    __, __, __),
+        "delivered": (LATE,    LATE,    __, __, __),
+        "expired":   (REVIVE,  REVIVE,  __, __, __),   # fulfilled if its stock is still there, else refunded
+        "canceled":  (LATE,    LATE,    __, __, __),   # never revived: the money goes back
+    },
+    "partly_refunded": {         # succeeded, then 1000 of it refunded at the provider
+        "pending":   (CONFIRM, CONFIRM, REFUND, REFUND, __),   # first paid; the refund is the next change
+        "confirmed": (LATE,    LATE,    REFUND, REFUND, __),
+        "shipped":   (LATE,    LATE,    REFUND, REFUND, __),
+        "delivered": (LATE,    LATE,    REFUND, REFUND, __),
+        "expired":   (REVIVE,  REVIVE,  REFUND, REFUND, __),
+        "canceled":  (LATE,    LATE,    REFUND, REFUND, __),
     },
     "refunded": {                # succeeded, then refunded in full at the provider
-        "pending":   (REFUND, REFUND, REFUND, __),
-        "confirmed": (REFUND, REFUND, REFUND, __),
-        "shipped":   (REFUND, REFUND, REFUND, __),
-        "delivered": (REFUND, REFUND, REFUND, __),
-        "expired":   (REFUND, REFUND, REFUND, __),
-        "canceled":  (REFUND, REFUND, REFUND, __),
+        "pending":   (REFUND, REFUND, REFUND, REFUND, __),
+        "confirmed": (REFUND, REFUND, REFUND, REFUND, __),
+        "shipped":   (REFUND, REFUND, REFUND, REFUND, __),
+        "delivered": (REFUND, REFUND, REFUND, REFUND, __),
+        "expired":   (REFUND, REFUND, REFUND, REFUND, __),
+        "canceled":  (REFUND, REFUND, REFUND, REFUND, __),
     },
     "canceled": {                # the PaymentIntent was canceled at the provider
-        "pending":   (CANCEL, CANCEL, CANCEL, CANCEL),
-        "confirmed": (__, __, __, __),
-        "shipped":   (__, __, __, __),
-        "delivered": (__, __, __, __),
-        "expired":   (__, __, __, __),
-        "canceled":  (__, __, __, __),
+        "pending":   (CANCEL, CANCEL, CANCEL, CANCEL, CANCEL),
+        "confirmed": (__, __, __, __, __),
+        "shipped":   (__, __, __, __, __),
+        "delivered": (__, __, __, __, __),
+        "expired":   (__, __, __, __, __),
+        "canceled":  (__, __, __, __, __),
     },
     "declined": {                # the last attempt failed; the customer may try again
-        "pending":   (FAIL, __, __, __),
-        "confirmed": (__, __, __, __),
-        "shipped":   (__, __, __, __),
-        "delivered": (__, __, __, __),
-        "expired":   (__, __, __, __),
-        "canceled":  (__, __, __, __),
+        "pending":   (FAIL, __, __, __, __),
+        "confirmed": (__, __, __, __, __),
+        "shipped":   (__, __, __, __, __),
+        "delivered": (__, __, __, __, __),
+        "expired":   (__, __, __, __, __),
+        "canceled":  (__, __, __, __, __),
     },
 }
 # PaymentIntents on their way (nothing decided yet at the provider) ask for nothing, whatever the order.
 IN_PROGRESS = ("requires_payment_method", "requires_confirmation", "requires_action", "processing",
                "requires_capture")
-TOTAL, CURRENCY = 45998, "USD"
+REFUNDED_AT_PROVIDER = {"partly_refunded": 1000, "refunded": TOTAL}
 
 
 def _intent(kind: str, order_id, pi_id="pi_1", amount=TOTAL, currency=CURRENCY) -> PaymentIntent:
-    status = {"refunded": "succeeded", "declined": "requires_payment_method"}.get(kind, kind)
+    status = {"refunded": "succeeded", "partly_refunded": "succeeded", "declined": "requires_payment_method"}.get(
+        kind, kind)
     return PaymentIntent(id=pi_id, status=status, amount=amount, currency=currency, order_id=str(order_id),
                          failure="Your card was declined." if kind == "declined" else None,
-                         amount_refunded=amount if kind == "refunded" else 0)
+                         amount_refunded=min(REFUNDED_AT_PROVIDER.get(kind, 0), amount))
 
 
 def _order(status, payment, pi_id="pi_1", method=PaymentMethod.ONLINE) -> Order:
     return Order(id=uuid.uuid4(), status=status, payment_status=payment, payment_method=method,
-                 total_cents=TOTAL, currency=CURRENCY, payment_intent_id=pi_id)
+                 total_cents=TOTAL, currency=CURRENCY, payment_intent_id=pi_id,
+                 refunded_cents=REFUNDED_ON_ORDER[payment])
 
 
 CASES = [(kind, status, payment, TABLE[kind][status][i])
@@ -96,7 +110,7 @@ def test_a_payment_of_another_amount_or_currency_is_never_applied(kind, status, 
     order = _order(status, payment)
     wrong = {"amount": TOTAL - 1} if mismatch == "amount" else {"currency": "EUR"}
     decision = decide(order, _intent(kind, order.id, **wrong))
-    if kind in ("succeeded", "refunded"):
+    if kind in ("succeeded", "partly_refunded", "refunded"):
         assert (decision.action, decision.reason) == (None, "amount or currency differs from the order")
     else:
         assert decision.action == TABLE[kind][status][PAYMENTS.index(payment)]
@@ -127,6 +141,15 @@ def test_a_payment_intent_still_in_progress_asks_for_nothing(kind, status, payme
     assert (decision.action, decision.reason) == (None, f"payment intent is {kind}")
 
 
+def test_a_view_of_the_orders_own_intent_without_metadata_is_the_orders():
+    """A refunded Charge names its PaymentIntent by id and may carry no metadata (Stripe's charge.refunded)."""
+    order = _order("confirmed", "paid")
+    intent = _intent("refunded", order.id)
+    assert decide(order, PaymentIntent(**{**intent.__dict__, "order_id": None})).action == REFUND
+    stranger = _order("confirmed", "paid", pi_id=None)  # an order that never stored a PaymentIntent
+    assert decide(stranger, PaymentIntent(**{**intent.__dict__, "order_id": None})).action is None
+
+
 def test_an_order_that_does_not_know_its_intent_yet_accepts_the_one_naming_it():
     """The create answer may be stored after the first event arrives: metadata is enough then."""
     order = _order("pending", "unpaid", pi_id=None)
@@ -135,7 +158,8 @@ def test_an_order_that_does_not_know_its_intent_yet_accepts_the_one_naming_it():
 
 @pytest.mark.parametrize("kind, status, payment, reason", [
     ("succeeded", "pending", "paid", "already paid"),
-    ("succeeded", "confirmed", "refunded", "already paid"),
+    ("succeeded", "confirmed", "partially_refunded", "already paid"),
+    ("succeeded", "confirmed", "refunded", "already refunded"),
     ("refunded", "canceled", "refunded", "already refunded"),
     ("canceled", "shipped", "paid", "order is shipped"),
     ("canceled", "expired", "unpaid", "order is expired"),

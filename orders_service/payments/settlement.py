@@ -1,0 +1,84 @@
+"""Money never stuck: every PaymentIntent the service opened ends applied to a live order, canceled at
+the provider, or refunded. These make it so for one order; reconciliation runs them until it is."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy.orm import Session
+
+from orders_service.orders import actions
+from orders_service.orders.models import Order, OrderStatus, PaymentStatus
+from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntentStatus, PaymentRefused
+from orders_service.payments.refunds import refund_what_is_left
+from orders_service.payments.service import CLOSED, apply_payment_intent
+
+log = logging.getLogger(__name__)
+
+
+def recover_payment_intent(session: Session, gateway: PaymentGateway, order_id: uuid.UUID) -> str | None:
+    """Find the PaymentIntent of an order whose create answer was lost; its id, or None if there is none.
+
+    The create is idempotent per order: asking again returns the PaymentIntent the first request made,
+    if it made one (and opens one otherwise, which the caller then closes like any other).
+    """
+    with session.begin():
+        order = session.get(Order, order_id, populate_existing=True)
+        if order.payment_intent_id is not None:
+            return order.payment_intent_id
+        ask = (str(order.id), order.total_cents, order.currency)
+    try:
+        intent = gateway.create_payment_intent(*ask)
+    except PaymentGatewayError:
+        log.warning("PaymentIntent of order %s not recovered; the next run asks again", order_id, exc_info=True)
+        return None
+    with session.begin():
+        order = actions.lock_order(session, order_id)
+        if order.payment_intent_id is None:
+            actions.record_payment_intent(session, order, intent.id, intent.client_secret)
+        return order.payment_intent_id
+
+
+def settle_closed_order(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, source: str) -> None:
+    """A closed order's payment must end: cancel its open PaymentIntent, or refund what it holds.
+
+    Safe to repeat, and cheap: one provider call when the PaymentIntent can simply be canceled.
+    """
+    with session.begin():
+        order = session.get(Order, order_id, populate_existing=True)
+        if order.status not in CLOSED or order.payment_closed_at is not None:
+            return
+        pi_id, held = order.payment_intent_id, order.payment_status in PaymentStatus.HELD
+    if pi_id is None:
+        pi_id = recover_payment_intent(session, gateway, order_id)
+        if pi_id is None:
+            return
+    if held:
+        refund_what_is_left(session, gateway, order_id, source)
+        return
+    try:
+        gateway.cancel_payment_intent(pi_id)
+    except PaymentRefused:
+        # Not cancelable: already canceled, or paid a moment ago. Then what it says decides.
+        try:
+            intent = gateway.retrieve_payment_intent(pi_id)
+        except PaymentGatewayError:
+            return
+        applied = apply_payment_intent(session, order_id, intent, source)
+        if applied.refund_due:
+            refund_what_is_left(session, gateway, order_id, source)
+        elif intent.status == PaymentIntentStatus.CANCELED:
+            _closed(session, order_id, pi_id, "already canceled")
+        return
+    except PaymentGatewayError:
+        log.warning("PaymentIntent of closed order %s not canceled yet; reconciliation asks again", order_id,
+                    exc_info=True)
+        return
+    _closed(session, order_id, pi_id, "canceled")
+
+
+def _closed(session: Session, order_id: uuid.UUID, pi_id: str, how: str) -> None:
+    with session.begin():
+        order = actions.lock_order(session, order_id)
+        if order.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+            actions.record_payment_closed(session, order, pi_id, how)
