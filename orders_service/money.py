@@ -71,11 +71,10 @@ def currency(code: str) -> Currency:
 
 def to_minor(value, cur: Currency) -> int:
     """A major-unit amount (a JSON number) → integer minor units. ValueError if `cur` cannot hold it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise ValueError("must be a number")
     try:
-        # repr() of a float is the shortest text that reads back to it, so 459.98 stays exactly 459.98.
-        amount = Decimal(repr(value) if isinstance(value, float) else str(value))
+        # The text of a float is the shortest that reads back to it, so 459.98 stays exactly 459.98; the
+        # text of anything else JSON holds (true, null, a list) is no number.
+        amount = Decimal(str(value))
     except InvalidOperation:
         raise ValueError("must be a number") from None
     if not amount.is_finite():
