@@ -12,7 +12,7 @@ import resource
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -40,6 +40,8 @@ class LevelResult:
     p50_ms: float | None
     p99_ms: float | None
     cpu_seconds: dict[str, float]  # meter name -> CPU seconds spent during the level
+    # The successful requests' latencies, sorted (seconds): to pool repeats of a level (see `pooled`).
+    latencies: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def per_second(self) -> float:
@@ -61,6 +63,22 @@ class LevelResult:
             "cpu_seconds_per_op": {m: None if self.ok == 0 else round(self.cpu_per_op(m), 6)
                                    for m in self.cpu_seconds},
         }
+
+
+def pooled(results: list[LevelResult]) -> LevelResult:
+    """Repeats of one level as one: operations, errors, seconds and CPU added up, percentiles over all
+    the latencies."""
+    if len(results) == 1:
+        return results[0]
+    latencies = tuple(sorted(latency for r in results for latency in r.latencies))
+    errors: Counter[str] = Counter()
+    cpu: Counter[str] = Counter()
+    for r in results:
+        errors.update(r.errors)
+        cpu.update(r.cpu_seconds)
+    return LevelResult(concurrency=results[0].concurrency, ok=sum(r.ok for r in results), errors=dict(errors),
+                       seconds=sum(r.seconds for r in results), p50_ms=_percentile_ms(latencies, 0.50),
+                       p99_ms=_percentile_ms(latencies, 0.99), cpu_seconds=dict(cpu), latencies=latencies)
 
 
 def _percentile_ms(sorted_seconds: list[float], fraction: float) -> float | None:
@@ -166,6 +184,7 @@ def run_level(make_caller: Callable[[int], Caller], concurrency: int, duration: 
         p50_ms=_percentile_ms(latencies, 0.50),
         p99_ms=_percentile_ms(latencies, 0.99),
         cpu_seconds=cpu_seconds,
+        latencies=tuple(latencies),
     )
 
 

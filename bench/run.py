@@ -161,6 +161,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="unreported warm-up seconds (default 2)")
     parser.add_argument("--concurrency", default="1,8,32",
                         help="levels for cod, payment (localstripe) and webhook (default 1,8,32)")
+    parser.add_argument("--hotpath-concurrency", default="16,32", help="levels of hotpath (default 16,32)")
+    parser.add_argument("--hotpath-duration", type=float, default=6.0,
+                        help="seconds per hotpath level and stack (default 6)")
+    parser.add_argument("--hotpath-repeat", type=int, default=1,
+                        help="runs of each hotpath level per stack, interleaved, pooled (default 1)")
+    parser.add_argument("--spread-products", type=int, default=200,
+                        help="products of hotpath's spread catalog (default 200)")
+    parser.add_argument("--hot-products", type=int, default=5, help="products of hotpath's hot set (default 5)")
+    parser.add_argument("--reference", default="sync:2",
+                        help="gunicorn setting of hotpath's bare reference: CLASS:WORKERS or "
+                             "gthread:WORKERS:THREADS (default sync:2)")
     parser.add_argument("--standin-concurrency", type=int, default=64,
                         help="the level for with-payment against the stand-in (default 64)")
     parser.add_argument("--standin-delay", type=float, default=0.3,
@@ -176,6 +187,7 @@ def main() -> None:
     # A SIGTERM (timeout, kill) unwinds like Ctrl-C: the processes started are stopped, the database dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.levels = [int(level) for level in args.concurrency.split(",")]
+    args.hotpath_levels = [int(level) for level in args.hotpath_concurrency.split(",")]
     args.worker_levels = [int(level) for level in args.worker_concurrency.split(",")]
     only = args.only.split(",")
     if unknown := set(only) - set(SCENARIOS):

@@ -2,6 +2,7 @@
 again and returns its tables."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -13,7 +14,7 @@ from typing import Callable
 import psycopg
 import stack
 import stripe
-from driver import LevelResult, Meter, cpu_delta, machine_cpu, run_level
+from driver import LevelResult, Meter, cpu_delta, machine_cpu, pooled, run_level
 from stack import log
 from workload import (
     CASH_ON_DELIVERY,
@@ -23,6 +24,7 @@ from workload import (
     Fixture,
     HttpOrders,
     SignedEvents,
+    seed_products,
     signed_event,
     succeeded_intent,
 )
@@ -122,6 +124,92 @@ def cash_on_delivery(ctx: Context) -> list[Table]:
         Table("cash-on-delivery", "raw", "cash-on-delivery: raw ceiling, the same statements in plain psycopg",
               "txn", raw, notes=[note], extra={"service_over_raw": {str(c): x for c, x in ratios.items()}}),
     ]
+
+
+# --- the hot path: the service next to a bare reference -------------------------------------------
+
+def _ratio(service: float | None, reference: float | None) -> float | None:
+    return None if service is None or not reference else round(service / reference, 3)
+
+
+def compare(service: LevelResult, reference: LevelResult) -> dict:
+    """service ÷ reference at one point: throughput, CPU per order (web, PostgreSQL) and latency."""
+    return {
+        "concurrency": service.concurrency,
+        "orders_per_s": _ratio(service.per_second, reference.per_second),
+        "web_cpu_per_order": _ratio(service.cpu_per_op("web"), reference.cpu_per_op("web")),
+        "pg_cpu_per_order": _ratio(service.cpu_per_op("postgres"), reference.cpu_per_op("postgres")),
+        "p50": _ratio(service.p50_ms, reference.p50_ms),
+        "p99": _ratio(service.p99_ms, reference.p99_ms),
+    }
+
+
+def comparison_notes(ratios: list[dict]) -> list[str]:
+    def cell(value: float | None) -> str:
+        return f"{'-' if value is None else f'{value:.2f}':>8}"
+
+    lines = ["service / reference in the same run (x < 1 for orders/s, > 1 for CPU and latency: the service "
+             "is behind):",
+             f"{'conc':>6} {'orders/s':>8} {'web CPU':>8} {'pg CPU':>8} {'p50':>8} {'p99':>8}"]
+    for r in ratios:
+        lines.append(f"{r['concurrency']:>6} {cell(r['orders_per_s'])} {cell(r['web_cpu_per_order'])} "
+                     f"{cell(r['pg_cpu_per_order'])} {cell(r['p50'])} {cell(r['p99'])}")
+    return lines
+
+
+def hot_path(ctx: Context) -> list[Table]:
+    """POST /api/orders through the service next to the bare reference app (bench/reference/app.py),
+    on a spread catalog and on a few hot products, level by level in the same run."""
+    args, seconds = ctx.args, ctx.args.hotpath_duration
+    per_level = (f"{seconds:g} s per level" if args.hotpath_repeat == 1 else
+                 f"{args.hotpath_repeat} x {seconds:g} s per level, interleaved with the other stack's, pooled")
+    settings = Settings.from_env(ctx.env)
+    catalogs = {  # name -> (description, the fixture with that catalog's products)
+        "spread": (f"{args.spread_products} products",
+                   dataclasses.replace(ctx.fixture, product_ids=seed_products(settings, args.spread_products,
+                                                                              "spread"))),
+        "hot": (f"{args.hot_products} hot products",
+                dataclasses.replace(ctx.fixture, product_ids=seed_products(settings, args.hot_products, "hot"))),
+    }
+    env, reference_port = ctx.web_env(), stack.free_port()
+    web_setting = stack.web_setting(ctx.env)
+    log(f"hotpath: POST {CASH_ON_DELIVERY.path}, the service ({web_setting}) next to the reference "
+        f"({args.reference})")
+    tables = []
+    with stack.web(env) as web, stack.reference(ctx.env, reference_port, args.reference) as reference:
+        stacks = {"service": (int(env["PORT"]), ctx.meters(web=web)),
+                  "reference": (reference_port, ctx.meters(web=reference))}
+        for catalog, (description, fixture) in catalogs.items():
+            callers = {name: functools.partial(HttpOrders, port, CASH_ON_DELIVERY, fixture)
+                       for name, (port, _) in stacks.items()}
+            for name, (_, meters) in stacks.items():  # pools, caches, and this catalog's rows in shared buffers
+                run_level(callers[name], max(args.hotpath_levels), args.warmup, meters)
+            results = {name: [] for name in stacks}
+            for i, concurrency in enumerate(args.hotpath_levels):
+                repeats = {name: [] for name in stacks}
+                for repeat in range(args.hotpath_repeat):
+                    # Alternate which goes first, so that a slow drift of the machine favours neither.
+                    for name in (list(stacks) if (i + repeat) % 2 == 0 else list(reversed(stacks))):
+                        result = run_level(callers[name], concurrency, seconds, stacks[name][1])
+                        log(f"  {catalog:<6} {name:<9} concurrency {concurrency:>3}: {result.per_second:8.1f}/s, "
+                            f"{sum(result.errors.values())} errors")
+                        repeats[name].append(result)
+                for name in stacks:
+                    results[name].append(pooled(repeats[name]))
+            ratios = [compare(s, r) for s, r in zip(results["service"], results["reference"], strict=True)]
+            tables += [
+                Table("hotpath", f"service-{catalog}",
+                      f"hotpath, {description}: the service, POST {CASH_ON_DELIVERY.path} ({web_setting}), "
+                      f"{per_level}", "order", results["service"],
+                      extra={"path": CASH_ON_DELIVERY.path, "web_setting": web_setting, "reference": args.reference,
+                             "reference_command": " ".join(stack.reference_argv(reference_port, args.reference)),
+                             "catalogs": {c: len(f.product_ids) for c, (_, f) in catalogs.items()}}),
+                Table("hotpath", f"reference-{catalog}",
+                      f"hotpath, {description}: the bare reference (bench/reference/app.py, {args.reference}), "
+                      f"{per_level}", "order", results["reference"],
+                      notes=comparison_notes(ratios), extra={f"ratios-{catalog}": ratios}),
+            ]
+    return tables
 
 
 # --- with payment ---------------------------------------------------------------------------------
@@ -348,6 +436,7 @@ def worker_throughput(ctx: Context) -> list[Table]:
 # The names `run.py --only` takes, in the order they run.
 SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "cod": cash_on_delivery,
+    "hotpath": hot_path,
     "payment": with_payment,
     "webhook": webhook_intake,
     "worker": worker_throughput,

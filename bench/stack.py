@@ -32,10 +32,23 @@ def procfile_command(name: str) -> str:
     return parse_procfile((ROOT / "Procfile").read_text()).processes[name]
 
 
-def procfile_setting(env: dict, variable: str) -> int:
-    """What a `${VARIABLE:-default}` in the Procfile comes to under `env`."""
+def procfile_setting(env: dict, variable: str) -> int | None:
+    """What a `${VARIABLE:-default}` in the Procfile comes to under `env` (None if it has none)."""
     default = re.search(rf"\$\{{{variable}:-(\d+)\}}", (ROOT / "Procfile").read_text())
-    return int(env.get(variable) or default.group(1))
+    value = env.get(variable) or (default and default.group(1))
+    return int(value) if value else None
+
+
+def web_setting(env: dict) -> str:
+    """The Procfile's `web` gunicorn setting under `env`, e.g. `gthread, 3 workers x 48 threads`."""
+    command = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), procfile_command("web"))
+    flags = dict(re.findall(r"--(worker-class|workers|threads)[ =](\S+)", command))
+    setting = f"{flags.get('worker-class', 'sync')}, {flags.get('workers', '1')} workers"
+    if "threads" in flags:
+        setting += f" x {flags['threads']} threads"
+    if env.get("GUNICORN_CMD_ARGS"):
+        setting += f", GUNICORN_CMD_ARGS={env['GUNICORN_CMD_ARGS']!r}"
+    return setting
 
 
 def free_port() -> int:
@@ -120,6 +133,25 @@ def procfile_process(name: str, env: dict, ready: Callable[[], bool]):
 
 def web(env: dict):
     return procfile_process("web", env, answers(f"http://127.0.0.1:{env['PORT']}/healthz"))
+
+
+REFERENCE_DIR = Path(__file__).resolve().with_name("reference")
+
+
+def reference_argv(port: int, setting: str) -> list[str]:
+    """gunicorn serving the bare reference app (bench/reference/app.py) with `setting`, written
+    `CLASS:WORKERS` or `gthread:WORKERS:THREADS` (the issue's is `sync:2`)."""
+    worker_class, workers, *threads = setting.split(":")
+    argv = ["gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", worker_class, "--workers", workers]
+    if threads:
+        argv += ["--threads", threads[0]]
+    return argv + ["--pythonpath", str(REFERENCE_DIR), "app:app"]
+
+
+def reference(env: dict, port: int, setting: str):
+    # GUNICORN_CMD_ARGS is for trying a setting of the service's web: the reference keeps its own.
+    env = {name: value for name, value in env.items() if name != "GUNICORN_CMD_ARGS"}
+    return running("reference", reference_argv(port, setting), env, answers(f"http://127.0.0.1:{port}/healthz"))
 
 
 def worker(env: dict):

@@ -62,6 +62,17 @@ def seed(settings: Settings) -> Fixture:
     )
 
 
+def seed_products(settings: Settings, count: int, label: str) -> list[uuid.UUID]:
+    """`count` more products with ample stock (no variants), named after `label`: their ids."""
+    app = create_app(settings)
+    products = [Product(name=f"Bench {label} product {i}", price_cents=10_00 + i % 50 * 1_00, stock=PRODUCT_STOCK,
+                        weight_grams=200) for i in range(count)]
+    with app.extensions["orders.runtime"].session_factory() as session, session.begin():
+        session.add_all(products)
+    app.extensions["orders.runtime"].dispose()  # the load generator forks: no connection may be shared
+    return [p.id for p in products]
+
+
 def random_orders(fixture: Fixture, slot: int) -> list[tuple[uuid.UUID, str, list[tuple[uuid.UUID, int]]]]:
     """The orders one caller places: (customer id, token, [(product id, quantity)]) with 1-2 distinct
     products. Seeded by the caller's slot so that the service and the raw ceiling see the same mix."""
