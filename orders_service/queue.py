@@ -24,9 +24,13 @@ TASK_ROUTES = {
     "workers.tasks.send_notifications": {"queue": NOTIFICATIONS_QUEUE},
     "workers.tasks.*": {"queue": MAINTENANCE_QUEUE},
 }
-# Longest wait before a retried task runs again; the Redis visibility timeout must exceed it,
-# or Redis would hand a task that is merely waiting to a second worker.
-MAX_RETRY_DELAY_SECONDS = 600
+# The broker carries only work the database can re-derive: a webhook event stays in the inbox until
+# applied (the re-drive job sends it again), the periodic jobs and the outbox run again on the next
+# tick. So no retry waits in the broker (a countdown held by a worker is lost with it), and on Redis
+# kombu's "ack emulation" is off: a Redis that restarts while a worker holds unacknowledged messages
+# kills the Celery 5.7 worker when it gives them back (celery#10242 closes the connection twice; the
+# second close reads a transport client that is already gone). Without it the worker reconnects, and
+# what it held is re-driven from the database.
 
 
 def _transport_options(settings: Settings) -> dict:
@@ -37,9 +41,9 @@ def _transport_options(settings: Settings) -> dict:
         return {"data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
                 "control_folder": str(folders["control"])}
     if url.startswith(("redis://", "rediss://")):
-        return {"visibility_timeout": MAX_RETRY_DELAY_SECONDS * 6, "socket_connect_timeout": 2,
-                "socket_timeout": 5}
-    return {"connect_timeout": 2}
+        return {"ack_emulation": False, "socket_connect_timeout": 2, "socket_timeout": 5}
+    # RabbitMQ: a publish counts once the broker has it (a node killed right after keeps it).
+    return {"connect_timeout": 2, "confirm_publish": True}
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -49,11 +53,17 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options=_transport_options(settings),
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
+        # A worker that lost its broker keeps trying (every 2 to 30 s) for as long as it takes.
+        broker_connection_max_retries=None,
+        broker_heartbeat=30,  # RabbitMQ: a frozen or vanished node is noticed within a minute
+        # On a lost connection the tasks running cannot be acknowledged any more: stop them and let the
+        # broker (RabbitMQ) give them to the next worker, instead of running them twice at once.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
         task_ignore_result=True,
-        # A task is acknowledged after it ran, and given back if its worker died: tasks are idempotent.
+        # A task is acknowledged after it ran, and given back if its pool process died: tasks are idempotent.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -8,15 +8,12 @@ from orders_service.payments import inbox, reconcile
 from workers.celery_app import runtime, settings
 
 
-@shared_task(name="workers.tasks.process_stripe_event", bind=True, max_retries=5)
-def process_stripe_event(self, event_id: str) -> str:
+@shared_task(name="workers.tasks.process_stripe_event")
+def process_stripe_event(event_id: str) -> str:
     """Apply one stored webhook event. Nothing here waits on Stripe; an event that fails is re-driven
     from the inbox by the beat job, so no retry is held in the broker (it would be lost with it)."""
     with runtime.session_factory() as session:
-        try:
-            return inbox.process_event(session, runtime.gateway, event_id)
-        except inbox.EventInFlight as busy:  # its worker died a moment ago, or a duplicate: after its claim
-            raise self.retry(countdown=busy.retry_after) from None
+        return inbox.process_event(session, runtime.gateway, event_id)
 
 
 @shared_task(name="workers.tasks.reconcile_payments")

@@ -30,14 +30,6 @@ DISPUTE_EVENTS = {"charge.dispute.created"}
 CLAIM = timedelta(seconds=15)
 
 
-class EventInFlight(Exception):
-    """Another worker holds the event right now; `retry_after` seconds from now its claim has lapsed."""
-
-    def __init__(self, retry_after: float):
-        super().__init__(f"event held by another worker for {retry_after:.0f} s more")
-        self.retry_after = retry_after
-
-
 def _uuid_or_none(value) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
@@ -72,25 +64,20 @@ def _finish(session: Session, event_id: str, order_id: uuid.UUID | None, outcome
 
 
 def _claim(session: Session, event_id: str) -> StripeEvent | None:
-    """Take the event for this worker for a while; None when it is done (or unknown).
+    """Take the event for this worker for a while; None when it is done, or another worker holds it.
 
-    EventInFlight when another worker holds it: a redelivery after a worker died comes back once the
-    dead worker's claim lapses, and a duplicate finds the event done then.
+    A message delivered while another worker holds the event (a duplicate, or a redelivery after that
+    worker died) is dropped: when the claim lapses, the re-drive job sends the event again if it is
+    still not done. Nothing waits in the broker for it.
     """
     now = utcnow()
     with session.begin():
-        claimed = session.scalar(
+        return session.scalar(
             update(StripeEvent)
             .where(StripeEvent.id == event_id, StripeEvent.processed_at.is_(None),
                    or_(StripeEvent.claimed_until.is_(None), StripeEvent.claimed_until < now))
             .values(claimed_until=now + CLAIM, attempts=StripeEvent.attempts + 1)
             .returning(StripeEvent))
-        if claimed is None:
-            held = session.scalar(select(StripeEvent.claimed_until).where(
-                StripeEvent.id == event_id, StripeEvent.processed_at.is_(None)))
-            if held is not None:
-                raise EventInFlight((held - now).total_seconds() + 1)
-    return claimed
 
 
 def _order_for(session: Session, intent: PaymentIntent) -> uuid.UUID | None:
@@ -123,7 +110,7 @@ def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> s
     """
     event = _claim(session, event_id)
     if event is None:
-        return "nothing to do"
+        return "nothing to do"  # done, or held by another worker (the re-drive returns to it)
     if event.type in DISPUTE_EVENTS and event.payment_intent_id:
         order_id, outcome = _flag_dispute(session, event)
         _finish(session, event_id, order_id, outcome)
