@@ -6,6 +6,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from orders_service.config import Settings
 from orders_service.fields import STORE_CURRENCY
+from orders_service.ops.gate import RunGate
 from orders_service.ops.requests import init_request_logging
 from orders_service.runtime import Runtime
 from orders_service.web import Api, error_response, init_request_session, register_error_handlers
@@ -69,4 +70,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 return error_response(415, "Content-Type must be application/json")
         return None
 
+    if settings.web_active_requests:
+        app.wsgi_app = RunGate(app.wsgi_app, settings.web_active_requests, settings.web_gate_stall_ms / 1000)
     return app

@@ -77,6 +77,10 @@ class Settings:
     access_token_minutes: int = 60
     port: int = 5000
     db_pool_size: int = 15
+    # The run gate (ops/gate.py): requests of one web process running at a time (0: no gate), and how
+    # long one waits for its turn before it goes in anyway.
+    web_active_requests: int = 2
+    web_gate_stall_ms: int = 250
     # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
@@ -192,6 +196,8 @@ class Settings:
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
             db_pool_size=_int(env, "DB_POOL_SIZE", 15, minimum=1, maximum=1000),
+            web_active_requests=_int(env, "WEB_ACTIVE_REQUESTS", 2, maximum=1000),
+            web_gate_stall_ms=_int(env, "WEB_GATE_STALL_MS", 250, minimum=1, maximum=60_000),
             smtp_url=_smtp_url(env),
             mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),

@@ -33,8 +33,11 @@ def lock_order(session: Session, order_id: uuid.UUID) -> Order:
 
 # --- the parts of a change (private: callers use the actions below) ----------------------------------
 
+_APPEND_EVENT = insert(OrderEvent.__table__)  # built once: Core skips the ORM's per-call statement work
+
+
 def _record(session: Session, order: Order, event_type: str, **detail) -> None:
-    session.execute(insert(OrderEvent).values(order_id=order.id, type=event_type, at=utcnow(), detail=detail))
+    session.execute(_APPEND_EVENT, dict(order_id=order.id, type=event_type, at=utcnow(), detail=detail))
 
 
 def _tell(session: Session, order: Order, kind: str) -> None:
@@ -61,7 +64,7 @@ def _mark_paid(order: Order) -> None:
 def record_placed(session: Session, order: Order) -> None:
     """A new order's first trail event; a cash-on-delivery order is confirmed at once and says so.
 
-    `place_order` has reserved its stock and inserted it in the same transaction.
+    `place_order` has inserted it, and takes its stock, in the same transaction.
     """
     _record(session, order, OrderEvents.PLACED, paymentMethod=order.payment_method)
     if order.payment_method == PaymentMethod.CASH_ON_DELIVERY:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import stripe
 
 from orders_service.config import Settings
+from orders_service.ops.gate import outside_gate
 from orders_service.payments.gateway import (
     InvalidWebhook,
     PaymentGatewayError,
@@ -126,7 +127,8 @@ class StripeGateway:
 
     def _call(self, fn, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with outside_gate():  # a web request waiting on Stripe lets another one run meanwhile
+                return fn(*args, **kwargs)
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
 
