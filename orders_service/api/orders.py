@@ -21,17 +21,32 @@ from orders_service.orders.schemas import (
 from orders_service.payments import checkout, refunds
 from orders_service.web import Blueprint, db_session, payment_gateway, settings
 
+# The seed's examples (seed-api-reference.txt), shown in the OpenAPI document.
+_ADDRESS = {"street": "123 Main St", "city": "New York", "state": "NY", "zipCode": "10001", "country": "USA"}
+WITH_PAYMENT_EXAMPLE = {
+    "customerId": "customer-uuid", "deliveryMethodId": "delivery-method-uuid", "deliveryAddress": _ADDRESS,
+    "items": [{"productId": "product-uuid-1", "quantity": 2, "variantId": None},
+              {"productId": "product-uuid-2", "quantity": 1, "variantId": "variant-uuid"}],
+    "notes": "Please ring doorbell upon delivery",
+}
+CASH_ON_DELIVERY_EXAMPLE = {"customerId": "customer-uuid", "deliveryMethodId": "delivery-method-uuid",
+                            "deliveryAddress": _ADDRESS, "items": [{"productId": "product-uuid", "quantity": 1}]}
+PAYMENT_STARTED_EXAMPLE = {"orderId": "order-uuid", "clientSecret": "pi_1234567890_secret_abcdefghijklmnop",
+                           "totalAmount": 459.98, "currency": "USD"}
+_NOT_YOURS = "customerId is not the authenticated customer (admins may order for anyone)"
+
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
 
 
 @blp.route("", methods=["POST"])
 @authenticated()
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-@blp.arguments(OrderInSchema)
-@blp.response(204)
+@blp.arguments(OrderInSchema, example=CASH_ON_DELIVERY_EXAMPLE)
+@blp.response(204, headers={"Location": {"description": "/api/orders/{orderId}", "schema": {"type": "string"}}})
 @blp.alt_response(400, description="Invalid order data, insufficient stock, price changed, no cash on delivery")
+@blp.alt_response(403, description=_NOT_YOURS)
 @blp.alt_response(404, description="Customer, delivery method or product not found")
-def place_cash_on_delivery_order(body, idempotency_key=None):
+def place_order(body, idempotency_key=None):
     placed = service.place_order(
         db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().currency,
         idempotency_key=idempotency_key, route="cash_on_delivery",
@@ -43,9 +58,10 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
 @blp.route("/with-payment", methods=["POST"])
 @authenticated()
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-@blp.arguments(OrderInSchema)
-@blp.response(200, PaymentStartedSchema)
+@blp.arguments(OrderInSchema, example=WITH_PAYMENT_EXAMPLE)
+@blp.response(200, PaymentStartedSchema, example=PAYMENT_STARTED_EXAMPLE)
 @blp.alt_response(400, description="Invalid order data, insufficient stock, price changed")
+@blp.alt_response(403, description=_NOT_YOURS)
 @blp.alt_response(404, description="Customer, delivery method or product not found")
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
 def place_order_with_payment(body, idempotency_key=None):
@@ -61,7 +77,7 @@ def place_order_with_payment(body, idempotency_key=None):
 @blp.response(204)
 @blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order")
 @blp.alt_response(404, description="Unknown order, or another customer's")
-def mark_paid(order_id: UUID):
+def mark_order_paid(order_id: UUID):
     checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
 
 

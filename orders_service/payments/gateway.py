@@ -81,8 +81,11 @@ class InvalidWebhook(Exception):
 
 
 class PaymentGateway(Protocol):
-    def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
-        """Idempotent per order: asking again for the same order returns the same PaymentIntent."""
+    def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
+        """Idempotent per order and attempt: asking again returns the same PaymentIntent.
+
+        `attempt` > 0 opens a replacement (the emulator cannot charge a declined PaymentIntent again).
+        """
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 
