@@ -79,6 +79,13 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = _Parser()
 
+    def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
+        # An error documented by its description alone still has the contract's body: say so, or a
+        # generated client reads nothing from it.
+        if response is None and schema is None and int(status_code) >= 400:
+            schema = flask_smorest.Api.ERROR_SCHEMA
+        return super().alt_response(status_code, response, schema=schema, **kwargs)
+
     def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
         endpoint = self._endpoints[-1]

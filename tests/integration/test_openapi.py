@@ -70,3 +70,12 @@ def test_the_seed_examples_are_in_the_document(spec):
     cod = spec["paths"]["/api/orders"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert cod["items"] == [{"productId": "product-uuid", "quantity": 1}]
     assert "Location" in spec["paths"]["/api/orders"]["post"]["responses"]["204"]["headers"]
+
+
+def test_every_error_response_has_the_error_body(spec):
+    """A generated client reads `message` from any error only if the document says the body is there."""
+    bare = [f"{method.upper()} {path} {status}" for method, path, op in _operations(spec)
+            for status, response in op["responses"].items()
+            if status.isdigit() and int(status) >= 400 and "$ref" not in response
+            and "schema" not in (response.get("content") or {}).get("application/json", {})]
+    assert bare == []
