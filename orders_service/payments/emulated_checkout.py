@@ -21,6 +21,7 @@ from orders_service.orders.models import Order, OrderStatus, PaymentMethod, Paym
 from orders_service.orders.service import get_order
 from orders_service.payments.checkout import BUSY
 from orders_service.payments.gateway import (
+    EmulatedCardFlow,
     PaymentGatewayError,
     PaymentIntent,
     PaymentIntentStatus,
@@ -53,12 +54,12 @@ def _provider(call, *args):
         raise PaymentProviderError(f"Failed to confirm payment: {exc}") from None
 
 
-def start_card_setup(gateway) -> str:
+def start_card_setup(gateway: EmulatedCardFlow) -> str:
     """A SetupIntent's client secret, for the page to save the customer's card with."""
     return _provider(gateway.create_setup_intent)
 
 
-def pay_with_saved_card(session: Session, gateway, actor: Actor, order_id: uuid.UUID,
+def pay_with_saved_card(session: Session, gateway: EmulatedCardFlow, actor: Actor, order_id: uuid.UUID,
                         payment_method_id: str) -> CardPayment:
     """Charge the order's PaymentIntent with a card the page saved; a declined customer may call it again."""
     order = get_order(session, actor, order_id)
@@ -81,10 +82,13 @@ def pay_with_saved_card(session: Session, gateway, actor: Actor, order_id: uuid.
         raise Conflict(f"The payment is {intent.status}; wait for it to finish")
     try:
         confirmed = gateway.confirm_with_payment_method(intent.id, payment_method_id)
-    except PaymentRefused as exc:  # declined: the PaymentIntent says why, and the order records it
+    except PaymentRefused as exc:
         declined = _provider(gateway.retrieve_payment_intent, intent.id)
+        if not declined.failure:  # refused before any charge (an unknown card …): nothing was attempted
+            raise InvalidRequest(f"The card could not be used: {exc}") from None
+        # declined: the PaymentIntent says why, and the order records it
         apply_payment_intent(session, order.id, declined, source=SOURCE)
-        return CardPayment(order.id, declined.status, intent.client_secret, declined.failure or str(exc))
+        return CardPayment(order.id, declined.status, intent.client_secret, declined.failure)
     except PaymentProviderBusy as exc:
         raise ProviderBusy(BUSY, exc.retry_after) from None
     except PaymentGatewayError as exc:
@@ -92,7 +96,8 @@ def pay_with_saved_card(session: Session, gateway, actor: Actor, order_id: uuid.
     return CardPayment(order.id, confirmed.status, intent.client_secret, confirmed.failure)
 
 
-def _replace_payment_intent(session: Session, gateway, order: Order, old: PaymentIntent) -> PaymentIntent:
+def _replace_payment_intent(session: Session, gateway: EmulatedCardFlow, order: Order,
+                            old: PaymentIntent) -> PaymentIntent:
     """Open the next attempt's PaymentIntent, make it the order's, then cancel the old one.
 
     In that order: once the order names the new one, the old one's `payment_intent.canceled` event no

@@ -44,7 +44,10 @@ def browser():
         # Playwright's own browser download cannot work here: Debian's chromium, headless.
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+            "--disable-sync", "--no-first-run",
+            # A page the test fulfils itself (to add its CSP) has no address, so Chromium would count it as
+            # public and refuse it the loopback Stripe; the service's own pages are loopback anyway.
+            "--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessRespectPreflightResults"])
         yield launched
         launched.close()
 
@@ -74,13 +77,29 @@ class Shopper:
 
     _steps = itertools.count(1)
 
-    def __init__(self, browser, url: str, folder, name: str):
+    def __init__(self, browser, url: str, folder, name: str, stripe_js_url: str):
         self.context = browser.new_context(viewport={"width": 1100, "height": 900})
         self.context.set_default_timeout(15_000)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("console", lambda message: self.errors.append(message.text)
+                     if "Content Security Policy" in message.text else None)
+        self.context.route(f"{url}/shop/", self._with_csp(stripe_js_url))
         self.url, self.folder, self.name = url, folder, name
+
+    @staticmethod
+    def _with_csp(stripe_js_url: str):
+        """The page is served under the strictest policy it claims to work with: 'self' and Stripe.js's origin,
+        no inline script or style (another layer of the service sets the real header)."""
+        stripe_origin = "/".join(stripe_js_url.split("/")[:3])
+        policy = (f"default-src 'self'; script-src 'self' {stripe_origin}; connect-src 'self' {stripe_origin}; "
+                  f"frame-src {stripe_origin}; style-src 'self'; img-src 'self' data:")
+
+        def handle(route):
+            response = route.fetch()
+            route.fulfill(response=response, headers={**response.headers, "content-security-policy": policy})
+        return handle
 
     def shot(self, step: str):
         path = self.folder / f"{next(self._steps):02d}-{self.name}-{step}.png"
@@ -89,12 +108,18 @@ class Shopper:
 
     def open(self):
         self.page.goto(f"{self.url}/shop/")
-        self.page.locator("body[data-ready=true]").wait_for()
+        self._ready()
         self.shot("open")
 
     def reload(self):
         self.page.reload()
-        self.page.locator("body[data-ready=true]").wait_for()
+        self._ready()
+
+    def _ready(self):
+        try:
+            self.page.locator("body[data-ready=true]").wait_for()
+        except Exception:
+            raise AssertionError(f"the page did not get ready: {self.errors}") from None
 
     def add_to_cart(self, product: str, variant: str | None = None):
         item = self.page.get_by_role("listitem").filter(has_text=product)
@@ -164,9 +189,11 @@ class Shopper:
 @pytest.fixture
 def shopper(browser, shop_stack, screenshots, request):
     opened = []
+    stripe_js_url = requests.get(f"{shop_stack.url}/api/config", timeout=10).json()["stripeJsUrl"]
 
     def open_shop(name: str | None = None) -> Shopper:
-        shopper = Shopper(browser, shop_stack.url, screenshots, name or request.node.name.removeprefix("test_"))
+        shopper = Shopper(browser, shop_stack.url, screenshots, name or request.node.name.removeprefix("test_"),
+                          stripe_js_url)
         opened.append(shopper)
         shopper.open()
         return shopper
