@@ -10,6 +10,9 @@
 //   6. the confirmation, and later "My orders" with each order's status and tracking number
 "use strict";
 
+// The API's base URL: this page is served by the service itself. A page on another origin puts the service's
+// URL here, and that origin into the service's CORS_ORIGINS.
+const API_BASE = "";
 const STRIPE_JS = "https://js.stripe.com/v3/";
 const state = {
   config: null,        // GET /api/config
@@ -79,7 +82,7 @@ async function api(method, path, { body, idempotencyKey } = {}) {
   if (session.token) headers.Authorization = `Bearer ${session.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(API_BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }

@@ -6,6 +6,8 @@ from sqlalchemy import select
 
 from tests.support.processes import wait_until
 
+pytestmark = pytest.mark.xdist_group("emulator_routes")  # its web + worker stack, started once
+
 
 def _card(stripe_emulator, number="4242424242424242") -> str:
     """A card saved in the emulator, as the page's confirmCardSetup leaves it."""

@@ -18,8 +18,12 @@ from tests.support.processes import Stack
 from tests.support.stripe import WEBHOOK_SECRET
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs "
-                                                         "it with apt): the storefront needs a real browser")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it with "
+                                                "apt): the storefront needs a real browser"),
+    pytest.mark.slow,
+    pytest.mark.xdist_group("storefront"),  # one stack and one browser for the module, in one test process
+]
 VISA = "4242424242424242"
 THREE_D_SECURE = "4000002500003155"
 DECLINED_ON_CHARGE = "4000000000000341"
