@@ -70,6 +70,12 @@ def test_the_seed_examples_are_in_the_document(spec):
     cod = spec["paths"]["/api/orders"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert cod["items"] == [{"productId": "product-uuid", "quantity": 1}]
     assert "Location" in spec["paths"]["/api/orders"]["post"]["responses"]["204"]["headers"]
+    errors = {status: response["content"]["application/json"]["example"]["message"]
+              for status, response in with_payment["responses"].items() if status in ("400", "404", "500")}
+    assert errors == {"400": "Product 'Premium Headphones' has insufficient stock. Available: 1, Requested: 2",
+                      "404": "Delivery method not found", "500": "Failed to initialize payment: [error details]"}
+    paid = spec["paths"]["/api/orders/{order_id}/paid"]["patch"]["responses"]["400"]
+    assert paid["content"]["application/json"]["example"]["message"] == "Order has already been marked as paid"
 
 
 def test_every_error_response_has_the_error_body(spec):
