@@ -88,6 +88,8 @@ class Blueprint(flask_smorest.Blueprint):
 
     def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        # flask-smorest keeps each endpoint's doc in `_docs` until the blueprint is registered; the last
+        # endpoint is the one just added (it may have been renamed to be unique).
         endpoint = self._endpoints[-1]
         auth = getattr(view_func, "required_role", None)  # set by auth.tokens.authenticated
         errors = []

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.xdist_group("emulator_routes")  # its web + worker stack, started once
+pytestmark = pytest.mark.xdist_group("redis_stack")  # the web + worker stack, started once per process
 
 
 def _card(stripe_emulator, number="4242424242424242") -> str:
@@ -26,25 +26,6 @@ def online_order(client, make):
     return placed.json, auth, (customer, method, product)
 
 
-@pytest.fixture(scope="module")
-def redis_stack(base_env):
-    """web + worker on this process's Redis: the worker applies the webhooks (one broker is enough here)."""
-    from tests.support.processes import STACK_TIMINGS, Stack
-
-    running = Stack(dict(base_env, **STACK_TIMINGS))
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def webhooks_on_redis(redis_stack, real_stripe):
-    from tests.support.stripe import WEBHOOK_SECRET
-
-    real_stripe.forward_webhooks_to(f"{redis_stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
-    yield redis_stack
-    real_stripe.forward_webhooks_to(None)
-
-
 def _pay(client, order_id, auth, pm):
     return client.post(f"/api/emulator/orders/{order_id}/pay", json={"paymentMethodId": pm}, headers=auth)
 
@@ -60,7 +41,7 @@ def test_a_saved_card_pays_the_order_and_paid_confirms_it(client, online_order, 
 
 
 def test_a_decline_is_recorded_and_the_next_card_pays_through_a_new_payment_intent(
-        client, online_order, stripe_emulator, db, real_stripe, webhooks_on_redis):
+        client, online_order, stripe_emulator, db, real_stripe, redis_webhooks_on):
     from orders_service.orders.models import Order
 
     placed, auth, _ = online_order

@@ -14,30 +14,17 @@ import requests
 from sqlalchemy import func, select
 
 from tests.support.factories import PASSWORD
-from tests.support.processes import Stack
-from tests.support.stripe import WEBHOOK_SECRET
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it with "
                                                 "apt): the storefront needs a real browser"),
     pytest.mark.slow,
-    pytest.mark.xdist_group("storefront"),  # one stack and one browser for the module, in one test process
+    pytest.mark.xdist_group("redis_stack"),  # one stack (and one browser for the module) in one test process
 ]
 VISA = "4242424242424242"
 THREE_D_SECURE = "4000002500003155"
 DECLINED_ON_CHARGE = "4000000000000341"
-
-
-@pytest.fixture(scope="module")
-def shop_stack(base_env, real_stripe):
-    """web + worker on this test process's Redis, Stripe's webhooks (real-shaped) going to its web."""
-    running = Stack(dict(base_env))
-    real_stripe.forward_webhooks_to(f"{running.url}/api/webhooks/stripe", WEBHOOK_SECRET)
-    yield running
-    real_stripe.forward_webhooks_to(None)
-    real_stripe.webhooks_paused = False
-    running.close()
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +178,12 @@ class Shopper:
 
 
 @pytest.fixture
-def shopper(browser, shop_stack, screenshots, request):
+def shopper(browser, redis_webhooks_on, screenshots, request):
     opened = []
-    stripe_js_url = requests.get(f"{shop_stack.url}/api/config", timeout=10).json()["stripeJsUrl"]
+    stripe_js_url = requests.get(f"{redis_webhooks_on.url}/api/config", timeout=10).json()["stripeJsUrl"]
 
     def open_shop(name: str | None = None) -> Shopper:
-        shopper = Shopper(browser, shop_stack.url, screenshots, name or request.node.name.removeprefix("test_"),
+        shopper = Shopper(browser, redis_webhooks_on.url, screenshots, name or request.node.name.removeprefix("test_"),
                           stripe_js_url)
         opened.append(shopper)
         shopper.open()
@@ -238,7 +225,8 @@ def _signed_in(shop: Shopper, make, catalog, *products):
     return customer
 
 
-def test_cash_on_delivery_then_my_orders_shows_the_tracking_number(shopper, make, catalog, session_factory, shop_stack):
+def test_cash_on_delivery_then_my_orders_shows_the_tracking_number(shopper, make, catalog, session_factory,
+                                                                   redis_stack):
     shop = shopper()
     shop.add_to_cart("Premium Headphones")
     shop.add_to_cart("Phone Case", variant="Clear — $24.99")
@@ -258,7 +246,7 @@ def test_cash_on_delivery_then_my_orders_shows_the_tracking_number(shopper, make
     assert _orders_of(session_factory, email) == 1
 
     _, admin = make.admin()
-    shipped = requests.patch(f"{shop_stack.url}/api/admin/orders/{order_id}", headers=admin, timeout=10,
+    shipped = requests.patch(f"{redis_stack.url}/api/admin/orders/{order_id}", headers=admin, timeout=10,
                              json={"status": "shipped", "trackingNumber": "1Z999AA10123456784", "carrier": "UPS"})
     assert shipped.status_code == 200, shipped.text
     shop.page.get_by_role("button", name="My orders").click()
