@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, request, send_from_directory
+from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
 
 from orders_service.config import Settings
@@ -12,6 +13,9 @@ from orders_service.runtime import Runtime
 from orders_service.web import Api, error_response, init_request_session, register_error_handlers
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# CONTRACT §7: what a page on a listed origin may send and read.
+CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
+CORS_EXPOSED_HEADERS = ["Location", "X-Request-ID"]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -42,15 +46,23 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
 
     api = Api(app)
+    from orders_service.api.client_config import blp as config_blp
     from orders_service.api.orders import admin_blp as admin_orders_blp
     from orders_service.api.orders import blp as orders_blp
     from orders_service.auth.routes import blp as auth_blp
     from orders_service.catalog.routes import blp as catalog_blp
     from orders_service.ops.health import blp as ops_blp
     from orders_service.payments.webhooks import blp as webhooks_blp
-    for blp in (auth_blp, catalog_blp, orders_blp, admin_orders_blp, webhooks_blp):
+    from orders_service.storefront import blp as storefront_blp
+    for blp in (auth_blp, catalog_blp, orders_blp, admin_orders_blp, webhooks_blp, config_blp):
         api.register_blueprint(blp)
+    if settings.uses_stripe_emulator:  # the emulator's browser flow; with Stripe's own API these are 404
+        from orders_service.api.emulator import blp as emulator_blp
+        api.register_blueprint(emulator_blp)
     app.register_blueprint(ops_blp)
+    app.register_blueprint(storefront_blp)
+    if settings.cors_origins:
+        init_cors(app, settings.cors_origins)
     register_error_handlers(app)
     init_request_logging(app)
 
@@ -73,3 +85,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.web_active_requests:
         app.wsgi_app = RunGate(app.wsgi_app, settings.web_active_requests, settings.web_gate_stall_ms / 1000)
     return app
+
+
+def init_cors(app: Flask, origins: tuple[str, ...]) -> None:
+    """Pages on `origins` may call /api from a browser; any other origin gets no CORS headers at all."""
+
+    @app.after_request
+    def _route_methods_only(response):
+        # flask-cors offers every method in a preflight; the contract offers the route's own (Flask's
+        # automatic OPTIONS answer lists them in Allow). Registered first, so it runs after flask-cors.
+        if request.method == "OPTIONS" and "Access-Control-Allow-Methods" in response.headers \
+                and response.headers.get("Allow"):
+            response.headers["Access-Control-Allow-Methods"] = response.headers["Allow"]
+        return response
+
+    CORS(app, resources={r"/api/*": {"origins": list(origins)}}, allow_headers=CORS_ALLOWED_HEADERS,
+         expose_headers=CORS_EXPOSED_HEADERS, supports_credentials=False, max_age=600)

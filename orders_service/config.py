@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_STRIPE_KEY = "sk_test_orders_service_dev"
 DEV_WEBHOOK_SECRET = "whsec_orders_service_dev"
 DEV_STRIPE_API_BASE = "http://127.0.0.1:8420"
+# localstripe accepts any `pk_` key from the browser; real Stripe needs the account's own.
+DEV_PUBLISHABLE_KEY = "pk_test_orders_service_dev"
+STRIPE_JS_URL = "https://js.stripe.com/v3/"
 
 
 class ConfigError(SystemExit):
@@ -48,6 +52,15 @@ def _smtp_url(env) -> str | None:
     return url
 
 
+def _origins(env) -> tuple[str, ...]:
+    """CORS_ORIGINS: comma-separated `scheme://host[:port]`, as browsers send them in `Origin`."""
+    origins = tuple(o.strip().rstrip("/") for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip())
+    for origin in origins:
+        if origin == "*" or not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            raise ConfigError("CORS_ORIGINS", f"must list origins such as https://shop.example.com, got {origin!r}")
+    return origins
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = instance_dir / "dev-jwt-secret"
@@ -68,6 +81,7 @@ class Settings:
     stripe_api_base: str | None
     stripe_webhook_secret: str
     stripe_timeout_seconds: float
+    stripe_publishable_key: str
     store_currency: str
     order_payment_ttl_seconds: int
     # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
@@ -90,6 +104,10 @@ class Settings:
     redrive_after_seconds: int = 60
     # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
     provider_concurrency: int = 6
+    # Origins whose pages may call /api from a browser (CORS); none: same origin only.
+    cors_origins: tuple[str, ...] = ()
+    # `json` (one object per line, for log collectors) or `text` (for people: `make run`).
+    log_format: str = "json"
 
     @property
     def is_production(self) -> bool:
@@ -115,6 +133,13 @@ class Settings:
     def uses_stripe_emulator(self) -> bool:
         """localstripe rejects some real-Stripe parameters; they are only sent to real Stripe."""
         return self.stripe_api_base is not None and "api.stripe.com" not in self.stripe_api_base
+
+    @property
+    def stripe_js_url(self) -> str:
+        """Where the browser loads Stripe.js: the emulator serves its own (CONTRACT §7)."""
+        if self.uses_stripe_emulator:
+            return f"{self.stripe_api_base.rstrip('/')}/js.stripe.com/v3/"
+        return STRIPE_JS_URL
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -168,6 +193,18 @@ class Settings:
                 raise ConfigError("STRIPE_WEBHOOK_SECRET", "is required in production")
             webhook_secret = DEV_WEBHOOK_SECRET
 
+        publishable_key = env.get("STRIPE_PUBLISHABLE_KEY")
+        if not publishable_key:
+            if production:
+                raise ConfigError("STRIPE_PUBLISHABLE_KEY", "is required in production")
+            publishable_key = DEV_PUBLISHABLE_KEY
+        elif not publishable_key.startswith("pk_"):
+            raise ConfigError("STRIPE_PUBLISHABLE_KEY", "must be a Stripe publishable key (pk_…)")
+
+        log_format = env.get("LOG_FORMAT") or "json"
+        if log_format not in ("json", "text"):
+            raise ConfigError("LOG_FORMAT", f"must be json or text, got {log_format!r}")
+
         currency = env.get("STORE_CURRENCY", "USD").upper()
         try:
             money.currency(currency)
@@ -189,6 +226,7 @@ class Settings:
             stripe_api_base=stripe_base,
             stripe_webhook_secret=webhook_secret,
             stripe_timeout_seconds=stripe_timeout,
+            stripe_publishable_key=publishable_key,
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             instance_dir=instance_dir,
@@ -205,4 +243,6 @@ class Settings:
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
+            cors_origins=_origins(env),
+            log_format=log_format,
         )

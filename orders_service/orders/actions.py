@@ -19,7 +19,7 @@ from orders_service.notifications.outbox import notify
 from orders_service.orders.events import CustomerMessages, OrderEvents
 from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.messages import customer_message
-from orders_service.orders.models import Order, OrderEvent, PaymentMethod, PaymentStatus
+from orders_service.orders.models import Order, OrderEvent, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.stock import StockLine, release_stock, reserve_stock
 
 
@@ -236,6 +236,20 @@ def record_payment_intent(session: Session, order: Order, payment_intent_id: str
     order.payment_intent_id = payment_intent_id
     if client_secret is not None and order.status == "pending":
         order.client_secret = client_secret
+
+
+def replace_payment_intent(session: Session, order: Order, payment_intent_id: str, client_secret: str) -> None:
+    """The pending order is paid through a new PaymentIntent from now on; the old one is for the caller to close.
+
+    The Stripe emulator cannot charge a PaymentIntent again once a charge of it was declined, so a
+    customer paying again there needs a new one. Events of the old one no longer belong to the order.
+    """
+    if order.status != OrderStatus.PENDING or order.payment_status in PaymentStatus.RECEIVED:
+        raise InvalidRequest(f"Order is {order.status} and {order.payment_status}: it takes no new payment")
+    replaced = order.payment_intent_id
+    order.payment_intent_id, order.client_secret = payment_intent_id, client_secret
+    _record(session, order, OrderEvents.PAYMENT_INTENT_REPLACED, paymentIntentId=payment_intent_id,
+            replaced=replaced)
 
 
 def record_webhook(session: Session, order: Order, event_id: str, event_type: str, outcome: str) -> None:
