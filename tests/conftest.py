@@ -72,6 +72,13 @@ def redis_broker_url():
 
 
 @pytest.fixture(scope="session")
+def stack_broker_url(redis_broker_url):
+    """The same redis-server, another database: the session's stacks run workers, and a worker on the
+    in-process app's broker would take (and apply) the tasks a test enqueues to look at them."""
+    return redis_broker_url.rsplit("/", 1)[0] + "/1"
+
+
+@pytest.fixture(scope="session")
 def amqp_broker_url():
     """A RabbitMQ virtual host private to this test process."""
     with rabbitmq_vhost(f"orders_test_{os.getpid()}") as url:
@@ -228,17 +235,17 @@ def smtp_sink():
 @pytest.fixture(scope="session", params=["redis", "rabbitmq"])
 def stack(request, base_env, stripe_emulator):
     """web + worker on Redis, and again on RabbitMQ; the emulator delivers its webhooks to this web."""
-    broker = request.getfixturevalue("redis_broker_url" if request.param == "redis" else "amqp_broker_url")
+    broker = request.getfixturevalue("stack_broker_url" if request.param == "redis" else "amqp_broker_url")
     running = Stack(dict(base_env, CELERY_BROKER_URL=broker, **STACK_TIMINGS))
     yield running
     running.close()
 
 
 @pytest.fixture(scope="session")
-def redis_stack(base_env):
+def redis_stack(base_env, stack_broker_url):
     """web + worker on this test process's Redis only, for tests that need the workers but not both brokers
     (their modules share `xdist_group("redis_stack")`, so that one test process starts it once)."""
-    running = Stack(dict(base_env))
+    running = Stack(dict(base_env, CELERY_BROKER_URL=stack_broker_url))
     yield running
     running.close()
 
