@@ -10,7 +10,13 @@ from orders_service.fields import STORE_CURRENCY
 from orders_service.ops.gate import RunGate
 from orders_service.ops.requests import init_request_logging
 from orders_service.runtime import Runtime
-from orders_service.web import Api, error_response, init_request_session, register_error_handlers
+from orders_service.web import (
+    Api,
+    CamelCasePathParameters,
+    error_response,
+    init_request_session,
+    register_error_handlers,
+)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # CONTRACT §7: what a page on a listed origin may send and read.
@@ -45,7 +51,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from orders_service.auth.tokens import init_jwt
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
 
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [CamelCasePathParameters()]})
     from orders_service.api.client_config import blp as config_blp
     from orders_service.api.orders import admin_blp as admin_orders_blp
     from orders_service.api.orders import blp as orders_blp

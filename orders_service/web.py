@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import flask_smorest
+from apispec import BasePlugin
 from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 from webargs.flaskparser import FlaskParser
@@ -63,10 +65,13 @@ class _Parser(FlaskParser):
             return self._handle_invalid_json_error(json.JSONDecodeError("too deeply nested", "", 0), req)
 
 
-def operation_id(view_name: str) -> str:
-    """`place_order_with_payment` → `placeOrderWithPayment`: what a generated client names the call."""
-    first, *rest = view_name.split("_")
+def camel_case(name: str) -> str:
+    """`place_order_with_payment` → `placeOrderWithPayment`: operation ids and path parameters alike."""
+    first, *rest = name.split("_")
     return first + "".join(word.capitalize() for word in rest)
+
+
+operation_id = camel_case  # what a generated client names the call
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -129,6 +134,17 @@ def _validation_message() -> str:
     if request.method == "POST" and request.path.startswith("/api/orders"):
         return "Invalid order data"
     return "Invalid request data"
+
+
+class CamelCasePathParameters(BasePlugin):
+    """The document names path parameters as the contract does (`{orderId}`), not as Flask's rules do
+    (`{order_id}`): a generated client's arguments then match the contract's names."""
+
+    def path_helper(self, path=None, operations=None, parameters=None, **kwargs):
+        for parameter in parameters or ():
+            if isinstance(parameter, dict) and parameter.get("in") == "path":
+                parameter["name"] = camel_case(parameter["name"])
+        return re.sub(r"\{(\w+)\}", lambda m: "{" + camel_case(m.group(1)) + "}", path) if path else None
 
 
 class Api(flask_smorest.Api):

@@ -86,9 +86,9 @@ def create_delivery_method(body):
     return service.create_delivery_method(db_session(), body)
 
 
-@blp.route("/delivery-methods/<uuid:method_id>", methods=["PATCH"])
+@blp.route("/delivery-methods/<uuid:delivery_method_id>", methods=["PATCH"])
 @admin
 @blp.arguments(DeliveryMethodPatchSchema)
 @blp.response(200, DeliveryMethodSchema)
-def update_delivery_method(body, method_id: UUID):
-    return service.update_delivery_method(db_session(), method_id, body)
+def update_delivery_method(body, delivery_method_id: UUID):
+    return service.update_delivery_method(db_session(), delivery_method_id, body)

@@ -116,3 +116,14 @@ def test_docs_work_offline(client):
         assert len(served.data) > 1000, asset
     spec_urls = re.findall(r"url:\s*[\"']([^\"']+)[\"']", html)
     assert spec_urls and all(client.get(u).status_code == 200 for u in spec_urls), spec_urls
+
+
+def test_the_document_names_path_parameters_as_the_contract_does(client):
+    """`{orderId}`, not Flask's `{order_id}`: a generated client's arguments carry the contract's names."""
+    spec = client.get("/api/openapi.json").json
+    documented = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    assert set(CONTRACT_ROUTES) <= documented
+    for path, item in spec["paths"].items():
+        names = set(re.findall(r"\{(\w+)\}", path))
+        declared = {p["name"] for p in item.get("parameters", []) if p.get("in") == "path"}
+        assert declared == names, path

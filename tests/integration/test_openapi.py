@@ -5,7 +5,7 @@ import pytest
 
 SEED_OPERATIONS = {("post", "/api/orders/with-payment"): "placeOrderWithPayment",
                    ("post", "/api/orders"): "placeOrder",
-                   ("patch", "/api/orders/{order_id}/paid"): "markOrderPaid"}
+                   ("patch", "/api/orders/{orderId}/paid"): "markOrderPaid"}
 # Every money field of the contract's representations, by schema.
 MONEY = {"PaymentStarted": ["totalAmount"], "Order": ["subtotal", "deliveryPrice", "totalAmount", "refundedAmount"],
          "OrderItem": ["unitPrice", "lineTotal"], "Product": ["price"], "Variant": ["price"],
@@ -74,7 +74,7 @@ def test_the_seed_examples_are_in_the_document(spec):
               for status, response in with_payment["responses"].items() if status in ("400", "404", "500")}
     assert errors == {"400": "Product 'Premium Headphones' has insufficient stock. Available: 1, Requested: 2",
                       "404": "Delivery method not found", "500": "Failed to initialize payment: [error details]"}
-    paid = spec["paths"]["/api/orders/{order_id}/paid"]["patch"]["responses"]["400"]
+    paid = spec["paths"]["/api/orders/{orderId}/paid"]["patch"]["responses"]["400"]
     assert paid["content"]["application/json"]["example"]["message"] == "Order has already been marked as paid"
 
 
