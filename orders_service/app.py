@@ -5,10 +5,10 @@ from flask import Flask, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 from orders_service.config import Settings
-from orders_service.fields import STORE_CURRENCY
+from orders_service.fields import STORE_CURRENCY, Email
 from orders_service.ops.requests import init_request_logging
 from orders_service.runtime import Runtime
-from orders_service.web import Api, error_response, init_request_session, register_error_handlers
+from orders_service.web import Api, JSONProvider, error_response, init_request_session, register_error_handlers
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     runtime = runtime or Runtime(settings or Settings.from_env())
     settings = runtime.settings
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.json = JSONProvider(app)
     app.config.update(
         API_TITLE="orders-service",
         API_VERSION="1",
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
 
     api = Api(app)
+    api.register_field(Email, "string", "email")  # Text underneath; the document still says it is an email
     from orders_service.api.orders import admin_blp as admin_orders_blp
     from orders_service.api.orders import blp as orders_blp
     from orders_service.auth.routes import blp as auth_blp

@@ -31,5 +31,7 @@ def login(body):
 @authenticated(refresh=True)
 @blp.response(200, AccessTokenSchema)
 def refresh():
-    actor = current_actor()
-    return {"accessToken": mint_access_token(actor.customer_id, actor.role)}
+    # A refresh token lives 30 days: the customer is read again, so a deleted one is refused and a
+    # changed role takes effect.
+    customer = service.customer_for_token(db_session(), current_actor().customer_id)
+    return {"accessToken": mint_access_token(customer.id, customer.role)}

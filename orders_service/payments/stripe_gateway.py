@@ -178,7 +178,7 @@ class StripeGateway:
         metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         return WebhookEvent(id=body["id"], type=body["type"][:100],
                             payment_intent_id=pi_id if isinstance(pi_id, str) else None,
-                            order_id=metadata.get("order_id"), payload=body)
+                            order_id=metadata.get("order_id"), payload=body, raw=payload.decode())
 
     def event_payment_intent(self, payload: dict) -> PaymentIntent | None:
         """Stripe's signed snapshot of the payment: a PaymentIntent event's object, or a refunded Charge."""

@@ -68,3 +68,19 @@ def test_state_action_table(client, make, db, status, action):
         assert after[3] == before[3] + 1  # exactly one event per transition
         assert after[4] == before[4] + (2 if action == "cancel" else 0)  # only a cancel gives stock back
         assert after[1] == ("paid" if action == "collect_payment" else "unpaid")
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, "1"], ids=["yes", "true-string", "one", "one-string"])
+def test_payment_collected_is_json_true_only(client, make, db, value):
+    """`paymentCollected: "yes"` used to be taken as true: booleans are strict, like integers."""
+    customer, auth = make.shopper()
+    _admin, admin_auth = make.admin()
+    product = make.product(stock=5)
+    method = make.delivery_method(countries=[])
+    placed = client.post("/api/orders", json=make.order_body(customer, method, [(product, 1)]), headers=auth)
+    order_id = placed.headers["Location"].rsplit("/", 1)[1]
+    before = _snapshot(db, order_id, product.id)
+    response = client.patch(f"/api/admin/orders/{order_id}", json={"paymentCollected": value}, headers=admin_auth)
+    assert response.status_code == 400, response.json
+    assert "paymentCollected" in response.json["errors"]
+    assert _snapshot(db, order_id, product.id) == before
