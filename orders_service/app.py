@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from flask import Flask, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from orders_service.auth.passwords import configure_hashing
 from orders_service.config import Settings
 from orders_service.fields import STORE_CURRENCY, Email
+from orders_service.headers import init_security_headers
 from orders_service.ops.requests import init_request_logging
 from orders_service.runtime import Runtime
 from orders_service.web import Api, JSONProvider, error_response, init_request_session, register_error_handlers
@@ -36,7 +39,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.extensions["orders.runtime"] = runtime
+    if settings.proxy_hops:  # the client address (rate limits, logs) is the one the load balancer saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)
     init_request_session(app)
+    configure_hashing(settings.password_hash_concurrency, wait_seconds=10)
 
     from orders_service.auth.tokens import init_jwt
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
@@ -52,8 +58,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for blp in (auth_blp, catalog_blp, orders_blp, admin_orders_blp, webhooks_blp):
         api.register_blueprint(blp)
     app.register_blueprint(ops_blp)
+    from orders_service.rate_limits import init_rate_limits
+    init_rate_limits(app, settings)
     register_error_handlers(app)
     init_request_logging(app)
+    init_security_headers(app, settings)
 
     @app.get("/api/docs/assets/<path:filename>")
     def swagger_assets(filename):

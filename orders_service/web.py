@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import flask_smorest
 from flask import Flask, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -142,6 +144,19 @@ class Api(flask_smorest.Api):
         return payload, status, headers
 
 
+# What a client should wait when the database refuses a connection (too many clients, not listening)
+# or the pool has none free in time: it is usually a burst, over in a moment.
+DATABASE_RETRY_AFTER = 2
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """A connection the database (or the pool) would not give: not a fault of this request."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    # SQLAlchemy wraps a failed connect with no statement; a connection lost mid-way is "invalidated".
+    return isinstance(exc, OperationalError) and (exc.statement is None or exc.connection_invalidated)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Domain errors and unexpected ones; HTTP errors are the Api's (above)."""
 
@@ -154,5 +169,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if _database_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
+            response, status = error_response(503, "The service is busy; try again shortly")
+            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            return response, status
         log.exception("unhandled error")
         return error_response(500, "Internal server error")

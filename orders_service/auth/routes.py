@@ -2,6 +2,7 @@
 from orders_service.auth import service
 from orders_service.auth.schemas import AccessTokenSchema, LoginSchema, RegisterSchema, TokensSchema
 from orders_service.auth.tokens import authenticated, current_actor, mint_access_token, mint_tokens
+from orders_service.rate_limits import counting_failed_logins
 from orders_service.web import PUBLIC, Blueprint, db_session
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
@@ -23,7 +24,8 @@ def register(body):
 @blp.response(200, TokensSchema)
 @blp.alt_response(401, description="Wrong credentials")
 def login(body):
-    customer = service.authenticate(db_session(), body["email"], body["password"])
+    with counting_failed_logins(body["email"]):
+        customer = service.authenticate(db_session(), body["email"], body["password"])
     return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
 
 
