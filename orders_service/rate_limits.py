@@ -13,8 +13,10 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app
 from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from jwt import PyJWTError
 from limits import parse
 
 from orders_service.config import Settings
@@ -26,10 +28,14 @@ AUTH_ENDPOINTS = ("auth.login", "auth.register")
 ORDER_ENDPOINTS = ("orders.place_cash_on_delivery_order", "orders.place_order_with_payment")
 
 
-def _customer_key() -> str:
-    # Verified here, before the limit is counted: a request without a valid token is a 401 and counts nothing.
-    verify_jwt_in_request()
-    return f"customer:{get_jwt_identity()}"
+def _token_customer() -> str | None:
+    """The customer of the request's valid token, or None. The limit is checked before the route's own
+    token check: a request without a valid token counts nothing (the route answers it 401)."""
+    try:
+        verify_jwt_in_request()
+    except (JWTExtendedException, PyJWTError):
+        return None
+    return get_jwt_identity()
 
 
 def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
@@ -39,7 +45,9 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
         strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
     )
     auth = limiter.shared_limit(settings.auth_rate_limit, scope="auth")
-    orders = limiter.shared_limit(settings.order_rate_limit, scope="orders", key_func=_customer_key)
+    orders = limiter.shared_limit(settings.order_rate_limit, scope="orders",
+                                  key_func=lambda: f"customer:{_token_customer()}",
+                                  exempt_when=lambda: _token_customer() is None)
     for endpoints, limit in ((AUTH_ENDPOINTS, auth), (ORDER_ENDPOINTS, orders)):
         for endpoint in endpoints:
             app.view_functions[endpoint] = limit(app.view_functions[endpoint])
@@ -48,7 +56,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded):
         current = limiter.current_limit
-        retry_after = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+        retry_after = max(1, math.ceil(current.window[0] - time.time())) if current else 60
         response, status = error_response(429, f"Too many requests: at most {exc.description}; "
                                                f"try again in {retry_after} s")
         response.headers["Retry-After"] = str(retry_after)
