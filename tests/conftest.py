@@ -129,6 +129,28 @@ def app(runtime):
     return application
 
 
+@pytest.fixture
+def app_with(settings):
+    """`app_with(**settings)`: another app on the test database, with these settings changed (small rate
+    limits, a guarded /metrics, a database that refuses…); its runtime is disposed after the test."""
+    import dataclasses
+
+    from orders_service.app import create_app
+    from orders_service.runtime import Runtime
+
+    runtimes = []
+
+    def build(**overrides):
+        runtimes.append(Runtime(dataclasses.replace(settings, **overrides)))
+        application = create_app(runtime=runtimes[-1])
+        application.config["TESTING"] = True
+        return application
+
+    yield build
+    for built in runtimes:
+        built.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(runtime):
     return runtime.engine

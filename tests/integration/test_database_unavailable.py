@@ -1,6 +1,5 @@
 """A connection PostgreSQL refuses (too many clients, nothing listening) or a pool with none free in time
 answers 503 with Retry-After, never 500: it is a burst or an outage, not a fault of the request."""
-import dataclasses
 import os
 
 import psycopg
@@ -12,21 +11,13 @@ from tests.support.processes import free_port
 
 
 @pytest.fixture
-def app_on(settings):
-    """`app_on(**settings)`: a test client of an app with these settings."""
-    from orders_service.app import create_app
-    from orders_service.runtime import Runtime
-
-    runtimes = []
-
+def app_on(app_with):
+    """`app_on(**settings)`: a test client of an app with these settings, and its runtime."""
     def build(**overrides):
-        runtime = Runtime(dataclasses.replace(settings, **overrides))
-        runtimes.append(runtime)
-        return create_app(runtime=runtime).test_client(), runtime
+        app = app_with(**overrides)
+        return app.test_client(), app.extensions["orders.runtime"]
 
-    yield build
-    for runtime in runtimes:
-        runtime.dispose()
+    return build
 
 
 def _unavailable(response):

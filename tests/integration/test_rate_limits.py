@@ -2,7 +2,6 @@
 passwords whatever the address, per customer on placing orders; 429 with Retry-After, nothing changed.
 
 Each test runs an app of its own with small limits (the suite's app has generous ones)."""
-import dataclasses
 import random
 
 import pytest
@@ -15,23 +14,9 @@ from tests.support.factories import PASSWORD
 
 
 @pytest.fixture
-def limited(settings):
+def limited(app_with):
     """`limited(**settings)`: a test client of an app with these settings (and its own limit counts)."""
-    from orders_service.app import create_app
-    from orders_service.runtime import Runtime
-
-    runtimes = []
-
-    def build(**overrides):
-        runtime = Runtime(dataclasses.replace(settings, **overrides))
-        runtimes.append(runtime)
-        app = create_app(runtime=runtime)
-        app.config["TESTING"] = True
-        return app.test_client()
-
-    yield build
-    for runtime in runtimes:
-        runtime.dispose()
+    return lambda **overrides: app_with(**overrides).test_client()
 
 
 def _from(address):

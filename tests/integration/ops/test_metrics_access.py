@@ -1,17 +1,10 @@
 """GET /metrics behind `Authorization: Bearer <METRICS_TOKEN>` when the token is set (CONTRACT §2, §7)."""
-import dataclasses
-
 import pytest
 
 
 @pytest.fixture
-def guarded(settings):
-    from orders_service.app import create_app
-    from orders_service.runtime import Runtime
-
-    runtime = Runtime(dataclasses.replace(settings, metrics_token="scrape-secret"))
-    yield create_app(runtime=runtime).test_client()
-    runtime.dispose()
+def guarded(app_with):
+    return app_with(metrics_token="scrape-secret").test_client()
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Bearer scrape-secret-and-more", "scrape-secret",
