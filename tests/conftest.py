@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.support.database import create_database, drop_database
+from tests.support.database import PrivatePostgres, create_database, drop_database
 from tests.support.factories import JWT_SECRET, Make
 from tests.support.processes import (
     STACK_TIMINGS,
@@ -28,6 +28,25 @@ from tests.support.processes import (
 )
 from tests.support.stripe import WEBHOOK_SECRET, StripeEmulator
 from tests.support.stripe_proxy import RealStripe
+
+
+def pytest_configure(config):
+    """One PostgreSQL server for this run, started before xdist starts its workers (they inherit its URL):
+    a second `make test` at the same time has its own, and neither eats the other's connections."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("TEST_PG_ADMIN_URL"):
+        return
+    bindir = PrivatePostgres.binaries()
+    if bindir is None:
+        return  # the machine's server, as before
+    config._private_postgres = PrivatePostgres(bindir, free_port())
+    os.environ["TEST_PG_ADMIN_URL"] = config._private_postgres.url
+
+
+def pytest_unconfigure(config):
+    server = getattr(config, "_private_postgres", None)
+    if server is not None:
+        os.environ.pop("TEST_PG_ADMIN_URL", None)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.database import PG_ADMIN_URL
+from tests.support.database import admin_url
 from tests.support.processes import free_port
 
 
@@ -39,11 +39,11 @@ def role_without_connections(database_url):
     """A PostgreSQL role that may log in but has CONNECTION LIMIT 0: PostgreSQL refuses it as it refuses
     a client past max_connections ("too many connections")."""
     role = f"orders_test_nolimit_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP ROLE IF EXISTS "{role}"')
         conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
     yield make_url(database_url).set(username=role).render_as_string(hide_password=False)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
