@@ -21,7 +21,7 @@ from limits import parse
 
 from orders_service.config import Settings
 from orders_service.errors import Throttled, Unauthorized
-from orders_service.web import error_response
+from orders_service.web import error_response, settings
 
 # Routes whose requests count together, by limit; endpoint names are the blueprints'.
 AUTH_ENDPOINTS = ("auth.login", "auth.register")
@@ -38,14 +38,14 @@ def _token_customer() -> str | None:
     return get_jwt_identity()
 
 
-def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
+def init_rate_limits(app: Flask, config: Settings) -> Limiter:
     """Put the limits on the app's auth and order routes (already registered)."""
     limiter = Limiter(
-        get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
+        get_remote_address, app=app, storage_uri=config.redis_url or "memory://",
         strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
     )
-    auth = limiter.shared_limit(settings.auth_rate_limit, scope="auth")
-    orders = limiter.shared_limit(settings.order_rate_limit, scope="orders",
+    auth = limiter.shared_limit(config.auth_rate_limit, scope="auth")
+    orders = limiter.shared_limit(config.order_rate_limit, scope="orders",
                                   key_func=lambda: f"customer:{_token_customer()}",
                                   exempt_when=lambda: _token_customer() is None)
     for endpoints, limit in ((AUTH_ENDPOINTS, auth), (ORDER_ENDPOINTS, orders)):
@@ -69,9 +69,10 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
 def counting_failed_logins(email: str):
     """Refuse a login for an account that had too many wrong passwords lately, from any address; count
     this attempt when it fails. The right password is refused too until the window passes: that is
-    what makes guessing slow."""
+    what makes guessing slow. Guesses already in flight when the limit is reached still finish (at
+    most a few: hashing is bounded per process)."""
     limiter: Limiter = current_app.extensions["orders.limiter"]
-    limit = parse(current_app.extensions["orders.runtime"].settings.login_failure_limit)
+    limit = parse(settings().login_failure_limit)
     account = email.strip().lower()
     try:
         allowed = limiter.limiter.test(limit, "login-failures", account)
@@ -86,6 +87,6 @@ def counting_failed_logins(email: str):
     except Unauthorized:
         try:
             limiter.limiter.hit(limit, "login-failures", account)
-        except Exception:  # noqa: S110 - counting is best effort, as above
+        except Exception:  # counting is best effort, as above
             pass
         raise

@@ -112,6 +112,9 @@ def base_env(database_url, real_stripe, redis_broker_url, tmp_path_factory) -> d
         # Small pools: a test process runs several servers at once, and PostgreSQL's 100 connections are
         # shared with whatever else runs on the machine (another suite, a benchmark).
         DB_POOL_SIZE="4",
+        # The run's own server allows PrivatePostgres.MAX_CONNECTIONS; the budget check (config.py) is for
+        # deployments, and each test server here names its pool with DB_POOL_SIZE.
+        DB_MAX_CONNECTIONS=str(PrivatePostgres.MAX_CONNECTIONS),
         # The suite signs in and orders far more often than any customer: the limits' own tests set small
         # ones on an app of their own (tests/integration/test_rate_limits.py).
         AUTH_RATE_LIMIT="100000/minute", ORDER_RATE_LIMIT="100000/minute", LOGIN_FAILURE_LIMIT="100000/minute",
@@ -221,7 +224,9 @@ def make(app, session_factory):
 def live_server(base_env):
     """The Procfile's `web` process (gunicorn) on a free port, for tests that need real concurrency."""
     port = free_port()
-    env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16", DB_POOL_SIZE="12")  # races
+    # Races: twenty concurrent requests held inside their transactions may all land on one process, whose
+    # pool has no overflow (tests/integration/payments/test_with_payment.py).
+    env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16", DB_POOL_SIZE="20")
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     proc = start_process(["bash", "-c", f"exec {procfile_command('web')}"], env=env)
     url = f"http://127.0.0.1:{port}"

@@ -21,6 +21,8 @@ from orders_service.orders.schemas import (
 from orders_service.payments import checkout, refunds
 from orders_service.web import Blueprint, db_session, payment_gateway, settings
 
+TOO_MANY_ORDERS = "Too many orders from this customer (ORDER_RATE_LIMIT); nothing reserved; see Retry-After"
+
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
 
 
@@ -31,6 +33,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placi
 @blp.response(204)
 @blp.alt_response(400, description="Invalid order data, insufficient stock, price changed, no cash on delivery")
 @blp.alt_response(404, description="Customer, delivery method or product not found")
+@blp.alt_response(429, description=TOO_MANY_ORDERS)
 def place_cash_on_delivery_order(body, idempotency_key=None):
     placed = service.place_order(
         db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().currency,
@@ -47,6 +50,7 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
 @blp.response(200, PaymentStartedSchema)
 @blp.alt_response(400, description="Invalid order data, insufficient stock, price changed")
 @blp.alt_response(404, description="Customer, delivery method or product not found")
+@blp.alt_response(429, description=TOO_MANY_ORDERS)
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
 def place_order_with_payment(body, idempotency_key=None):
     order = checkout.place_online_order(

@@ -13,6 +13,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts 
 @blp.arguments(RegisterSchema)
 @blp.response(201, TokensSchema)
 @blp.alt_response(409, description="The email is taken")
+@blp.alt_response(429, description="Too many attempts from this address (AUTH_RATE_LIMIT); see Retry-After")
 def register(body):
     customer = service.register_customer(db_session(), **body)
     return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
@@ -23,6 +24,8 @@ def register(body):
 @blp.arguments(LoginSchema)
 @blp.response(200, TokensSchema)
 @blp.alt_response(401, description="Wrong credentials")
+@blp.alt_response(429, description="Too many attempts from this address, or wrong passwords for this account; "
+                                   "see Retry-After")
 def login(body):
     with counting_failed_logins(body["email"]):
         customer = service.authenticate(db_session(), body["email"], body["password"])
