@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two test processes on this 2-core machine; override with `make test PYTEST_WORKERS=4`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint mutate bench services migrate seed clean
+.PHONY: install run test lint mutate bench services browser migrate seed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,9 @@ install: $(STAMP)
 run: install
 	$(BIN)/orders-service dev
 
-# Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped), runs the whole suite.
-test: install lint services
+# Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped) and that Chromium is
+# installed for the storefront's browser tests, runs the whole suite.
+test: install lint services browser
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q $(PYTEST_ARGS)
 
 # ruff (pyflakes, pycodestyle errors, isort, bugbear) and the import contracts in pyproject.toml.
@@ -41,6 +42,11 @@ bench: install services
 
 services:
 	bash .ci/ensure-services
+
+# The storefront's browser tests drive Debian's Chromium with Playwright (Playwright's own browser
+# download cannot work here); installed with apt when it is missing.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 migrate: install
 	$(BIN)/orders-service migrate

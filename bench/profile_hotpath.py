@@ -144,12 +144,12 @@ def no_pre_ping(app):
 
 @contextlib.contextmanager
 def no_outbox():
-    from orders_service.orders import service
-    saved, service.notify = service.notify, lambda *a, **k: None
+    from orders_service.orders import actions
+    saved, actions.notify = actions.notify, lambda *a, **k: None
     try:
         yield
     finally:
-        service.notify = saved
+        actions.notify = saved
 
 
 @contextlib.contextmanager
@@ -229,14 +229,17 @@ def components(service, reference, bodies, fixture) -> None:
     from flask_jwt_extended import verify_jwt_in_request
     from sqlalchemy import event
 
-    from orders_service.auth.tokens import Actor, _actor_from_claims
+    from orders_service.auth.actor import Actor
+    from orders_service.auth.tokens import _actor_from_claims
+    from orders_service.money import currency
     from orders_service.ops import metrics
-    from orders_service.ops.logs import access_log
+    from orders_service.ops.requests import access_log
     from orders_service.orders import service as orders
     from orders_service.orders.models import PaymentMethod
     from orders_service.orders.schemas import IdempotencyHeaderSchema, OrderInSchema
     from orders_service.web import Blueprint
 
+    USD = currency("USD")
     rows = []
     cycle = itertools.cycle(bodies)
     body, headers = bodies[0]
@@ -282,7 +285,7 @@ def components(service, reference, bodies, fixture) -> None:
     def place_service():
         d = next(parsed)
         with session_factory() as session:
-            orders.place_order(session, actors[d["customerId"]], d, PaymentMethod.CASH_ON_DELIVERY, "USD")
+            orders.place_order(session, actors[d["customerId"]], d, PaymentMethod.CASH_ON_DELIVERY, USD)
 
     ref_module = sys.modules["reference_app"]
     ref_sessions = ref_module.sessionmaker(ref_module.create_engine(SQLALCHEMY_URL), expire_on_commit=False)
@@ -295,7 +298,7 @@ def components(service, reference, bodies, fixture) -> None:
     def place_with_key():
         d = next(parsed)
         with session_factory() as session:
-            orders.place_order(session, actors[d["customerId"]], d, PaymentMethod.CASH_ON_DELIVERY, "USD",
+            orders.place_order(session, actors[d["customerId"]], d, PaymentMethod.CASH_ON_DELIVERY, USD,
                                idempotency_key=uuid.uuid4().hex, route="cash_on_delivery")
 
     rows.append(("place_order (service, 1 thread)", best_of(place_service, 100, 7)))

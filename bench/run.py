@@ -181,6 +181,10 @@ def main() -> None:
                         help="events per worker level against localstripe (default 500)")
     parser.add_argument("--standin-events", type=int, default=100,
                         help="events per worker level against the stand-in, whose delay sets the pace (default 100)")
+    parser.add_argument("--budget-orders", type=int, default=60,
+                        help="orders through the seed's flow in budget (default 60)")
+    parser.add_argument("--abandoned", type=int, default=1000,
+                        help="orders to expire, and to reconcile, in expiry (default 1000)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"the JSON report (default {RESULTS})")
     parser.add_argument("--keep-db", action="store_true", help=f"leave the {BENCH_DB} database for inspection")
     args = parser.parse_args()

@@ -3,6 +3,7 @@ stand-in. Each runs in a session of its own so that its whole process tree can b
 id) and stopped (by process group), and none outlives the `running(…)` block that started it."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
@@ -173,9 +174,11 @@ def localstripe(url: str, env: dict):
     return running("localstripe", argv, env, listens(_port(url)))
 
 
-def stripe_standin(url: str, delay: float, env: dict):
+def stripe_standin(url: str, delay: float, env: dict, *options: str):
+    """bench/stripe_standin.py on `url`'s port; `options` as its command line takes them
+    (`--paid-at-once`, `--rate-limit 25`)."""
     argv = [sys.executable, str(Path(__file__).with_name("stripe_standin.py")), "--port", str(_port(url)),
-            "--delay", str(delay)]
+            "--delay", str(delay), *options]
     return running("stripe stand-in", argv, env, listens(_port(url)))
 
 
@@ -184,6 +187,22 @@ def flush_redis(url: str) -> None:
     import redis
 
     redis.Redis.from_url(url).flushdb()
+
+
+def standin_calls(url: str) -> dict[str, int]:
+    """The calls the service made to the stand-in so far, per endpoint ("429 <endpoint>": those refused)."""
+    with urllib.request.urlopen(f"{url}/_calls", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def standin_pay(url: str, intent_id: str) -> None:
+    """The customer pays at the stand-in (not a call of the service's: not counted)."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_pay/{intent_id}", method="POST"), timeout=30).close()
+
+
+def standin_rate_limit(url: str, per_second: int) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_rate_limit/{per_second}", method="POST"),
+                           timeout=30).close()
 
 
 def flush_localstripe(url: str) -> None:

@@ -145,6 +145,10 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
     ]
     return "\n".join([
         "",
+        f"Storefront: {base_url}/shop/   (sign in as {demo.customer.email} / demo-password)",
+        "  test cards: 4242 4242 4242 4242 pays; 4000 0025 0000 3155 asks for 3-D Secure; "
+        "4000 0000 0000 0341 is declined" if settings.uses_stripe_emulator else
+        "  pay with Stripe's test cards in test mode",
         f"orders-service is running on {base_url}  (API docs: {base_url}/api/docs)",
         f"demo customer: {demo.customer.email} / password demo-password, id {demo.customer.id}",
         "",
@@ -201,6 +205,7 @@ def dev(port):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PORT"] = str(port)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("LOG_FORMAT", "text")  # a terminal, read by a person; production keeps JSON
     procfile = parse_procfile((PROJECT_ROOT / "Procfile").read_text())
     manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
     for name in ("web", "worker", "beat"):
@@ -215,10 +220,13 @@ def dev(port):
         if settings.stripe_secret_key == DEV_STRIPE_KEY:
             _wait_http(f"{settings.stripe_api_base}/js.stripe.com/v3/", 30)  # the emulator's public page
             _register_emulator_webhook(settings, f"{base_url}/api/webhooks/stripe")
-        if _wait_http(f"{base_url}/healthz", 60):
+        # Once the web answers and its database and broker do (/readyz), and the processes' start-up lines
+        # are out, so that the walk-through is the last thing on the screen.
+        if _wait_http(f"{base_url}/readyz", 60):
+            time.sleep(2)
             print(guide, flush=True)
         else:
-            print(f"web did not answer on {base_url}/healthz within 60 s", flush=True)
+            print(f"web did not answer on {base_url}/readyz within 60 s", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
     manager.loop()

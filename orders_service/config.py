@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_STRIPE_KEY = "sk_test_orders_service_dev"
 DEV_WEBHOOK_SECRET = "whsec_orders_service_dev"
 DEV_STRIPE_API_BASE = "http://127.0.0.1:8420"
+# localstripe accepts any `pk_` key from the browser; real Stripe needs the account's own.
+DEV_PUBLISHABLE_KEY = "pk_test_orders_service_dev"
+STRIPE_JS_URL = "https://js.stripe.com/v3/"
 
 
 class ConfigError(SystemExit):
@@ -90,6 +94,15 @@ def _smtp_url(env) -> str | None:
     return url
 
 
+def _origins(env) -> tuple[str, ...]:
+    """CORS_ORIGINS: comma-separated `scheme://host[:port]`, as browsers send them in `Origin`."""
+    origins = tuple(o.strip().rstrip("/") for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip())
+    for origin in origins:
+        if origin == "*" or not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            raise ConfigError("CORS_ORIGINS", f"must list origins such as https://shop.example.com, got {origin!r}")
+    return origins
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = instance_dir / "dev-jwt-secret"
@@ -110,6 +123,7 @@ class Settings:
     stripe_api_base: str | None
     stripe_webhook_secret: str
     stripe_timeout_seconds: float
+    stripe_publishable_key: str
     store_currency: str
     order_payment_ttl_seconds: int
     # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
@@ -133,6 +147,10 @@ class Settings:
     # argon2 operations one process computes at once (64 MiB each): bounds memory under a login flood.
     password_hash_concurrency: int = 2
     metrics_token: str | None = None
+    # The run gate (ops/gate.py): requests of one web process running at a time (0: no gate), and how
+    # long one waits for its turn before it goes in anyway.
+    web_active_requests: int = 2
+    web_gate_stall_ms: int = 250
     # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
@@ -142,6 +160,10 @@ class Settings:
     redrive_after_seconds: int = 60
     # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
     provider_concurrency: int = 6
+    # Origins whose pages may call /api from a browser (CORS); none: same origin only.
+    cors_origins: tuple[str, ...] = ()
+    # `json` (one object per line, for log collectors) or `text` (for people: `make run`).
+    log_format: str = "json"
 
     @property
     def is_production(self) -> bool:
@@ -167,6 +189,13 @@ class Settings:
     def uses_stripe_emulator(self) -> bool:
         """localstripe rejects some real-Stripe parameters; they are only sent to real Stripe."""
         return self.stripe_api_base is not None and "api.stripe.com" not in self.stripe_api_base
+
+    @property
+    def stripe_js_url(self) -> str:
+        """Where the browser loads Stripe.js: the emulator serves its own (CONTRACT §7)."""
+        if self.uses_stripe_emulator:
+            return f"{self.stripe_api_base.rstrip('/')}/js.stripe.com/v3/"
+        return STRIPE_JS_URL
 
     @property
     def stripe_js_origins(self) -> dict[str, tuple[str, ...]]:
@@ -231,6 +260,18 @@ class Settings:
                 raise ConfigError("STRIPE_WEBHOOK_SECRET", "is required in production")
             webhook_secret = DEV_WEBHOOK_SECRET
 
+        publishable_key = env.get("STRIPE_PUBLISHABLE_KEY")
+        if not publishable_key:
+            if production:
+                raise ConfigError("STRIPE_PUBLISHABLE_KEY", "is required in production")
+            publishable_key = DEV_PUBLISHABLE_KEY
+        elif not publishable_key.startswith("pk_"):
+            raise ConfigError("STRIPE_PUBLISHABLE_KEY", "must be a Stripe publishable key (pk_…)")
+
+        log_format = env.get("LOG_FORMAT") or "json"
+        if log_format not in ("json", "text"):
+            raise ConfigError("LOG_FORMAT", f"must be json or text, got {log_format!r}")
+
         currency = env.get("STORE_CURRENCY", "USD").upper()
         try:
             money.currency(currency)
@@ -252,6 +293,7 @@ class Settings:
             stripe_api_base=stripe_base,
             stripe_webhook_secret=webhook_secret,
             stripe_timeout_seconds=stripe_timeout,
+            stripe_publishable_key=publishable_key,
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             instance_dir=instance_dir,
@@ -266,6 +308,8 @@ class Settings:
             proxy_hops=_int(env, "PROXY_HOPS", 0, maximum=10),
             password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1, maximum=1000),
             metrics_token=env.get("METRICS_TOKEN") or None,
+            web_active_requests=_int(env, "WEB_ACTIVE_REQUESTS", 2, maximum=1000),
+            web_gate_stall_ms=_int(env, "WEB_GATE_STALL_MS", 250, minimum=1, maximum=60_000),
             smtp_url=_smtp_url(env),
             mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
@@ -273,4 +317,6 @@ class Settings:
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
+            cors_origins=_origins(env),
+            log_format=log_format,
         )

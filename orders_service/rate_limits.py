@@ -25,7 +25,7 @@ from orders_service.web import error_response, settings
 
 # Routes whose requests count together, by limit; endpoint names are the blueprints'.
 AUTH_ENDPOINTS = ("auth.login", "auth.register")
-ORDER_ENDPOINTS = ("orders.place_cash_on_delivery_order", "orders.place_order_with_payment")
+ORDER_ENDPOINTS = ("orders.place_order", "orders.place_order_with_payment")
 
 
 def _token_customer() -> str | None:

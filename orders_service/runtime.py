@@ -6,9 +6,15 @@ prefork worker builds its engine and clients after the fork, never before.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from orders_service.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def prepare_process(settings: Settings) -> None:
@@ -42,6 +48,13 @@ class Runtime:
         from orders_service.db import make_session_factory
 
         return make_session_factory(self.engine)
+
+    @contextmanager
+    def task_session(self) -> Iterator[Session]:
+        """A session on one connection for the few short transactions of one task: one pool checkout
+        (and pre-ping) per task instead of one per transaction. No transaction spans the task."""
+        with self.engine.connect() as connection, self.session_factory(bind=connection) as session:
+            yield session
 
     @cached_property
     def gateway(self):

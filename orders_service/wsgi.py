@@ -11,5 +11,5 @@ from orders_service.app import create_app  # noqa: E402
 from orders_service.ops.logs import configure_logging  # noqa: E402
 from orders_service.ops.requests import RequestContext  # noqa: E402
 
-configure_logging(logging.INFO, RequestContext())
+configure_logging(logging.INFO, RequestContext(), fmt=settings.log_format)
 app = create_app(settings)

@@ -283,9 +283,29 @@ def stack(request, base_env, stripe_emulator):
     running.close()
 
 
-@pytest.fixture
-def webhooks_on(stack, real_stripe):
-    """Stripe's webhooks (real-shaped) go to this stack's web while the test runs."""
+@pytest.fixture(scope="session")
+def redis_stack(base_env):
+    """web + worker on this test process's Redis only, for tests that need the workers but not both brokers
+    (their modules share `xdist_group("redis_stack")`, so that one test process starts it once)."""
+    running = Stack(dict(base_env))
+    yield running
+    running.close()
+
+
+def _webhooks_to(real_stripe, stack):
     real_stripe.forward_webhooks_to(f"{stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
     yield stack
     real_stripe.forward_webhooks_to(None)
+    real_stripe.webhooks_paused = False  # a test that held them back has them delivered now, not later
+
+
+@pytest.fixture
+def webhooks_on(stack, real_stripe):
+    """Stripe's webhooks (real-shaped) go to this stack's web while the test runs."""
+    yield from _webhooks_to(real_stripe, stack)
+
+
+@pytest.fixture
+def redis_webhooks_on(redis_stack, real_stripe):
+    """Stripe's webhooks (real-shaped) go to `redis_stack`'s web while the test runs."""
+    yield from _webhooks_to(real_stripe, redis_stack)

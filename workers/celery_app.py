@@ -31,4 +31,4 @@ runtime = Runtime(settings, db_pool_size=min(settings.provider_concurrency + 1, 
 @signals.setup_logging.connect
 def _json_logs(**_kwargs):
     """Workers and beat log JSON lines like the web (Celery leaves logging alone when this is connected)."""
-    configure_logging()
+    configure_logging(fmt=settings.log_format)

@@ -12,7 +12,7 @@ from workers.celery_app import runtime, settings
 def process_stripe_event(event_id: str) -> str:
     """Apply one stored webhook event. Nothing here waits on Stripe; an event that fails is re-driven
     from the inbox by the beat job, so no retry is held in the broker (it would be lost with it)."""
-    with runtime.session_factory() as session:
+    with runtime.task_session() as session:
         return inbox.process_event(session, runtime.gateway, event_id)
 
 

@@ -92,6 +92,7 @@ class Order(Base):
     subtotal_cents: Mapped[int] = mapped_column(BigInteger)
     delivery_price_cents: Mapped[int] = mapped_column(BigInteger)
     total_cents: Mapped[int] = mapped_column(BigInteger)
+    refunded_cents: Mapped[int] = mapped_column(BigInteger)
     delivery_method_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery_methods.id"))
     delivery_address: Mapped[dict]
     notes: Mapped[str | None]
@@ -278,7 +279,7 @@ def place_order(session, body: dict) -> uuid.UUID:
         session.execute(insert(Order).values(
             id=order_id, customer_id=body["customerId"], status="confirmed", payment_method="cash_on_delivery",
             payment_status="unpaid", currency="USD", subtotal_cents=subtotal,
-            delivery_price_cents=method.price_cents, total_cents=subtotal + method.price_cents,
+            delivery_price_cents=method.price_cents, total_cents=subtotal + method.price_cents, refunded_cents=0,
             delivery_method_id=method.id, delivery_address=address, notes=body["notes"], created_at=now))
         session.execute(insert(OrderItem), [
             dict(id=uuid.uuid4(), order_id=order_id, position=i, product_id=product_id, variant_id=variant_id,

@@ -1,4 +1,5 @@
 """The order routes (CONTRACT §5). They sit above `payments/`, whose checkout use cases they call."""
+from http import HTTPStatus
 from uuid import UUID
 
 from flask import g
@@ -21,6 +22,28 @@ from orders_service.orders.schemas import (
 from orders_service.payments import checkout, refunds
 from orders_service.web import Blueprint, db_session, payment_gateway, settings
 
+# The seed's examples (seed-api-reference.txt), shown in the OpenAPI document.
+_ADDRESS = {"street": "123 Main St", "city": "New York", "state": "NY", "zipCode": "10001", "country": "USA"}
+WITH_PAYMENT_EXAMPLE = {
+    "customerId": "customer-uuid", "deliveryMethodId": "delivery-method-uuid", "deliveryAddress": _ADDRESS,
+    "items": [{"productId": "product-uuid-1", "quantity": 2, "variantId": None},
+              {"productId": "product-uuid-2", "quantity": 1, "variantId": "variant-uuid"}],
+    "notes": "Please ring doorbell upon delivery",
+}
+CASH_ON_DELIVERY_EXAMPLE = {"customerId": "customer-uuid", "deliveryMethodId": "delivery-method-uuid",
+                            "deliveryAddress": _ADDRESS, "items": [{"productId": "product-uuid", "quantity": 1}]}
+PAYMENT_STARTED_EXAMPLE = {"orderId": "order-uuid", "clientSecret": "pi_1234567890_secret_abcdefghijklmnop",
+                           "totalAmount": 459.98, "currency": "USD"}
+_NOT_YOURS = "customerId is not the authenticated customer (admins may order for anyone)"
+
+
+def _error_example(status: int, message: str) -> dict:
+    return {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+
+
+INSUFFICIENT_STOCK = _error_example(400, "Product 'Premium Headphones' has insufficient stock. Available: 1, "
+                                         "Requested: 2")
+NO_DELIVERY_METHOD = _error_example(404, "Delivery method not found")
 TOO_MANY_ORDERS = "Too many orders from this customer (ORDER_RATE_LIMIT); nothing reserved; see Retry-After"
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
@@ -29,12 +52,14 @@ blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placi
 @blp.route("", methods=["POST"])
 @authenticated()
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-@blp.arguments(OrderInSchema)
-@blp.response(204)
-@blp.alt_response(400, description="Invalid order data, insufficient stock, price changed, no cash on delivery")
-@blp.alt_response(404, description="Customer, delivery method or product not found")
+@blp.arguments(OrderInSchema, example=CASH_ON_DELIVERY_EXAMPLE)
+@blp.response(204, headers={"Location": {"description": "/api/orders/{orderId}", "schema": {"type": "string"}}})
+@blp.alt_response(400, description="Invalid order data, insufficient stock, price changed, no cash on delivery",
+                  example=INSUFFICIENT_STOCK)
+@blp.alt_response(403, description=_NOT_YOURS)
+@blp.alt_response(404, description="Customer, delivery method or product not found", example=NO_DELIVERY_METHOD)
 @blp.alt_response(429, description=TOO_MANY_ORDERS)
-def place_cash_on_delivery_order(body, idempotency_key=None):
+def place_order(body, idempotency_key=None):
     placed = service.place_order(
         db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().currency,
         idempotency_key=idempotency_key, route="cash_on_delivery",
@@ -46,12 +71,14 @@ def place_cash_on_delivery_order(body, idempotency_key=None):
 @blp.route("/with-payment", methods=["POST"])
 @authenticated()
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-@blp.arguments(OrderInSchema)
-@blp.response(200, PaymentStartedSchema)
-@blp.alt_response(400, description="Invalid order data, insufficient stock, price changed")
-@blp.alt_response(404, description="Customer, delivery method or product not found")
+@blp.arguments(OrderInSchema, example=WITH_PAYMENT_EXAMPLE)
+@blp.response(200, PaymentStartedSchema, example=PAYMENT_STARTED_EXAMPLE)
+@blp.alt_response(400, description="Invalid order data, insufficient stock, price changed", example=INSUFFICIENT_STOCK)
+@blp.alt_response(403, description=_NOT_YOURS)
+@blp.alt_response(404, description="Customer, delivery method or product not found", example=NO_DELIVERY_METHOD)
 @blp.alt_response(429, description=TOO_MANY_ORDERS)
-@blp.alt_response(500, description="Failed to initialize payment: the provider's reason")
+@blp.alt_response(500, description="Failed to initialize payment: the provider's reason",
+                  example=_error_example(500, "Failed to initialize payment: [error details]"))
 def place_order_with_payment(body, idempotency_key=None):
     order = checkout.place_online_order(
         db_session(), payment_gateway(), current_actor(), body, settings().currency, idempotency_key
@@ -63,9 +90,10 @@ def place_order_with_payment(body, idempotency_key=None):
 @blp.route("/<uuid:order_id>/paid", methods=["PATCH"])
 @authenticated()
 @blp.response(204)
-@blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order")
+@blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order",
+                  example=_error_example(400, "Order has already been marked as paid"))
 @blp.alt_response(404, description="Unknown order, or another customer's")
-def mark_paid(order_id: UUID):
+def mark_order_paid(order_id: UUID):
     checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
 
 

@@ -94,6 +94,7 @@ def authenticated(role: str | None = None, refresh: bool = False):
                 raise Forbidden("This action requires the admin role")
             return view(*args, **kwargs)
 
+        wrapper.required_role = role or "any"  # for the OpenAPI document: which errors the route can give
         return wrapper
 
     return decorator

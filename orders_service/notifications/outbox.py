@@ -27,13 +27,14 @@ from orders_service.notifications.models import Notification
 log = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=2)
 BATCH = 100
+# Built once: a Core INSERT on the table skips the ORM's per-call statement work (every order writes one).
+_ADD = insert(Notification.__table__)
 
 
 def notify(session: Session, order_id: uuid.UUID, customer_id: uuid.UUID, kind: str, subject: str, body: str) -> None:
     """Add a message to a customer about an order to the outbox, inside the caller's transaction."""
-    session.execute(insert(Notification).values(id=uuid.uuid4(), order_id=order_id, customer_id=customer_id,
-                                                kind=kind, subject=subject, body=body, attempts=0,
-                                                created_at=utcnow()))
+    session.execute(_ADD, dict(id=uuid.uuid4(), order_id=order_id, customer_id=customer_id, kind=kind,
+                               subject=subject, body=body, attempts=0, created_at=utcnow()))
 
 
 def send_notification(session: Session, mailer: Mailer, notification_id: uuid.UUID, sender: str) -> bool:

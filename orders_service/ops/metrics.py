@@ -26,6 +26,9 @@ LATENCY = Histogram("orders_http_request_duration_seconds", "HTTP request latenc
 ORDERS_PLACED = Counter("orders_placed_total", "Orders placed", ["payment_method"])
 PAYMENTS = Counter("orders_payments_total", "Payment state changes applied to orders, by outcome", ["outcome"])
 WEBHOOK_EVENTS = Counter("orders_webhook_events_total", "Stripe webhook events received", ["type", "duplicate"])
+GATE_WAIT = Histogram("orders_web_gate_wait_seconds", "Time a request waited for the web process's run gate",
+                      buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+GATE_STALLS = Counter("orders_web_gate_stalls_total", "Requests that went past the run gate after waiting too long")
 
 
 def render() -> tuple[bytes, str]:

@@ -19,7 +19,7 @@ from orders_service.notifications.outbox import notify
 from orders_service.orders.events import CustomerMessages, OrderEvents
 from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.messages import customer_message
-from orders_service.orders.models import Order, OrderEvent, PaymentMethod, PaymentStatus
+from orders_service.orders.models import Order, OrderEvent, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.stock import StockLine, release_stock, reserve_stock
 
 
@@ -33,8 +33,11 @@ def lock_order(session: Session, order_id: uuid.UUID) -> Order:
 
 # --- the parts of a change (private: callers use the actions below) ----------------------------------
 
+_APPEND_EVENT = insert(OrderEvent.__table__)  # built once: Core skips the ORM's per-call statement work
+
+
 def _record(session: Session, order: Order, event_type: str, **detail) -> None:
-    session.execute(insert(OrderEvent).values(order_id=order.id, type=event_type, at=utcnow(), detail=detail))
+    session.execute(_APPEND_EVENT, dict(order_id=order.id, type=event_type, at=utcnow(), detail=detail))
 
 
 def _tell(session: Session, order: Order, kind: str) -> None:
@@ -61,7 +64,7 @@ def _mark_paid(order: Order) -> None:
 def record_placed(session: Session, order: Order) -> None:
     """A new order's first trail event; a cash-on-delivery order is confirmed at once and says so.
 
-    `place_order` has reserved its stock and inserted it in the same transaction.
+    `place_order` has inserted it, and takes its stock, in the same transaction.
     """
     _record(session, order, OrderEvents.PLACED, paymentMethod=order.payment_method)
     if order.payment_method == PaymentMethod.CASH_ON_DELIVERY:
@@ -233,6 +236,20 @@ def record_payment_intent(session: Session, order: Order, payment_intent_id: str
     order.payment_intent_id = payment_intent_id
     if client_secret is not None and order.status == "pending":
         order.client_secret = client_secret
+
+
+def replace_payment_intent(session: Session, order: Order, payment_intent_id: str, client_secret: str) -> None:
+    """The pending order is paid through a new PaymentIntent from now on; the old one is for the caller to close.
+
+    The Stripe emulator cannot charge a PaymentIntent again once a charge of it was declined, so a
+    customer paying again there needs a new one. Events of the old one no longer belong to the order.
+    """
+    if order.status != OrderStatus.PENDING or order.payment_status in PaymentStatus.RECEIVED:
+        raise InvalidRequest(f"Order is {order.status} and {order.payment_status}: it takes no new payment")
+    replaced = order.payment_intent_id
+    order.payment_intent_id, order.client_secret = payment_intent_id, client_secret
+    _record(session, order, OrderEvents.PAYMENT_INTENT_REPLACED, paymentIntentId=payment_intent_id,
+            replaced=replaced)
 
 
 def record_webhook(session: Session, order: Order, event_id: str, event_type: str, outcome: str) -> None:

@@ -20,6 +20,9 @@ from orders_service.orders.pricing import PricedLine, order_totals
 from orders_service.orders.stock import StockLine, reserve_stock
 from orders_service.pages import Page
 
+_INSERT_ORDER = insert(Order.__table__)
+_INSERT_ITEMS = insert(OrderItem.__table__)
+
 
 @dataclass(frozen=True)
 class PlacedOrder:
@@ -122,9 +125,6 @@ def place_order(
         address = data["deliveryAddress"]
         _check_delivery(method, address["country"], totals.weight_grams, payment_method)
 
-        reserve_stock(session, [StockLine(line.product_id, line.variant_id, line.name, line.quantity)
-                                for line in lines])
-
         online = payment_method == PaymentMethod.ONLINE
         values = dict(
             id=order_id,
@@ -141,17 +141,21 @@ def place_order(
             notes=data.get("notes"),
             created_at=utcnow(),
         )
-        # Bulk INSERTs rather than the unit of work: this runs for every order, and the ORM's
+        # Core INSERTs built once rather than the unit of work: this runs for every order, and the ORM's
         # bookkeeping cost more than the SQL. The caller gets a detached Order built from the same values.
-        session.execute(insert(Order).values(values))
+        session.execute(_INSERT_ORDER, values)
         order = Order(**values)
-        session.execute(insert(OrderItem), [
+        session.execute(_INSERT_ITEMS, [
             dict(id=uuid.uuid4(), order_id=order_id, position=i, product_id=line.product_id,
                  variant_id=line.variant_id, name=line.name, unit_price_cents=line.unit_price_cents,
                  quantity=line.quantity, line_total_cents=line.line_total_cents)
             for i, line in enumerate(lines)
         ])
         actions.record_placed(session, order)
+        # Stock last: on a hot product every order queues for its row lock, which is held until COMMIT,
+        # so nothing but the commit may come after the UPDATE. A refusal rolls back the inserts above.
+        reserve_stock(session, [StockLine(line.product_id, line.variant_id, line.name, line.quantity)
+                                for line in lines])
     metrics.ORDERS_PLACED.labels(payment_method).inc()
     return PlacedOrder(order, replayed=False)
 

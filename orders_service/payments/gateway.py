@@ -82,8 +82,11 @@ class InvalidWebhook(Exception):
 
 
 class PaymentGateway(Protocol):
-    def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
-        """Idempotent per order: asking again for the same order returns the same PaymentIntent."""
+    def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
+        """Idempotent per order and attempt: asking again returns the same PaymentIntent.
+
+        `attempt` > 0 opens a replacement (the emulator cannot charge a declined PaymentIntent again).
+        """
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 
@@ -95,3 +98,13 @@ class PaymentGateway(Protocol):
 
     def event_payment_intent(self, payload: dict) -> PaymentIntent | None:
         """The payment a stored, verified event describes, as the provider saw it then (no network)."""
+
+
+class EmulatedCardFlow(PaymentGateway, Protocol):
+    """What the Stripe emulator's browser flow needs besides (localstripe.md §5); never used with Stripe's API."""
+
+    def create_setup_intent(self) -> str:
+        """A SetupIntent for the page to save a card with; its client secret."""
+
+    def confirm_with_payment_method(self, payment_intent_id: str, payment_method_id: str) -> PaymentIntent:
+        """Charge the saved card; a decline raises PaymentRefused."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import stripe
 
 from orders_service.config import Settings
+from orders_service.ops.gate import outside_gate
 from orders_service.payments.gateway import (
     InvalidWebhook,
     PaymentGatewayError,
@@ -126,19 +127,20 @@ class StripeGateway:
 
     def _call(self, fn, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with outside_gate():  # a web request waiting on Stripe lets another one run meanwhile
+                return fn(*args, **kwargs)
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
 
-    def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
+    def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
         params = {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
                   "payment_method_types": ["card"]}
         if not self._emulated:
             params["description"] = f"Order {order_id}"  # localstripe rejects `description`
         # The same key and parameters within 24 h return the same PaymentIntent: an answer lost on the
-        # way back can be asked for again (reconciliation does).
-        pi = self._call(self._client.v1.payment_intents.create, params=params,
-                        options={"idempotency_key": f"order-{order_id}-payment-intent"})
+        # way back can be asked for again (reconciliation does). A replacement has a key of its own.
+        key = f"order-{order_id}-payment-intent" + (f"-{attempt}" if attempt else "")
+        pi = self._call(self._client.v1.payment_intents.create, params=params, options={"idempotency_key": key})
         return to_payment_intent(pi)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
@@ -191,3 +193,24 @@ class StripeGateway:
         except (KeyError, TypeError, ValueError):  # a verified event of a shape we cannot read
             return None
         return None
+
+    # --- the emulator's browser flow (localstripe.md §5) -------------------------------------------------
+    # localstripe's Stripe.js cannot confirm a PaymentIntent with card data: the page saves the card with a
+    # SetupIntent, and the service confirms the PaymentIntent with it. Real Stripe's browsers never need it.
+
+    def _require_emulator(self) -> None:
+        if not self._emulated:
+            raise PaymentGatewayError("only the Stripe emulator pays this way")
+
+    def create_setup_intent(self) -> str:
+        """A SetupIntent for the page to save a card with; its client secret."""
+        self._require_emulator()
+        return self._call(self._client.v1.setup_intents.create, params={"usage": "on_session"}).client_secret
+
+    def confirm_with_payment_method(self, payment_intent_id: str, payment_method_id: str) -> PaymentIntent:
+        """Charge the saved card; a decline raises PaymentRefused (the PaymentIntent records it)."""
+        self._require_emulator()
+        # localstripe answers `confirm(payment_method=…)` with "Not implemented": set it, then confirm.
+        self._call(self._client.v1.payment_intents.update, payment_intent_id,
+                   params={"payment_method": payment_method_id})
+        return to_payment_intent(self._call(self._client.v1.payment_intents.confirm, payment_intent_id))

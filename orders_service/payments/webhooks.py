@@ -13,7 +13,7 @@ blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="P
 @blp.doc(**PUBLIC, description="Authenticated by the Stripe-Signature header, not a token.")
 @blp.response(200)
 @blp.alt_response(400, description="Missing or bad signature, stale timestamp, or not a Stripe event")
-def stripe_webhook():
+def receive_stripe_webhook():
     try:
         event = payment_gateway().verify_webhook(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
     except InvalidWebhook as exc:

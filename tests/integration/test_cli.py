@@ -78,3 +78,15 @@ def test_migrate_is_idempotent_and_says_so(base_env, db):
     head = ScriptDirectory.from_config(alembic_config(base_env["DATABASE_URL"])).get_current_head()
     with db.begin():
         assert db.scalar(text("SELECT version_num FROM alembic_version")) == head
+
+
+def test_the_walk_through_starts_with_the_storefront(base_env, db, monkeypatch):
+    from orders_service.cli import try_it_guide
+    from orders_service.config import Settings
+
+    for name, value in base_env.items():
+        monkeypatch.setenv(name, value)  # the guide's app reads the environment, as under `make run`
+    guide = try_it_guide("http://127.0.0.1:5000", Settings.from_env(base_env))
+    first = next(line for line in guide.splitlines() if line.strip())
+    assert first.startswith("Storefront: http://127.0.0.1:5000/shop/")
+    assert "4242 4242 4242 4242" in guide

@@ -42,11 +42,12 @@ class FakeGateway:
 
     # --- the protocol ---------------------------------------------------------------------------
 
-    def create_payment_intent(self, order_id: str, amount: int, currency: str) -> PaymentIntent:
+    def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
         self._enter("create", order_id)
-        if order_id in self.by_order:
-            return self.intents[self.by_order[order_id]]
-        pi_id = self.by_order[order_id] = f"pi_fake_{next(self._ids)}"
+        key = order_id if not attempt else f"{order_id}-{attempt}"
+        if key in self.by_order:
+            return self.intents[self.by_order[key]]
+        pi_id = self.by_order[key] = f"pi_fake_{next(self._ids)}"
         intent = PaymentIntent(id=pi_id, status=PaymentIntentStatus.REQUIRES_PAYMENT_METHOD, amount=amount,
                                currency=currency.upper(), order_id=order_id, client_secret=f"{pi_id}_secret_x")
         self.intents[pi_id] = intent

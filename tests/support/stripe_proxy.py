@@ -338,9 +338,12 @@ class RealStripe:
         req = _Request(handler)
         if req.path.startswith(INTAKE):
             return self._intake(handler, req)
+        cors = self._cors_headers(req)
+        if req.method == "OPTIONS" and cors:  # a browser's preflight: Stripe answers them for Stripe.js
+            return self._send(handler, 200, b"", "text/plain", cors)
         if not req.path.startswith("/v1/"):  # /_config, the fake Stripe.js: straight through
             up = self._upstream(req.method, req.full_path, req.body, self._forward_headers(req))
-            return self._send(handler, up.status_code, up.content, up.headers.get("Content-Type"))
+            return self._send(handler, up.status_code, up.content, up.headers.get("Content-Type"), cors)
         request_id = "req_" + secrets.token_hex(7)
         with self._lock:
             self.calls[req.template] += 1
@@ -348,7 +351,7 @@ class RealStripe:
                      "replayed": False, "request_id": request_id}
             self.log.append(entry)
         headers = {"Request-Id": request_id,
-                   "Stripe-Version": req.headers.get("Stripe-Version") or self.api_version}
+                   "Stripe-Version": req.headers.get("Stripe-Version") or self.api_version, **cors}
         if req.key:
             headers["Idempotency-Key"] = req.key
 
@@ -756,6 +759,15 @@ class RealStripe:
                 self.deliveries.append({"id": event["id"], "type": event["type"], "status": status})
 
     # -- plumbing ------------------------------------------------------------------------------------
+    @staticmethod
+    def _cors_headers(req: _Request) -> dict:
+        """Stripe.js calls the API from the shop's page: as Stripe (and localstripe) do, any origin may."""
+        origin = req.headers.get("Origin")
+        if not origin:
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Headers": "Content-Type, Accept",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS, DELETE"}
+
     def _forward_headers(self, req: _Request) -> dict:
         skip = {"host", "content-length", "connection", "accept-encoding"}
         return {k: v for k, v in req.headers.items() if k.lower() not in skip}

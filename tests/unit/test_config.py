@@ -12,6 +12,7 @@ PRODUCTION = {
     "JWT_SECRET_KEY": JWT,
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+    "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
 }
 
 
@@ -31,7 +32,8 @@ def test_a_complete_production_environment_is_accepted():
     assert (settings.jwt_secret_key, settings.stripe_secret_key) == (JWT, "sk_live_abc")
 
 
-@pytest.mark.parametrize("variable", ["JWT_SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"])
+@pytest.mark.parametrize("variable", ["JWT_SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+                                      "STRIPE_PUBLISHABLE_KEY"])
 @pytest.mark.parametrize("absent", [None, ""])
 def test_production_refuses_to_start_without_a_secret(variable, absent):
     env = {k: v for k, v in PRODUCTION.items() if k != variable}
@@ -50,6 +52,11 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("SMTP_URL", "http://x"),
     ("STRIPE_API_BASE", "ftp://x"),
     ("APP_ENV", "staging"),
+    ("STRIPE_PUBLISHABLE_KEY", "sk_live_abc"),  # a secret key where the browser's key belongs
+    ("CORS_ORIGINS", "*"),
+    ("CORS_ORIGINS", "shop.example.com"),
+    ("CORS_ORIGINS", "https://shop.example.com/path"),
+    ("LOG_FORMAT", "xml"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
@@ -172,3 +179,18 @@ def test_stripe_js_origins_follow_the_api_base():
     assert real["script-src"] == ("https://js.stripe.com",) and "https://api.stripe.com" in real["connect-src"]
     emulated = Settings.from_env({**PRODUCTION, "STRIPE_API_BASE": "http://127.0.0.1:8420/v1"}).stripe_js_origins
     assert set(emulated.values()) == {("http://127.0.0.1:8420",)}
+
+
+def test_cors_origins_are_a_list_of_origins():
+    env = dict(PRODUCTION, CORS_ORIGINS=" https://shop.example.com, http://localhost:3000/ ")
+    assert Settings.from_env(env).cors_origins == ("https://shop.example.com", "http://localhost:3000")
+    assert Settings.from_env(PRODUCTION).cors_origins == ()
+
+
+def test_stripe_js_comes_from_the_emulator_only_when_one_is_used():
+    assert Settings.from_env(PRODUCTION).stripe_js_url == "https://js.stripe.com/v3/"
+    emulated = Settings.from_env(dict(PRODUCTION, APP_ENV="development", STRIPE_API_BASE="http://127.0.0.1:8420/"))
+    assert emulated.stripe_js_url == "http://127.0.0.1:8420/js.stripe.com/v3/"
+    development = Settings.from_env({"ORDERS_INSTANCE_DIR": "/tmp/orders-config-test"})
+    assert development.stripe_publishable_key.startswith("pk_test_")
+    assert development.log_format == "json"

@@ -438,3 +438,28 @@ def test_rewritten_objects_carry_the_keys_of_stripes_own_fixtures(sdk, proxy, re
     theirs = to_payment_intent(real_pi)
     assert (ours.status, ours.amount, ours.currency, ours.order_id, ours.failure) == \
         (theirs.status, theirs.amount, theirs.currency, theirs.order_id, theirs.failure)
+
+
+def test_stripe_js_and_its_browser_calls_pass_through_with_cors(sdk, proxy):
+    """The storefront loads Stripe.js from STRIPE_API_BASE; that script calls the API from the shop's page."""
+    page = "http://127.0.0.1:5000"
+    script = requests.get(f"{proxy.url}/js.stripe.com/v3/", headers={"Origin": page}, timeout=10)
+    assert script.status_code == 200 and "confirmCardSetup" in script.text
+    assert script.headers["Access-Control-Allow-Origin"] == page
+    preflight = requests.options(f"{proxy.url}/v1/setup_intents/seti_x/confirm", timeout=10, headers={
+        "Origin": page, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == page
+    setup = sdk.v1.setup_intents.create()
+    # what localstripe's Stripe.js sends: a JSON body authenticated by the publishable key
+    confirmed = requests.post(f"{proxy.url}/v1/setup_intents/{setup.id}/confirm", headers={"Origin": page},
+                              timeout=10, data=json.dumps({
+                                  "key": "pk_test_x", "use_stripe_sdk": True,
+                                  "client_secret": setup.client_secret,
+                                  "payment_method_data": {"type": "card", "card": {
+                                      "number": "4242424242424242", "exp_month": "12", "exp_year": "2034",
+                                      "cvc": "123"}}}))
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "succeeded"
+    assert confirmed.headers["Access-Control-Allow-Origin"] == page
+    no_origin = requests.get(f"{proxy.url}/js.stripe.com/v3/", timeout=10)
+    assert "Access-Control-Allow-Origin" not in no_origin.headers

@@ -1,0 +1,66 @@
+"""The run gate: at most a few requests of one web process run Python at a time.
+
+gunicorn's gthread worker keeps dozens of threads so that requests waiting on Stripe or on a slow
+client cost nothing; but when they all want the CPU at once they share one GIL, and a request that
+holds a hot product's row lock is switched out for every other thread's turn (the lock is then held
+for the whole queue's work, and everyone behind it waits: the multi-second tail of a flash sale).
+The gate lets `active` requests in at a time, first come first served, and a request steps out of it
+while it waits on the network (`outside_gate()`, used by the Stripe gateway), so waiting stays cheap.
+
+A request that has waited `stall_seconds` for its turn goes in anyway: a gate holder stuck on
+something the gate does not know about (a lock wait, a slow disk) slows the others, never stops them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+from orders_service.ops import metrics
+
+_local = threading.local()
+
+
+class RunGate:
+    """WSGI middleware around the Flask app (see the module's docstring)."""
+
+    def __init__(self, app, active: int, stall_seconds: float):
+        self.app = app
+        self._slots = threading.Semaphore(active)
+        self._stall_seconds = stall_seconds
+
+    def _enter(self) -> None:
+        started = time.perf_counter()
+        admitted = self._slots.acquire(timeout=self._stall_seconds)
+        metrics.GATE_WAIT.observe(time.perf_counter() - started)
+        if not admitted:
+            metrics.GATE_STALLS.inc()
+        _local.holding = self if admitted else None
+
+    def _leave(self) -> None:
+        if getattr(_local, "holding", None) is self:
+            _local.holding = None
+            self._slots.release()
+
+    def __call__(self, environ, start_response):
+        self._enter()
+        try:
+            # Flask builds the whole body before it returns: nothing costly is left for the iterable.
+            return self.app(environ, start_response)
+        finally:
+            self._leave()
+
+
+@contextmanager
+def outside_gate():
+    """Around a call that waits on the network: lets another request run meanwhile. A no-op outside a
+    gated request (workers, tests, a request that went in after a stall)."""
+    gate = getattr(_local, "holding", None)
+    if gate is None:
+        yield
+        return
+    gate._leave()
+    try:
+        yield
+    finally:
+        gate._enter()
