@@ -4,15 +4,20 @@ from __future__ import annotations
 from flask import Flask, request, send_from_directory
 from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from orders_service.auth.passwords import configure_hashing
 from orders_service.config import Settings
-from orders_service.fields import STORE_CURRENCY
-from orders_service.ops.gate import RunGate
+from orders_service.fields import STORE_CURRENCY, Email
+from orders_service.gate import RunGate
+from orders_service.headers import init_security_headers
+from orders_service.ops import metrics
 from orders_service.ops.requests import init_request_logging
 from orders_service.runtime import Runtime
 from orders_service.web import (
     Api,
     CamelCasePathParameters,
+    JSONProvider,
     error_response,
     init_request_session,
     register_error_handlers,
@@ -29,6 +34,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     runtime = runtime or Runtime(settings or Settings.from_env())
     settings = runtime.settings
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.json = JSONProvider(app)
     app.config.update(
         API_TITLE="orders-service",
         API_VERSION="1",
@@ -46,12 +52,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.extensions["orders.runtime"] = runtime
+    if settings.proxy_hops:  # the client address (rate limits, logs) is the one the load balancer saw
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)
     init_request_session(app)
+    configure_hashing(settings.password_hash_concurrency, wait_seconds=10)
 
     from orders_service.auth.tokens import init_jwt
     init_jwt(app, settings.jwt_secret_key, settings.access_token_minutes)
 
     api = Api(app, spec_kwargs={"extra_plugins": [CamelCasePathParameters()]})
+    api.register_field(Email, "string", "email")  # Text underneath; the document still says it is an email
     from orders_service.api.client_config import blp as config_blp
     from orders_service.api.orders import admin_blp as admin_orders_blp
     from orders_service.api.orders import blp as orders_blp
@@ -69,8 +79,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(storefront_blp)
     if settings.cors_origins:
         init_cors(app, settings.cors_origins)
+    from orders_service.rate_limits import init_rate_limits
+    init_rate_limits(app, settings)
     register_error_handlers(app)
     init_request_logging(app)
+    init_security_headers(app, settings)
 
     @app.get("/api/docs/assets/<path:filename>")
     def swagger_assets(filename):
@@ -89,7 +102,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return None
 
     if settings.web_active_requests:
-        app.wsgi_app = RunGate(app.wsgi_app, settings.web_active_requests, settings.web_gate_stall_ms / 1000)
+        app.wsgi_app = RunGate(app.wsgi_app, settings.web_active_requests, settings.web_gate_stall_ms / 1000,
+                               on_wait=metrics.observe_gate_wait)
     return app
 
 

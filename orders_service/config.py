@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import parse_many
 from sqlalchemy.engine import make_url
 
 from orders_service import money
@@ -38,6 +39,47 @@ def _int(env, name: str, default: int, minimum: int = 0, maximum: int = 10**7) -
     if not minimum <= value <= maximum:  # the upper bound keeps date arithmetic in range
         raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
     return value
+
+
+def _rate_limit(env, name: str, default: str) -> str:
+    """A flask-limiter rate limit string: `20/minute`, `100 per hour`, `5/second;100/day`."""
+    raw = (env.get(name) or default).strip()
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a rate limit such as 20/minute or 100/hour, got {raw!r}") from None
+    return raw
+
+
+def _origin(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def _db_pool_size(env) -> int:
+    """Connections per process such that every process of every host fits PostgreSQL's max_connections.
+
+    budget per host = (DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS) // APP_HOSTS
+    processes per host = WEB_CONCURRENCY + WORKER_CONCURRENCY + 1 (beat)
+    per process = budget per host // processes per host   (DB_POOL_SIZE, when set, must fit too)
+    """
+    max_connections = _int(env, "DB_MAX_CONNECTIONS", 100, minimum=1, maximum=100_000)
+    reserved = _int(env, "DB_RESERVED_CONNECTIONS", 10, minimum=0, maximum=100_000)
+    hosts = _int(env, "APP_HOSTS", 1, minimum=1, maximum=10_000)
+    processes = (_int(env, "WEB_CONCURRENCY", 3, minimum=1, maximum=1000)
+                 + _int(env, "WORKER_CONCURRENCY", 2, minimum=1, maximum=1000) + 1)
+    usable = max_connections - reserved
+    per_process = usable // hosts // processes
+    explicit = _int(env, "DB_POOL_SIZE", 0, minimum=1, maximum=1000) if env.get("DB_POOL_SIZE") else None
+    if explicit is not None:
+        if explicit > per_process:
+            raise ConfigError("DB_POOL_SIZE", f"{explicit} × {processes} processes × {hosts} hosts exceeds "
+                                              f"DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS = {usable}")
+        return explicit
+    if per_process < 1:
+        raise ConfigError("DB_MAX_CONNECTIONS", f"{max_connections} (less {reserved} reserved) leaves no "
+                                                f"connection for {processes} processes on each of {hosts} hosts")
+    return min(per_process, _int(env, "WEB_THREADS", 48, minimum=1, maximum=10_000) + 1)
 
 
 def _scheme(url: str) -> str:
@@ -90,8 +132,22 @@ class Settings:
     metrics_dir: Path = PROJECT_ROOT / "instance" / "metrics"
     access_token_minutes: int = 60
     port: int = 5000
+    # PostgreSQL connections each process may hold (`pool_size`; there is no overflow): the connection
+    # budget of docs/operations.md, or DB_POOL_SIZE when an operator sets it.
     db_pool_size: int = 15
-    # The run gate (ops/gate.py): requests of one web process running at a time (0: no gate), and how
+    db_pool_timeout_seconds: float = 5.0
+    # CONTRACT §2, §3, §5: requests per client address (login and registration together), orders per
+    # customer (both routes together), and wrong passwords per account (any address).
+    auth_rate_limit: str = "20/minute"
+    order_rate_limit: str = "30/minute"
+    login_failure_limit: str = "10/15minutes"
+    # How many proxies (load balancers) in front of gunicorn append to X-Forwarded-For: the client
+    # address the per-address limit counts is the one the nearest of them saw. 0: the socket's peer.
+    proxy_hops: int = 0
+    # argon2 operations one process computes at once (64 MiB each): bounds memory under a login flood.
+    password_hash_concurrency: int = 2
+    metrics_token: str | None = None
+    # The run gate (gate.py): requests of one web process running at a time (0: no gate), and how
     # long one waits for its turn before it goes in anyway.
     web_active_requests: int = 2
     web_gate_stall_ms: int = 250
@@ -140,6 +196,17 @@ class Settings:
         if self.uses_stripe_emulator:
             return f"{self.stripe_api_base.rstrip('/')}/js.stripe.com/v3/"
         return STRIPE_JS_URL
+
+    @property
+    def stripe_js_origins(self) -> dict[str, tuple[str, ...]]:
+        """What a page using Stripe.js must be allowed to reach, by CSP directive (Stripe's CSP guide);
+        an emulator serves all of it from its own origin."""
+        if self.uses_stripe_emulator:
+            origin = _origin(self.stripe_api_base)
+            return {"script-src": (origin,), "frame-src": (origin,), "connect-src": (origin,)}
+        return {"script-src": ("https://js.stripe.com",),
+                "frame-src": ("https://js.stripe.com", "https://hooks.stripe.com"),
+                "connect-src": ("https://api.stripe.com",)}
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -233,7 +300,14 @@ class Settings:
             metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
-            db_pool_size=_int(env, "DB_POOL_SIZE", 15, minimum=1, maximum=1000),
+            db_pool_size=_db_pool_size(env),
+            db_pool_timeout_seconds=_int(env, "DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=600),
+            auth_rate_limit=_rate_limit(env, "AUTH_RATE_LIMIT", "20/minute"),
+            order_rate_limit=_rate_limit(env, "ORDER_RATE_LIMIT", "30/minute"),
+            login_failure_limit=_rate_limit(env, "LOGIN_FAILURE_LIMIT", "10/15minutes"),
+            proxy_hops=_int(env, "PROXY_HOPS", 0, maximum=10),
+            password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1, maximum=1000),
+            metrics_token=env.get("METRICS_TOKEN") or None,
             web_active_requests=_int(env, "WEB_ACTIVE_REQUESTS", 2, maximum=1000),
             web_gate_stall_ms=_int(env, "WEB_GATE_STALL_MS", 250, minimum=1, maximum=60_000),
             smtp_url=_smtp_url(env),

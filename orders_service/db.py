@@ -39,7 +39,7 @@ class UUIDKey:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
 
-def make_engine(url: str, pool_size: int = 15) -> Engine:
+def make_engine(url: str, pool_size: int = 15, pool_timeout: float = 5.0) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -52,10 +52,11 @@ def make_engine(url: str, pool_size: int = 15) -> Engine:
 
         return engine
     # Threads hold a connection only inside a transaction (never while Stripe answers), so a pool
-    # near the number of busy threads is enough; a small overflow avoids opening and closing
-    # connections on every burst. A short connect timeout makes an unreachable database a quick 503.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True,
-                         connect_args={"connect_timeout": 3})
+    # well below the thread count serves them all, each waiting its turn at most `pool_timeout`.
+    # `pool_size` is this process's share of max_connections (config.py), so there is no overflow
+    # beyond it. A short connect timeout makes an unreachable database a quick 503.
+    return create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout,
+                         pool_pre_ping=True, connect_args={"connect_timeout": 3})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

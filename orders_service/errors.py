@@ -1,6 +1,8 @@
 """Domain errors: what services raise. `web.py` maps them to the contract's JSON error body."""
 from __future__ import annotations
 
+import math
+
 
 class DomainError(Exception):
     status = 400
@@ -49,7 +51,13 @@ class ProviderBusy(DomainError):
 
     def __init__(self, message: str, retry_after: float):
         super().__init__(message)
-        self.retry_after = max(1, round(retry_after))
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class Throttled(ProviderBusy):
+    """The client asks too often: 429 with Retry-After; nothing was changed."""
+
+    status = 429
 
 
 class PaymentProviderError(DomainError):

@@ -1,4 +1,6 @@
-"""Marshmallow fields shared by the schemas: strict numbers, money, countries."""
+"""Marshmallow fields shared by the schemas: text PostgreSQL can store, strict numbers and booleans,
+money, countries. Every schema's strings are `Text` (or built on it), so no route can take text that
+would fail later, at the database or at the password hasher, as a 500."""
 from __future__ import annotations
 
 from contextvars import ContextVar
@@ -6,9 +8,10 @@ from datetime import timezone
 from decimal import Decimal
 
 import pycountry
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from orders_service.money import currency, json_amount, to_minor
+from orders_service.text import unstorable_text_problem
 
 # The store's currency, for amounts that carry none of their own (request bodies, catalog prices).
 # The app sets it for each request from STORE_CURRENCY; one process serves one store.
@@ -16,13 +19,22 @@ STORE_CURRENCY: ContextVar[str] = ContextVar("store_currency", default="USD")
 
 
 class Text(fields.String):
-    """A string PostgreSQL can store: no NUL characters."""
+    """A string PostgreSQL can store: no NUL characters, no lone surrogates."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError("Must not contain NUL characters.")
+        problem = unstorable_text_problem(text)
+        if problem:
+            raise ValidationError(problem)
         return text
+
+
+class Email(Text):
+    """An email address (marshmallow's check), as storable Text."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.insert(0, validate.Email(error="Not a valid email address."))
 
 
 class StrictInteger(fields.Integer):
@@ -35,6 +47,15 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: not "yes", "1", 1 or "true" (marshmallow's Boolean takes them all)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
 
 
 def _currency_of(obj):
@@ -82,6 +103,6 @@ def normalise_country(value: str) -> str:
         raise ValidationError(f"Unknown country: {value[:60]!r}.") from None
 
 
-class Country(fields.String):
+class Country(Text):
     def _deserialize(self, value, attr, data, **kwargs):
         return normalise_country(super()._deserialize(value, attr, data, **kwargs))

@@ -41,7 +41,7 @@ class Runtime:
     def engine(self):
         from orders_service.db import make_engine
 
-        return make_engine(self.settings.database_url, self._db_pool_size)
+        return make_engine(self.settings.database_url, self._db_pool_size, self.settings.db_pool_timeout_seconds)
 
     @cached_property
     def session_factory(self):

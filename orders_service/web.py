@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 import flask_smorest
 from apispec import BasePlugin
 from flask import Flask, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
-from webargs.flaskparser import FlaskParser
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import MethodNotAllowed
 
-from orders_service.errors import DomainError
+from orders_service.errors import DomainError, InvalidRequest
 
 if TYPE_CHECKING:  # the composition root is above the routes; they only reach it through the app
     from orders_service.config import Settings
@@ -54,15 +58,45 @@ def init_request_session(app: Flask) -> None:
             session.close()
 
 
+# The widest integer the service stores (BIGINT). Longer digit strings are refused before int() sees
+# them: past 4,300 digits int() raises ValueError (CPython's guard against quadratic conversion).
+_MAX_INT_DIGITS = 19
+
+
+class IntegerTooLong(ValueError):
+    pass
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits) - digits.startswith("-") > _MAX_INT_DIGITS:
+        raise IntegerTooLong(digits[:20])
+    return int(digits)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, reading integers no wider than the service stores (every request body comes here)."""
+
+    def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_int", _bounded_int)
+        return super().loads(s, **kwargs)
+
+
 class _Parser(FlaskParser):
     # The contract answers 400 for a body that fails validation; 422 is kept for Idempotency-Key reuse.
     DEFAULT_VALIDATION_STATUS = 400
 
     def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return missing
         try:
-            return super()._raw_load_json(req)
+            return current_app.json.loads(req.get_data(cache=True))
+        except IntegerTooLong:
+            raise InvalidRequest(f"Request body has an integer of more than {_MAX_INT_DIGITS} digits, "
+                                 "more than the service stores") from None
         except RecursionError:  # absurdly nested JSON: not a body we read
             return self._handle_invalid_json_error(json.JSONDecodeError("too deeply nested", "", 0), req)
+        except UnicodeDecodeError as exc:
+            return self._handle_invalid_json_error(exc, req)
 
 
 def camel_case(name: str) -> str:
@@ -169,6 +203,19 @@ class Api(flask_smorest.Api):
         return payload, status, headers
 
 
+# What a client should wait when the database refuses a connection (too many clients, not listening)
+# or the pool has none free in time: it is usually a burst, over in a moment.
+DATABASE_RETRY_AFTER = 2
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """A connection the database (or the pool) would not give: not a fault of this request."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    # SQLAlchemy wraps a failed connect with no statement; a connection lost mid-way is "invalidated".
+    return isinstance(exc, OperationalError) and (exc.statement is None or exc.connection_invalidated)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Domain errors and unexpected ones; HTTP errors are the Api's (above)."""
 
@@ -181,5 +228,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if _database_unavailable(exc):
+            log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
+            response, status = error_response(503, "The service is busy; try again shortly")
+            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            return response, status
         log.exception("unhandled error")
         return error_response(500, "Internal server error")

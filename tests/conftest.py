@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.support.database import create_database, drop_database
+from tests.support.database import PrivatePostgres, create_database, drop_database
 from tests.support.factories import JWT_SECRET, Make
 from tests.support.processes import (
     STACK_TIMINGS,
@@ -28,6 +28,25 @@ from tests.support.processes import (
 )
 from tests.support.stripe import WEBHOOK_SECRET, StripeEmulator
 from tests.support.stripe_proxy import RealStripe
+
+
+def pytest_configure(config):
+    """One PostgreSQL server for this run, started before xdist starts its workers (they inherit its URL):
+    a second `make test` at the same time has its own, and neither eats the other's connections."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("TEST_PG_ADMIN_URL"):
+        return
+    bindir = PrivatePostgres.binaries()
+    if bindir is None:
+        return  # the machine's server, as before
+    config._private_postgres = PrivatePostgres(bindir, free_port())
+    os.environ["TEST_PG_ADMIN_URL"] = config._private_postgres.url
+
+
+def pytest_unconfigure(config):
+    server = getattr(config, "_private_postgres", None)
+    if server is not None:
+        os.environ.pop("TEST_PG_ADMIN_URL", None)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +119,12 @@ def base_env(database_url, real_stripe, redis_broker_url, tmp_path_factory) -> d
         # Small pools: a test process runs several servers at once, and PostgreSQL's 100 connections are
         # shared with whatever else runs on the machine (another suite, a benchmark).
         DB_POOL_SIZE="4",
+        # The run's own server allows PrivatePostgres.MAX_CONNECTIONS; the budget check (config.py) is for
+        # deployments, and each test server here names its pool with DB_POOL_SIZE.
+        DB_MAX_CONNECTIONS=str(PrivatePostgres.MAX_CONNECTIONS),
+        # The suite signs in and orders far more often than any customer: the limits' own tests set small
+        # ones on an app of their own (tests/integration/test_rate_limits.py).
+        AUTH_RATE_LIMIT="100000/minute", ORDER_RATE_LIMIT="100000/minute", LOGIN_FAILURE_LIMIT="100000/minute",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         CELERY_BROKER_URL=redis_broker_url,
         ORDERS_INSTANCE_DIR=str(instance),
@@ -131,6 +156,28 @@ def app(runtime):
     application = create_app(runtime=runtime)
     application.config["TESTING"] = True
     return application
+
+
+@pytest.fixture
+def app_with(settings):
+    """`app_with(**settings)`: another app on the test database, with these settings changed (small rate
+    limits, a guarded /metrics, a database that refuses…); its runtime is disposed after the test."""
+    import dataclasses
+
+    from orders_service.app import create_app
+    from orders_service.runtime import Runtime
+
+    runtimes = []
+
+    def build(**overrides):
+        runtimes.append(Runtime(dataclasses.replace(settings, **overrides)))
+        application = create_app(runtime=runtimes[-1])
+        application.config["TESTING"] = True
+        return application
+
+    yield build
+    for built in runtimes:
+        built.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +231,9 @@ def make(app, session_factory):
 def live_server(base_env):
     """The Procfile's `web` process (gunicorn) on a free port, for tests that need real concurrency."""
     port = free_port()
-    env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16", DB_POOL_SIZE="12")  # races
+    # Races: twenty concurrent requests held inside their transactions may all land on one process, whose
+    # pool has no overflow (tests/integration/payments/test_with_payment.py).
+    env = dict(base_env, PORT=str(port), WEB_CONCURRENCY="2", WEB_THREADS="16", DB_POOL_SIZE="20")
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     proc = start_process(["bash", "-c", f"exec {procfile_command('web')}"], env=env)
     url = f"http://127.0.0.1:{port}"

@@ -44,6 +44,7 @@ def _error_example(status: int, message: str) -> dict:
 INSUFFICIENT_STOCK = _error_example(400, "Product 'Premium Headphones' has insufficient stock. Available: 1, "
                                          "Requested: 2")
 NO_DELIVERY_METHOD = _error_example(404, "Delivery method not found")
+TOO_MANY_ORDERS = "Too many orders from this customer (ORDER_RATE_LIMIT); nothing reserved; see Retry-After"
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
 
@@ -57,6 +58,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placi
                   example=INSUFFICIENT_STOCK)
 @blp.alt_response(403, description=_NOT_YOURS)
 @blp.alt_response(404, description="Customer, delivery method or product not found", example=NO_DELIVERY_METHOD)
+@blp.alt_response(429, description=TOO_MANY_ORDERS)
 def place_order(body, idempotency_key=None):
     placed = service.place_order(
         db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().currency,
@@ -74,6 +76,7 @@ def place_order(body, idempotency_key=None):
 @blp.alt_response(400, description="Invalid order data, insufficient stock, price changed", example=INSUFFICIENT_STOCK)
 @blp.alt_response(403, description=_NOT_YOURS)
 @blp.alt_response(404, description="Customer, delivery method or product not found", example=NO_DELIVERY_METHOD)
+@blp.alt_response(429, description=TOO_MANY_ORDERS)
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason",
                   example=_error_example(500, "Failed to initialize payment: [error details]"))
 def place_order_with_payment(body, idempotency_key=None):

@@ -2,6 +2,7 @@
 from orders_service.auth import service
 from orders_service.auth.schemas import AccessTokenSchema, LoginSchema, RegisterSchema, TokensSchema
 from orders_service.auth.tokens import authenticated, current_actor, mint_access_token, mint_tokens
+from orders_service.rate_limits import counting_failed_logins
 from orders_service.web import PUBLIC, Blueprint, db_session
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
@@ -12,6 +13,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts 
 @blp.arguments(RegisterSchema)
 @blp.response(201, TokensSchema)
 @blp.alt_response(409, description="The email is taken")
+@blp.alt_response(429, description="Too many attempts from this address (AUTH_RATE_LIMIT); see Retry-After")
 def register(body):
     customer = service.register_customer(db_session(), **body)
     return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
@@ -22,8 +24,11 @@ def register(body):
 @blp.arguments(LoginSchema)
 @blp.response(200, TokensSchema)
 @blp.alt_response(401, description="Wrong credentials")
+@blp.alt_response(429, description="Too many attempts from this address, or wrong passwords for this account; "
+                                   "see Retry-After")
 def login(body):
-    customer = service.authenticate(db_session(), body["email"], body["password"])
+    with counting_failed_logins(body["email"]):
+        customer = service.authenticate(db_session(), body["email"], body["password"])
     return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
 
 
@@ -31,5 +36,7 @@ def login(body):
 @authenticated(refresh=True)
 @blp.response(200, AccessTokenSchema)
 def refresh():
-    actor = current_actor()
-    return {"accessToken": mint_access_token(actor.customer_id, actor.role)}
+    # A refresh token lives 30 days: the customer is read again, so a deleted one is refused and a
+    # changed role takes effect.
+    customer = service.customer_for_token(db_session(), current_actor().customer_id)
+    return {"accessToken": mint_access_token(customer.id, customer.role)}

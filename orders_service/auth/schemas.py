@@ -1,17 +1,25 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from orders_service.fields import Text
+from orders_service.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
+from orders_service.fields import Email, Text
+
+
+def _acceptable_password(password: str) -> None:
+    problem = password_problem(password)
+    if problem:
+        raise ValidationError(problem)
 
 
 class RegisterSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = Text(required=True, validate=validate.Length(min=8, max=128))
+    email = Email(required=True, validate=validate.Length(max=254))
+    password = Text(required=True, validate=_acceptable_password,
+                    metadata={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH})
     name = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class LoginSchema(Schema):
     email = Text(required=True, validate=validate.Length(min=1, max=254))
-    password = Text(required=True, validate=validate.Length(min=1, max=128))
+    password = Text(required=True, validate=validate.Length(min=1, max=MAX_LENGTH))
 
 
 class TokensSchema(Schema):

@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import uuid
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Customer, Role
+from orders_service.auth.passwords import hash_password, verify_password
 from orders_service.errors import Conflict, Unauthorized
 
-_hasher = PasswordHasher()
 # Verified against when the email is unknown, so that a miss costs as much as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_DUMMY_HASH = hash_password("not-a-real-password")
 
 
 def register_customer(session: Session, email: str, password: str, name: str, role: str = Role.CUSTOMER) -> Customer:
     """Create a customer; 409 when the email is taken."""
-    customer = Customer(email=email.strip().lower(), name=name.strip(), password_hash=_hasher.hash(password), role=role)
+    customer = Customer(email=email.strip().lower(), name=name.strip(), password_hash=hash_password(password),
+                        role=role)
     try:
         with session.begin():
             session.add(customer)
@@ -33,7 +33,7 @@ def authenticate(session: Session, email: str, password: str) -> Customer:
     with session.begin():
         customer = session.scalar(select(Customer).where(Customer.email == email.strip().lower()))
     try:
-        _hasher.verify(customer.password_hash if customer else _DUMMY_HASH, password)
+        verify_password(customer.password_hash if customer else _DUMMY_HASH, password)
     except (VerifyMismatchError, InvalidHashError):
         customer = None
     if customer is None:
@@ -49,7 +49,16 @@ def ensure_customer(session: Session, email: str, name: str, role: str = Role.CU
         if customer is None:
             customer = Customer(
                 email=email.lower(), name=name, role=role,
-                password_hash=_hasher.hash(password or uuid.uuid4().hex),
+                password_hash=hash_password(password or uuid.uuid4().hex),
             )
             session.add(customer)
+    return customer
+
+
+def customer_for_token(session: Session, customer_id: uuid.UUID) -> Customer:
+    """The customer a refresh token names, as the database has it now; 401 when it is gone."""
+    with session.begin():
+        customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise Unauthorized("Unknown token subject")
     return customer

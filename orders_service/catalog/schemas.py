@@ -2,7 +2,7 @@
 assign what a schema loaded as it comes."""
 from marshmallow import Schema, fields, validate
 
-from orders_service.fields import Country, Money, StrictInteger, Text
+from orders_service.fields import Country, Money, StrictBoolean, StrictInteger, Text
 from orders_service.pages import PartialMixin, page_schema
 
 _name = validate.Length(min=1, max=200)
@@ -28,7 +28,7 @@ class ProductInSchema(Schema):
     stock = StrictInteger(load_default=0, validate=_stock)
     sku = Text(validate=_sku, allow_none=True)
     weight_grams = StrictInteger(data_key="weightGrams", load_default=0, validate=validate.Range(min=0, max=10_000_000))
-    active = fields.Boolean(load_default=True)
+    active = StrictBoolean(load_default=True)
     variants = fields.List(fields.Nested(VariantInSchema), load_default=list, validate=validate.Length(max=100))
 
 
@@ -66,8 +66,8 @@ class DeliveryMethodInSchema(Schema):
     countries = fields.List(Country(), load_default=list, validate=validate.Length(max=300))
     max_weight_grams = StrictInteger(data_key="maxWeightGrams", allow_none=True,
                                      validate=validate.Range(min=1, max=100_000_000))
-    cash_on_delivery = fields.Boolean(data_key="cashOnDelivery", load_default=True)
-    active = fields.Boolean(load_default=True)
+    cash_on_delivery = StrictBoolean(data_key="cashOnDelivery", load_default=True)
+    active = StrictBoolean(load_default=True)
     estimated_days = StrictInteger(data_key="estimatedDays", allow_none=True, validate=validate.Range(min=0, max=365))
 
 

@@ -1,9 +1,11 @@
 """Liveness, readiness and metrics (CONTRACT §7)."""
-from flask import Blueprint
+import hmac
+
+from flask import Blueprint, request
 from sqlalchemy import text
 
 from orders_service.ops import metrics
-from orders_service.web import runtime, task_queue
+from orders_service.web import error_response, runtime, settings, task_queue
 
 blp = Blueprint("ops", __name__)
 
@@ -33,5 +35,11 @@ def readyz():
 
 @blp.get("/metrics")
 def prometheus_metrics():
+    token = settings().metrics_token
+    if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                         f"Bearer {token}".encode()):
+        response, status = error_response(401, "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response, status
     payload, content_type = metrics.render()
     return payload, 200, {"Content-Type": content_type}

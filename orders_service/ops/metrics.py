@@ -31,6 +31,12 @@ GATE_WAIT = Histogram("orders_web_gate_wait_seconds", "Time a request waited for
 GATE_STALLS = Counter("orders_web_gate_stalls_total", "Requests that went past the run gate after waiting too long")
 
 
+def observe_gate_wait(seconds: float, admitted: bool) -> None:
+    GATE_WAIT.observe(seconds)
+    if not admitted:
+        GATE_STALLS.inc()
+
+
 def render() -> tuple[bytes, str]:
     if values.ValueClass is values.MutexValue:  # this process counts alone, in memory
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from orders_service.fields import Country, Money, StrictInteger, Text, UtcDateTime
+from orders_service.fields import Country, Money, StrictBoolean, StrictInteger, Text, UtcDateTime
 from orders_service.orders.models import OrderStatus
 from orders_service.pages import PageArgsSchema, page_schema
 
@@ -92,10 +92,10 @@ class PaymentStartedSchema(Schema):
 class AdminOrderPatchSchema(Schema):
     """One of `{status: shipped, trackingNumber, carrier?}`, `{status: delivered}`, `{paymentCollected: true}`."""
 
-    status = fields.String(validate=validate.OneOf(["shipped", "delivered"]))
+    status = Text(validate=validate.OneOf(["shipped", "delivered"]))
     trackingNumber = Text(validate=validate.Length(min=1, max=100))
     carrier = Text(allow_none=True, validate=validate.Length(max=100))
-    paymentCollected = fields.Boolean(validate=validate.Equal(True))
+    paymentCollected = StrictBoolean(validate=validate.Equal(True))
 
     @validates_schema
     def _one_change(self, data, **kwargs):

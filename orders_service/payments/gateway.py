@@ -48,6 +48,7 @@ class WebhookEvent:
     payment_intent_id: str | None  # the payment it is about, when it is about one
     order_id: str | None  # from the object's metadata, when it carries one
     payload: dict
+    raw: str = ""  # the signed body as received
 
 
 class PaymentGatewayError(Exception):

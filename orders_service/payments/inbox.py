@@ -17,6 +17,7 @@ from orders_service.payments.models import StripeEvent
 from orders_service.payments.refunds import refund_what_is_left
 from orders_service.payments.service import apply_payment_intent
 from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
+from orders_service.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +54,23 @@ def _uuid_or_none(value) -> uuid.UUID | None:
 
 
 def receive_event(session: Session, queue: TaskQueue, event: WebhookEvent) -> bool:
-    """Store a verified event (a repeat is a no-op), commit, then enqueue it. True when it was new."""
+    """Store a verified event (a repeat is a no-op), commit, then enqueue it. True when it was new.
+
+    Whatever text a verified event carries, it is stored (CONTRACT §6): what PostgreSQL cannot hold
+    (NUL, lone surrogates) is replaced in the JSON the workers read, and the signed body is kept
+    beside it as it came, so that nothing Stripe sent is lost.
+    """
+    payload = storable(event.payload)
     with session.begin():
         new = insert_ignoring_conflicts(session, StripeEvent, dict(
-            id=event.id, type=event.type, payload=event.payload, payment_intent_id=event.payment_intent_id,
-            order_id=_uuid_or_none(event.order_id),
+            id=storable(event.id), type=storable(event.type), payload=payload,
+            raw_payload=event.raw if payload != event.payload else None,
+            payment_intent_id=storable(event.payment_intent_id), order_id=_uuid_or_none(event.order_id),
             received_at=utcnow(), enqueued_at=utcnow(), attempts=0,
         ))
-    metrics.WEBHOOK_EVENTS.labels(event.type, str(not new).lower()).inc()
+    metrics.WEBHOOK_EVENTS.labels(storable(event.type), str(not new).lower()).inc()
     if new:
-        queue.enqueue(PROCESS_STRIPE_EVENT, event.id)
+        queue.enqueue(PROCESS_STRIPE_EVENT, storable(event.id))
     return new
 
 

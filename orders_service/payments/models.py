@@ -21,7 +21,8 @@ class StripeEvent(Base):
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict] = mapped_column(JSONType)
+    payload: Mapped[dict] = mapped_column(JSONType)  # as received, less what PostgreSQL cannot store
+    raw_payload: Mapped[str | None] = mapped_column(Text)  # the signed body, when `payload` had to differ
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))  # the payment it is about, if any
     order_id: Mapped[uuid.UUID | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

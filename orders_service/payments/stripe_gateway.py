@@ -10,7 +10,7 @@ from __future__ import annotations
 import stripe
 
 from orders_service.config import Settings
-from orders_service.ops.gate import outside_gate
+from orders_service.gate import outside_gate
 from orders_service.payments.gateway import (
     InvalidWebhook,
     PaymentGatewayError,
@@ -180,7 +180,7 @@ class StripeGateway:
         metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         return WebhookEvent(id=body["id"], type=body["type"][:100],
                             payment_intent_id=pi_id if isinstance(pi_id, str) else None,
-                            order_id=metadata.get("order_id"), payload=body)
+                            order_id=metadata.get("order_id"), payload=body, raw=payload.decode())
 
     def event_payment_intent(self, payload: dict) -> PaymentIntent | None:
         """Stripe's signed snapshot of the payment: a PaymentIntent event's object, or a refunded Charge."""

@@ -129,6 +129,58 @@ def test_a_payment_ttl_is_refused_or_usable_by_the_expiry_job():
     utcnow() - timedelta(seconds=ttl)  # what expire_unpaid_orders computes on every run
 
 
+def test_rate_limits_default_to_the_contracts():
+    settings = Settings.from_env(PRODUCTION)
+    assert (settings.auth_rate_limit, settings.order_rate_limit) == ("20/minute", "30/minute")
+    assert settings.metrics_token is None
+
+
+@pytest.mark.parametrize("variable", ["AUTH_RATE_LIMIT", "ORDER_RATE_LIMIT", "LOGIN_FAILURE_LIMIT"])
+@pytest.mark.parametrize("value", ["lots", "20/fortnight", "-1/minute"])
+def test_a_malformed_rate_limit_stops_start_up(variable, value):
+    _refused({**PRODUCTION, variable: value}, variable)
+
+
+def test_rate_limits_and_the_metrics_token_are_read():
+    settings = Settings.from_env({**PRODUCTION, "AUTH_RATE_LIMIT": "100/hour", "ORDER_RATE_LIMIT": "5 per minute",
+                                  "METRICS_TOKEN": "scrape-me"})
+    assert (settings.auth_rate_limit, settings.order_rate_limit, settings.metrics_token) == (
+        "100/hour", "5 per minute", "scrape-me")
+
+
+# The connection budget (docs/operations.md): every process of every host fits max_connections.
+@pytest.mark.parametrize("env, pool", [
+    ({}, 15),  # (100 - 10) // 1 host // (3 web + 2 worker + 1 beat)
+    ({"APP_HOSTS": "2"}, 7),
+    ({"APP_HOSTS": "3", "DB_MAX_CONNECTIONS": "500"}, 27),
+    ({"WEB_CONCURRENCY": "8", "WORKER_CONCURRENCY": "4"}, 6),
+    ({"WEB_THREADS": "4"}, 5),  # never more than a process's threads can use at once
+    ({"DB_POOL_SIZE": "4", "APP_HOSTS": "2"}, 4),
+])
+def test_pool_sizes_fit_every_host_into_max_connections(env, pool):
+    settings = Settings.from_env({**PRODUCTION, **env})
+    assert settings.db_pool_size == pool
+    hosts = int(env.get("APP_HOSTS", 1))
+    processes = int(env.get("WEB_CONCURRENCY", 3)) + int(env.get("WORKER_CONCURRENCY", 2)) + 1
+    assert pool * processes * hosts <= int(env.get("DB_MAX_CONNECTIONS", 100)) - 10
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"DB_POOL_SIZE": "40"}, "DB_POOL_SIZE"),  # 40 × 6 processes > 90
+    ({"APP_HOSTS": "20"}, "DB_MAX_CONNECTIONS"),  # 90 // 20 hosts // 6 processes = 0
+    ({"DB_MAX_CONNECTIONS": "10", "DB_RESERVED_CONNECTIONS": "10"}, "DB_MAX_CONNECTIONS"),
+])
+def test_a_budget_that_cannot_fit_stops_start_up(env, variable):
+    _refused({**PRODUCTION, **env}, variable)
+
+
+def test_stripe_js_origins_follow_the_api_base():
+    real = Settings.from_env(PRODUCTION).stripe_js_origins
+    assert real["script-src"] == ("https://js.stripe.com",) and "https://api.stripe.com" in real["connect-src"]
+    emulated = Settings.from_env({**PRODUCTION, "STRIPE_API_BASE": "http://127.0.0.1:8420/v1"}).stripe_js_origins
+    assert set(emulated.values()) == {("http://127.0.0.1:8420",)}
+
+
 def test_cors_origins_are_a_list_of_origins():
     env = dict(PRODUCTION, CORS_ORIGINS=" https://shop.example.com, http://localhost:3000/ ")
     assert Settings.from_env(env).cors_origins == ("https://shop.example.com", "http://localhost:3000")

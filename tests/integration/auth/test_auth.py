@@ -5,8 +5,9 @@ from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
+from orders_service.auth.models import Customer
 from orders_service.orders.models import Order
 from tests.support.factories import JWT_SECRET
 
@@ -57,7 +58,23 @@ def test_email_is_taken_in_any_case(client):
     ({"email": "ada@example.com", "password": PASSWORD}, "name"),
     ({"email": "ada@example.com", "password": PASSWORD, "name": "Ada", "role": "admin"}, "role"),
     ({"email": "ada@example.com", "password": PASSWORD, "name": "Ada\u0000"}, "name"),
-], ids=["bad-email", "short-password", "no-name", "self-made-admin", "name-with-nul"])
+    ({"email": "ada@example.com", "password": PASSWORD, "name": "Ada\ud800"}, "name"),
+    ({"email": "ada\udfff@example.com", "password": PASSWORD, "name": "Ada"}, "email"),
+    ({"email": "ada@example.com\u0000", "password": PASSWORD, "name": "Ada"}, "email"),
+    ({"email": "ada@example.com", "password": PASSWORD + "\ud83d", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": PASSWORD + "\u0000", "name": "Ada"}, "password"),
+    # CONTRACT §3: at least 8 characters, not all whitespace, not among the most common passwords.
+    ({"email": "ada@example.com", "password": "1234567", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": " " * 8, "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": "\t \n \u3000  \r", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": "12345678", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": "password", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": "Qwertyuiop", "name": "Ada"}, "password"),
+    ({"email": "ada@example.com", "password": "x" * 1025, "name": "Ada"}, "password"),
+], ids=["bad-email", "short-password", "no-name", "self-made-admin", "name-with-nul", "name-with-lone-surrogate",
+        "email-with-lone-surrogate", "email-with-nul", "password-with-lone-surrogate", "password-with-nul",
+        "password-7-chars", "password-8-spaces", "password-all-whitespace", "password-12345678",
+        "password-password", "password-common-any-case", "password-1025-chars"])
 def test_register_validation(client, body, field):
     payload = _error(client.post("/api/auth/register", json=body), 400)
     assert field in payload["errors"]
@@ -89,6 +106,23 @@ def test_login_with_a_nul_in_the_email_is_a_4xx_not_a_500(client):
     _error(response, response.status_code)
 
 
+def test_a_long_uncommon_password_is_accepted(client):
+    assert _register(client, password="x" * 1000 + " ok").status_code == 201
+    login = client.post("/api/auth/login", json={"email": "ada.lovelace@example.com", "password": "x" * 1000 + " ok"})
+    assert login.status_code == 200, login.json
+
+
+@pytest.mark.parametrize("body", [
+    {"email": "ada.lovelace@example.com\ud800", "password": PASSWORD},
+    {"email": "ada.lovelace@example.com", "password": PASSWORD + "\udc00"},
+    {"email": "ada.lovelace@example.com", "password": "x" * 1025},
+    {"email": "ada.lovelace@example.com", "password": 12345678},
+], ids=["email-lone-surrogate", "password-lone-surrogate", "password-1025-chars", "password-number"])
+def test_login_with_unreadable_credentials_is_400(client, body):
+    _register(client)
+    assert "accessToken" not in _error(client.post("/api/auth/login", json=body), 400)
+
+
 def test_refresh(client):
     tokens = _register(client).json
     response = client.post("/api/auth/refresh", headers=_bearer(tokens["refreshToken"]))
@@ -97,6 +131,30 @@ def test_refresh(client):
     claims = pyjwt.decode(response.json["accessToken"], JWT_SECRET, algorithms=["HS256"])
     assert (claims["sub"], claims["role"]) == (tokens["customerId"], "customer")
     assert client.get("/api/orders", headers=_bearer(response.json["accessToken"])).status_code == 200
+
+
+def test_refresh_of_a_deleted_customer_is_401(client, db):
+    tokens = _register(client).json
+    with db.begin():
+        db.execute(delete(Customer).where(Customer.id == uuid.UUID(tokens["customerId"])))
+    _error(client.post("/api/auth/refresh", headers=_bearer(tokens["refreshToken"])), 401)
+
+
+def test_refresh_takes_the_role_from_the_database(client, db):
+    """A refresh token keeps its claims for 30 days; the new access token has the customer's role of now."""
+    tokens = _register(client).json
+    customer_id = uuid.UUID(tokens["customerId"])
+    with db.begin():
+        db.execute(update(Customer).where(Customer.id == customer_id).values(role="admin"))
+    promoted = client.post("/api/auth/refresh", headers=_bearer(tokens["refreshToken"]))
+    assert promoted.status_code == 200, promoted.json
+    assert pyjwt.decode(promoted.json["accessToken"], JWT_SECRET, algorithms=["HS256"])["role"] == "admin"
+    with db.begin():
+        db.execute(update(Customer).where(Customer.id == customer_id).values(role="customer"))
+    demoted = client.post("/api/auth/refresh", headers=_bearer(tokens["refreshToken"]))
+    assert pyjwt.decode(demoted.json["accessToken"], JWT_SECRET, algorithms=["HS256"])["role"] == "customer"
+    _error(client.patch(f"/api/admin/orders/{uuid.uuid4()}", json={"status": "delivered"},
+                        headers=_bearer(demoted.json["accessToken"])), 403)
 
 
 def test_refresh_needs_a_refresh_token(client):

@@ -265,6 +265,14 @@ BAD_WRITES = [
      "countries"),
     ("method-name-with-nul", "POST", "/api/delivery-methods", {"name": "Post\u0000", "price": 4}, "name"),
     ("patch-method-price-negative", "PATCH", "{method}", {"price": -0.01}, "price"),
+    ("product-active-string", "POST", "/api/products", {"name": "X", "price": 1, "active": "yes"}, "active"),
+    ("patch-product-active-number", "PATCH", "{product}", {"active": 0}, "active"),
+    ("method-cash-on-delivery-string", "POST", "/api/delivery-methods",
+     {"name": "X", "price": 4, "cashOnDelivery": "false"}, "cashOnDelivery"),
+    ("product-name-lone-surrogate", "POST", "/api/products", {"name": "Lamp\udc00", "price": 1}, "name"),
+    ("patch-variant-name-lone-surrogate", "PATCH", "{variant}", {"name": "\ud800"}, "name"),
+    ("method-country-lone-surrogate", "POST", "/api/delivery-methods",
+     {"name": "X", "price": 4, "countries": ["\ud800"]}, "countries"),
 ]
 
 

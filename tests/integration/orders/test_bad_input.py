@@ -75,6 +75,11 @@ BODY_CASES = [
     ("notes-number", _set(("notes",), 12), ("notes",)),
     ("notes-with-nul", _set(("notes",), "ring\u0000twice"), ("notes",)),
     ("street-with-nul", _set(("deliveryAddress", "street"), "123\u0000Main St"), ("deliveryAddress", "street")),
+    # A lone UTF-16 surrogate: valid JSON ("\ud800"), but no UTF-8 (so no PostgreSQL text) can hold it.
+    ("notes-with-lone-surrogate", _set(("notes",), "ring \ud800 twice"), ("notes",)),
+    ("city-with-lone-surrogate", _set(("deliveryAddress", "city"), "\udfffNew York"), ("deliveryAddress", "city")),
+    ("country-with-lone-surrogate", _set(("deliveryAddress", "country"), "US\ud83d"), ("deliveryAddress", "country")),
+    ("state-with-nul", _set(("deliveryAddress", "state"), "N\u0000Y"), ("deliveryAddress", "state")),
     ("unitPrice-3-decimals", _set(("items", 0, "unitPrice"), 199.999), ("items", "0", "unitPrice")),
     ("unitPrice-negative", _set(("items", 0, "unitPrice"), -199.99), ("items", "0", "unitPrice")),
     ("unitPrice-string", _set(("items", 0, "unitPrice"), "199.99"), ("items", "0", "unitPrice")),
@@ -153,6 +158,13 @@ RAW_CASES = [
     ("unitPrice-NaN", lambda b: _raw(json.dumps(b).replace('"quantity": 1', '"quantity": 1, "unitPrice": NaN')),
      400, None),
     ("deeply-nested-json", lambda b: _raw("[" * 100_000 + "]" * 100_000), 400, None),
+    # More than 4,300 digits is where Python's int() gives up; more than 19 is already more than a BIGINT.
+    ("quantity-5000-digits", lambda b: _raw(json.dumps(b).replace('"quantity": 1', '"quantity": ' + "9" * 5000)),
+     400, None),
+    ("quantity-20-digits", lambda b: _raw(json.dumps(b).replace('"quantity": 1', '"quantity": ' + "1" * 20)),
+     400, None),
+    ("unknown-field-5000-digits", lambda b: _raw(json.dumps(b)[:-1] + ', "x": -' + "1" * 5000 + "}"), 400, None),
+    ("lone-surrogate-as-a-key", lambda b: _raw(json.dumps(b)[:-1] + ', "\\ud800": 1}'), 400, INVALID),
 ]
 
 
@@ -173,6 +185,16 @@ def test_bad_idempotency_key_is_400(client, shop, key):
     response = client.post("/api/orders", json=body, headers={**auth, "Idempotency-Key": key})
     payload = _error_body(response, 400)
     _names(payload["errors"], ("Idempotency-Key",))
+    assert_nothing_written()
+
+
+def test_a_19_digit_integer_is_read_and_refused_by_its_range(client, shop):
+    """The widest integer a BIGINT holds is still parsed: the field's own range answers."""
+    body, auth, assert_nothing_written = shop
+    data = json.dumps(body).replace('"quantity": 1', '"quantity": 9223372036854775807')
+    payload = _error_body(client.post("/api/orders", data=data, content_type="application/json", headers=auth), 400)
+    assert payload["message"] == INVALID
+    _names(payload["errors"], ("items", "0", "quantity"))
     assert_nothing_written()
 
 

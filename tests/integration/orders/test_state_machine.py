@@ -34,6 +34,16 @@ EXPECTED = {
 }
 
 
+def _cash_order(client, make, quantity):
+    """A cash-on-delivery order of `quantity` of a product with 5 in stock: (order id, product, admin auth)."""
+    customer, auth = make.shopper()
+    _admin, admin_auth = make.admin()
+    product = make.product(stock=5)
+    method = make.delivery_method(countries=[])
+    placed = client.post("/api/orders", json=make.order_body(customer, method, [(product, quantity)]), headers=auth)
+    return placed.headers["Location"].rsplit("/", 1)[1], product, admin_auth
+
+
 def _snapshot(db, order_id, product_id):
     db.expire_all()
     with db.begin():
@@ -44,12 +54,7 @@ def _snapshot(db, order_id, product_id):
 
 @pytest.mark.parametrize("status, action", sorted(EXPECTED), ids=[f"{s}-{a}" for s, a in sorted(EXPECTED)])
 def test_state_action_table(client, make, db, status, action):
-    customer, auth = make.shopper()
-    _admin, admin_auth = make.admin()
-    product = make.product(stock=5)
-    method = make.delivery_method(countries=[])
-    placed = client.post("/api/orders", json=make.order_body(customer, method, [(product, 2)]), headers=auth)
-    order_id = placed.headers["Location"].rsplit("/", 1)[1]
+    order_id, product, admin_auth = _cash_order(client, make, quantity=2)
     with db.begin():  # put the cash-on-delivery order in the state under test
         db.execute(update(Order).where(Order.id == order_id).values(status=status))
     before = _snapshot(db, order_id, product.id)
@@ -68,3 +73,14 @@ def test_state_action_table(client, make, db, status, action):
         assert after[3] == before[3] + 1  # exactly one event per transition
         assert after[4] == before[4] + (2 if action == "cancel" else 0)  # only a cancel gives stock back
         assert after[1] == ("paid" if action == "collect_payment" else "unpaid")
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, "1"], ids=["yes", "true-string", "one", "one-string"])
+def test_payment_collected_is_json_true_only(client, make, db, value):
+    """`paymentCollected: "yes"` used to be taken as true: booleans are strict, like integers."""
+    order_id, product, admin_auth = _cash_order(client, make, quantity=1)
+    before = _snapshot(db, order_id, product.id)
+    response = client.patch(f"/api/admin/orders/{order_id}", json={"paymentCollected": value}, headers=admin_auth)
+    assert response.status_code == 400, response.json
+    assert "paymentCollected" in response.json["errors"]
+    assert _snapshot(db, order_id, product.id) == before

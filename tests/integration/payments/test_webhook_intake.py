@@ -31,6 +31,34 @@ def test_unknown_event_types_are_stored_and_acknowledged(client, db):
     assert _count(db) == 1
 
 
+@pytest.mark.parametrize("text, cleaned", [
+    ("ring\u0000twice", "ring\ufffdtwice"),
+    ("half \ud83d a smile", "half \ufffd a smile"),
+    ("\udfff", "\ufffd"),
+], ids=["nul", "lone-high-surrogate", "lone-low-surrogate"])
+def test_a_verified_event_with_text_postgresql_cannot_store_is_stored_anyway(client, db, text, cleaned):
+    """CONTRACT §6: any verified event is stored and acknowledged whatever text it carries; else Stripe
+    would send it again for days. The JSON the workers read has U+FFFD instead, the signed body is kept."""
+    obj = {"id": "pi_123", "object": "payment_intent", "description": text, "metadata": {text: text}}
+    body, headers = signed_event("payment_intent.succeeded", obj)
+    response = client.post("/api/webhooks/stripe", data=body, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.json["duplicate"] is False
+    stored = db.scalars(select(StripeEvent)).one()
+    assert stored.payload["data"]["object"]["description"] == cleaned
+    assert stored.payload["data"]["object"]["metadata"] == {cleaned: cleaned}
+    assert json.loads(stored.raw_payload) == json.loads(body)  # the signed body, as it came
+    assert client.post("/api/webhooks/stripe", data=body, headers=headers).json["duplicate"] is True
+
+
+def test_a_storable_event_keeps_no_second_copy(client, db):
+    body, headers = signed_event("payment_intent.succeeded", {"id": "pi_123", "object": "payment_intent",
+                                                              "description": "caf\u00e9 \U0001f600"})
+    assert client.post("/api/webhooks/stripe", data=body, headers=headers).status_code == 200
+    stored = db.scalars(select(StripeEvent)).one()
+    assert stored.payload["data"]["object"]["description"] == "caf\u00e9 \U0001f600" and stored.raw_payload is None
+
+
 def _bad_requests():
     good_body, good_headers = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"})
     wrong_secret = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},

@@ -5,7 +5,8 @@ client cost nothing; but when they all want the CPU at once they share one GIL, 
 holds a hot product's row lock is switched out for every other thread's turn (the lock is then held
 for the whole queue's work, and everyone behind it waits: the multi-second tail of a flash sale).
 The gate lets `active` requests in at a time, first come first served, and a request steps out of it
-while it waits on the network (`outside_gate()`, used by the Stripe gateway), so waiting stays cheap.
+while it waits on something other than Python (`outside_gate()`: the Stripe gateway's calls, password
+hashing, which argon2 does without the GIL), so waiting stays cheap.
 
 A request that has waited `stall_seconds` for its turn goes in anyway: a gate holder stuck on
 something the gate does not know about (a lock wait, a slow disk) slows the others, never stops them.
@@ -15,8 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-
-from orders_service.ops import metrics
+from typing import Callable
 
 _local = threading.local()
 
@@ -24,17 +24,17 @@ _local = threading.local()
 class RunGate:
     """WSGI middleware around the Flask app (see the module's docstring)."""
 
-    def __init__(self, app, active: int, stall_seconds: float):
+    def __init__(self, app, active: int, stall_seconds: float,
+                 on_wait: Callable[[float, bool], None] = lambda seconds, admitted: None):
         self.app = app
         self._slots = threading.Semaphore(active)
         self._stall_seconds = stall_seconds
+        self._on_wait = on_wait  # (seconds waited, whether the request got a slot): the metrics
 
     def _enter(self) -> None:
         started = time.perf_counter()
         admitted = self._slots.acquire(timeout=self._stall_seconds)
-        metrics.GATE_WAIT.observe(time.perf_counter() - started)
-        if not admitted:
-            metrics.GATE_STALLS.inc()
+        self._on_wait(time.perf_counter() - started, admitted)
         _local.holding = self if admitted else None
 
     def _leave(self) -> None:
@@ -53,8 +53,8 @@ class RunGate:
 
 @contextmanager
 def outside_gate():
-    """Around a call that waits on the network: lets another request run meanwhile. A no-op outside a
-    gated request (workers, tests, a request that went in after a stall)."""
+    """Around a wait that is not Python's (the network, argon2): lets another request run meanwhile. A
+    no-op outside a gated request (workers, tests, a request that went in after a stall)."""
     gate = getattr(_local, "holding", None)
     if gate is None:
         yield

@@ -1,0 +1,92 @@
+"""Rate limits (CONTRACT §2, §3, §5), with flask-limiter: per client address on login and registration,
+per customer on placing orders, and repeated wrong passwords per account whatever the address.
+
+Counts live in Redis when REDIS_URL is set (every process and host sees the same counts), in each
+process's memory otherwise (development). A storage that fails lets requests through (logged): a Redis
+outage must not take sign-in down with it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+
+from flask import Flask, current_app
+from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from jwt import PyJWTError
+from limits import parse
+
+from orders_service.config import Settings
+from orders_service.errors import Throttled, Unauthorized
+from orders_service.web import error_response, settings
+
+# Routes whose requests count together, by limit; endpoint names are the blueprints'.
+AUTH_ENDPOINTS = ("auth.login", "auth.register")
+ORDER_ENDPOINTS = ("orders.place_order", "orders.place_order_with_payment")
+
+
+def _token_customer() -> str | None:
+    """The customer of the request's valid token, or None. The limit is checked before the route's own
+    token check: a request without a valid token counts nothing (the route answers it 401)."""
+    try:
+        verify_jwt_in_request()
+    except (JWTExtendedException, PyJWTError):
+        return None
+    return get_jwt_identity()
+
+
+def init_rate_limits(app: Flask, config: Settings) -> Limiter:
+    """Put the limits on the app's auth and order routes (already registered)."""
+    limiter = Limiter(
+        get_remote_address, app=app, storage_uri=config.redis_url or "memory://",
+        strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
+    )
+    auth = limiter.shared_limit(config.auth_rate_limit, scope="auth")
+    orders = limiter.shared_limit(config.order_rate_limit, scope="orders",
+                                  key_func=lambda: f"customer:{_token_customer()}",
+                                  exempt_when=lambda: _token_customer() is None)
+    for endpoints, limit in ((AUTH_ENDPOINTS, auth), (ORDER_ENDPOINTS, orders)):
+        for endpoint in endpoints:
+            app.view_functions[endpoint] = limit(app.view_functions[endpoint])
+    app.extensions["orders.limiter"] = limiter
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded):
+        current = limiter.current_limit
+        retry_after = max(1, math.ceil(current.window[0] - time.time())) if current else 60
+        response, status = error_response(429, f"Too many requests: at most {exc.description}; "
+                                               f"try again in {retry_after} s")
+        response.headers["Retry-After"] = str(retry_after)
+        return response, status
+
+    return limiter
+
+
+@contextmanager
+def counting_failed_logins(email: str):
+    """Refuse a login for an account that had too many wrong passwords lately, from any address; count
+    this attempt when it fails. The right password is refused too until the window passes: that is
+    what makes guessing slow. Guesses already in flight when the limit is reached still finish (at
+    most a few: hashing is bounded per process)."""
+    limiter: Limiter = current_app.extensions["orders.limiter"]
+    limit = parse(settings().login_failure_limit)
+    account = email.strip().lower()
+    try:
+        allowed = limiter.limiter.test(limit, "login-failures", account)
+    except Exception:  # the storage is down: let the attempt through, as the other limits do
+        allowed = True
+    if not allowed:
+        reset_at, _remaining = limiter.limiter.get_window_stats(limit, "login-failures", account)
+        raise Throttled("Too many failed sign-ins for this account; try again later",
+                        retry_after=reset_at - time.time())
+    try:
+        yield
+    except Unauthorized:
+        try:
+            limiter.limiter.hit(limit, "login-failures", account)
+        except Exception:  # counting is best effort, as above
+            pass
+        raise
