@@ -90,11 +90,15 @@ def redis_broker_url():
     server.stop()
 
 
+def _redis_database(url: str, number: int) -> str:
+    return url.rsplit("/", 1)[0] + f"/{number}"
+
+
 @pytest.fixture(scope="session")
 def stack_broker_url(redis_broker_url):
-    """The same redis-server, another database: the session's stacks run workers, and a worker on the
-    in-process app's broker would take (and apply) the tasks a test enqueues to look at them."""
-    return redis_broker_url.rsplit("/", 1)[0] + "/1"
+    """The same redis-server, a database of its own for each session stack: a worker on another's broker
+    would take (and apply with its own settings) the tasks a test means for its stack or wants to look at."""
+    return _redis_database(redis_broker_url, 1)
 
 
 @pytest.fixture(scope="session")
@@ -291,10 +295,10 @@ def stack(request, base_env, stripe_emulator):
 
 
 @pytest.fixture(scope="session")
-def redis_stack(base_env, stack_broker_url):
+def redis_stack(base_env, redis_broker_url):
     """web + worker on this test process's Redis only, for tests that need the workers but not both brokers
     (their modules share `xdist_group("redis_stack")`, so that one test process starts it once)."""
-    running = Stack(dict(base_env, CELERY_BROKER_URL=stack_broker_url))
+    running = Stack(dict(base_env, CELERY_BROKER_URL=_redis_database(redis_broker_url, 2)))
     yield running
     running.close()
 
