@@ -183,8 +183,8 @@ class RawCashOnDelivery:
     # left to default to NULL: the same row, and nullable columns added later need no change here.
     INSERT_ORDER = (
         "INSERT INTO orders (customer_id, status, payment_method, payment_status, currency, subtotal_cents, "
-        "delivery_price_cents, total_cents, delivery_method_id, delivery_address, created_at, id) "
-        "VALUES (%s, 'confirmed', 'cash_on_delivery', 'unpaid', 'USD', %s, %s, %s, %s, %s, %s, %s)"
+        "delivery_price_cents, total_cents, refunded_cents, delivery_method_id, delivery_address, created_at, id) "
+        "VALUES (%s, 'confirmed', 'cash_on_delivery', 'unpaid', 'USD', %s, %s, %s, 0, %s, %s, %s, %s)"
     )
     INSERT_EVENT = ("INSERT INTO order_events (order_id, type, at, detail) VALUES (%s, 'placed', %s, %s) "
                     "RETURNING id")
@@ -212,10 +212,6 @@ class RawCashOnDelivery:
             products = {row[-1]: row
                         for row in cur.execute(self.SELECT_PRODUCTS.format(in_list), product_ids)}
             cur.execute(self.SELECT_VARIANTS.format(in_list), product_ids).fetchall()
-            # Rows in the service's lock order (by the id's text) so that two orders cannot deadlock.
-            for pid, quantity in sorted(lines, key=lambda line: str(line[0])):
-                if cur.execute(self.TAKE_STOCK, (quantity, pid, quantity)).rowcount != 1:
-                    raise ValueError("insufficient stock")
             subtotal = sum(products[pid][3] * quantity for pid, quantity in lines)
             delivery_price = method[1]
             cur.execute(self.INSERT_ORDER, (customer_id, subtotal, delivery_price, subtotal + delivery_price,
@@ -227,6 +223,10 @@ class RawCashOnDelivery:
                  for value in (order_id, position, pid, products[pid][0], products[pid][3], quantity,
                                products[pid][3] * quantity, uuid.uuid4())],
             )
+            # Stock last, as the service takes it, in its lock order (by the id's text): no deadlocks.
+            for pid, quantity in sorted(lines, key=lambda line: str(line[0])):
+                if cur.execute(self.TAKE_STOCK, (quantity, pid, quantity)).rowcount != 1:
+                    raise ValueError("insufficient stock")
         return None
 
     def close(self) -> None:
