@@ -13,8 +13,11 @@ from orders_service.ops.logs import configure_logging  # noqa: E402
 from orders_service.queue import make_celery  # noqa: E402
 
 celery = make_celery(settings)
+# Each run re-derives its work from the database, so a run still queued when the next is due is
+# dropped rather than run late: a worker slower than the interval never builds a backlog of them.
 celery.conf.beat_schedule = {
-    name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds)}
+    name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds),
+           "options": {"expires": float(settings.maintenance_interval_seconds) * 2}}
     for name in ("reconcile_payments", "expire_unpaid_orders", "redrive_events")
 }
 # The outbox is polled often: that is how long a customer waits for an email at most.

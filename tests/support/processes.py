@@ -207,6 +207,17 @@ class Stack:
             self.start(name)
         if "web" in processes:
             wait_http(f"{self.url}/healthz")
+        if "worker" in processes:
+            self.wait_for_worker()
+
+    def wait_for_worker(self, timeout: float = 60.0) -> None:
+        """Until the worker answers a ping through its broker: it consumes from then on. A test's own
+        timeouts then measure the effect it waits for, not a worker still importing on a busy machine."""
+        from orders_service.config import Settings
+        from orders_service.queue import make_celery
+
+        control = make_celery(Settings.from_env(self.env)).control
+        wait_until(lambda: bool(control.ping(timeout=1.0)), timeout=timeout, message=lambda: "no worker answered")
 
     def start(self, name: str, **env) -> subprocess.Popen:
         self.procs[name] = start_process(["bash", "-c", f"exec {procfile_command(name)}"], env={**self.env, **env})

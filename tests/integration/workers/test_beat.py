@@ -25,8 +25,8 @@ def test_beat_expires_unpaid_orders_and_reconciles_paid_ones(beat_stack, client,
     paid, paid_pi = place_online(client, make, shop, quantity=3)
     stripe_emulator.pay(paid_pi)  # no webhook endpoint is registered: only reconciliation can learn of it
 
-    wait_until(lambda: fresh_order(db, abandoned).status == "expired", timeout=30)
-    wait_until(lambda: fresh_order(db, paid).payment_status == "paid", timeout=30)
+    wait_until(lambda: fresh_order(db, abandoned).status == "expired", timeout=60)
+    wait_until(lambda: fresh_order(db, paid).payment_status == "paid", timeout=60)
     assert stripe_emulator.payment_intent(abandoned_pi).status == "canceled"
     assert make.stock_of(Product, product.id) == 97  # the abandoned order's 2 are back, the paid order's 3 are not
     assert (count_events(db, abandoned, "expired"), count_events(db, paid, "payment_succeeded")) == (1, 1)
