@@ -33,3 +33,14 @@ def post_event(stack, event_type, obj: dict, event_id=None):
     response = requests.post(f"{stack.url}/api/webhooks/stripe", data=body, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     return body, headers, response.json()
+
+
+def paid_orders(client, make, shop, stripe_emulator, n):
+    """`n` with-payment orders, each paid at the emulator (no webhook sent): [(order id, PaymentIntent)]."""
+    customer, auth, product, method = shop
+    paid = []
+    for _ in range(n):
+        created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
+                              headers=auth).json
+        paid.append((created["orderId"], stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])))
+    return paid

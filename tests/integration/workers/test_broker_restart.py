@@ -11,6 +11,7 @@ from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.models import StripeEvent
 from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
 from tests.support.database import TrailGate
+from tests.support.orders import paid_orders
 from tests.support.processes import STACK_TIMINGS, PrivateRabbitMQ, PrivateRedis, Stack, wait_until
 from tests.support.stripe import signed_event
 
@@ -24,15 +25,6 @@ def broker(request):
     yield server
     server.close()
 
-
-def _paid(client, make, shop, stripe_emulator, n):
-    customer, auth, product, method = shop
-    paid = []
-    for _ in range(n):
-        created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
-                              headers=auth).json
-        paid.append((created["orderId"], stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])))
-    return paid
 
 
 def _post(stack, intent):
@@ -52,7 +44,7 @@ def _applied_once(db, order_ids):
 
 def test_the_worker_rides_out_a_broker_restart_with_work_in_flight(base_env, database_url, broker, client, make, db,
                                                                   shop, stripe_emulator):
-    held = _paid(client, make, shop, stripe_emulator, 4)
+    held = paid_orders(client, make, shop, stripe_emulator, 4)
     # Only the webhooks (and the re-drive) may confirm these orders: reconciliation and expiry stay away.
     env = dict(base_env, CELERY_BROKER_URL=broker.url, MAINTENANCE_INTERVAL_SECONDS="1",
                **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600", ORDER_PAYMENT_TTL_SECONDS="3600"))
@@ -77,7 +69,7 @@ def test_the_worker_rides_out_a_broker_restart_with_work_in_flight(base_env, dat
             time.sleep(1)
         # The gate opens: the two tasks finish on a connection that is gone.
 
-        later = _paid(client, make, shop, stripe_emulator, 2)
+        later = paid_orders(client, make, shop, stripe_emulator, 2)
         for _order_id, intent in later:  # new payments, told after the broker is back
             _post(stack, intent)
 

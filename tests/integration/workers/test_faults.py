@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.models import StripeEvent
 from tests.support.database import TrailGate
+from tests.support.orders import paid_orders
 from tests.support.processes import STACK_TIMINGS, PrivateRedis, Stack, wait_until
 from tests.support.stripe import signed_event
 
@@ -23,15 +24,6 @@ def private_redis():
     yield server
     server.stop()
 
-
-def _paid_orders(client, make, shop, stripe_emulator, n):
-    customer, auth, product, method = shop
-    paid = []
-    for _ in range(n):
-        created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
-                              headers=auth).json
-        paid.append((created["orderId"], stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])))
-    return paid
 
 
 def _state(db, order_id):
@@ -50,7 +42,7 @@ def _children(pid):
 
 def test_a_worker_killed_mid_task_gets_the_event_again_and_applies_it_once(
         base_env, database_url, private_broker, client, make, db, shop, stripe_emulator):
-    [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
+    [(order_id, intent)] = paid_orders(client, make, shop, stripe_emulator, 1)
     # The message given back after the kill finds the dead process's claim: the re-drive sends the event
     # again once the claim lapses. Reconciliation and expiry would pay the order too: out of the way.
     env = dict(base_env, CELERY_BROKER_URL=private_broker, MAINTENANCE_INTERVAL_SECONDS="1",
@@ -79,7 +71,7 @@ def test_a_worker_killed_mid_task_gets_the_event_again_and_applies_it_once(
 
 def test_a_whole_worker_killed_mid_task_is_finished_by_the_redrive_job(
         base_env, database_url, private_broker, client, make, db, shop, stripe_emulator):
-    [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
+    [(order_id, intent)] = paid_orders(client, make, shop, stripe_emulator, 1)
     # Reconciliation and expiry would pay the order too; this test is about the re-drive, so they stay out of the way.
     env = dict(base_env, CELERY_BROKER_URL=private_broker, MAINTENANCE_INTERVAL_SECONDS="1",
                **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600", ORDER_PAYMENT_TTL_SECONDS="3600"))
@@ -109,7 +101,7 @@ def _event_attempts(db):
 
 def test_webhooks_arriving_while_the_broker_is_down_are_applied_once_it_is_back(
         base_env, private_redis, client, make, db, shop, stripe_emulator):
-    paid = _paid_orders(client, make, shop, stripe_emulator, 20)
+    paid = paid_orders(client, make, shop, stripe_emulator, 20)
     env = dict(base_env, CELERY_BROKER_URL=private_redis.url, MAINTENANCE_INTERVAL_SECONDS="1",
                # only the re-drive may apply them: reconciliation and expiry would pay the orders too
                **dict(STACK_TIMINGS, RECONCILE_AFTER_SECONDS="3600", ORDER_PAYMENT_TTL_SECONDS="3600"))
@@ -143,7 +135,7 @@ def test_the_redrive_never_sends_again_an_event_a_worker_holds(base_env, databas
     from orders_service.payments import inbox
     from orders_service.queue import TaskQueue
 
-    [(order_id, intent)] = _paid_orders(client, make, shop, stripe_emulator, 1)
+    [(order_id, intent)] = paid_orders(client, make, shop, stripe_emulator, 1)
     env = dict(base_env, CELERY_BROKER_URL=private_broker, **STACK_TIMINGS)
     stack = Stack(env, processes=("web",))
     try:
