@@ -4,7 +4,7 @@ gunicorn's gthread worker keeps dozens of threads so that requests waiting on St
 client cost nothing; but when they all want the CPU at once they share one GIL, and a request that
 holds a hot product's row lock is switched out for every other thread's turn (the lock is then held
 for the whole queue's work, and everyone behind it waits: the multi-second tail of a flash sale).
-The gate lets `active` requests in at a time, first come first served, and a request steps out of it
+The gate lets `active` requests in at a time, first come first served (`FifoSlots`), and a request steps out of it
 while it waits on something other than Python (`outside_gate()`: the Stripe gateway's calls, password
 hashing, which argon2 does without the GIL), so waiting stays cheap.
 
@@ -15,10 +15,47 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from typing import Callable
 
 _local = threading.local()
+
+
+class FifoSlots:
+    """A semaphore that serves its waiters in arrival order. `threading.Semaphore` does not: a thread
+    that arrives while a woken waiter is still waiting for the GIL takes the free slot, and the waiter
+    goes to the back of the queue (Condition.wait queues it anew), again and again until its stall
+    time — the tail. Here a release hands the slot straight to the first waiter."""
+
+    def __init__(self, count: int):
+        self._lock = threading.Lock()
+        self._free = count
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                return True  # handed the slot just as the wait timed out: it is ours
+        return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
 
 
 class RunGate:
@@ -27,13 +64,13 @@ class RunGate:
     def __init__(self, app, active: int, stall_seconds: float,
                  on_wait: Callable[[float, bool], None] = lambda seconds, admitted: None):
         self.app = app
-        self._slots = threading.Semaphore(active)
+        self._slots = FifoSlots(active)
         self._stall_seconds = stall_seconds
         self._on_wait = on_wait  # (seconds waited, whether the request got a slot): the metrics
 
     def _enter(self) -> None:
         started = time.perf_counter()
-        admitted = self._slots.acquire(timeout=self._stall_seconds)
+        admitted = self._slots.acquire(self._stall_seconds)
         self._on_wait(time.perf_counter() - started, admitted)
         _local.holding = self if admitted else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from orders_service.gate import RunGate, outside_gate
+from orders_service.gate import FifoSlots, RunGate, outside_gate
 
 
 class Probe:
@@ -68,3 +68,54 @@ def test_a_request_goes_in_anyway_after_the_stall_time():
 def test_outside_a_gated_request_stepping_out_is_a_no_op():
     with outside_gate():
         pass
+
+
+def _waiting(slots: FifoSlots, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(slots._waiters) < count:
+        assert time.monotonic() < deadline, "the waiters never queued"
+        time.sleep(0.001)
+
+
+def test_slots_go_to_waiters_in_arrival_order():
+    slots, order = FifoSlots(1), []
+    assert slots.acquire(timeout=1)
+
+    def wait_then_note(name: str) -> None:
+        assert slots.acquire(timeout=5)
+        order.append(name)
+        slots.release()
+
+    threads = []
+    for number in range(6):
+        threads.append(threading.Thread(target=wait_then_note, args=(number,)))
+        threads[-1].start()
+        _waiting(slots, number + 1)
+    slots.release()
+    for thread in threads:
+        thread.join()
+    assert order == list(range(6))
+
+
+def test_a_released_slot_is_handed_to_the_waiter_not_to_a_newcomer():
+    # threading.Semaphore lets a thread that arrives just after a release take the slot ahead of the
+    # woken waiter, which then queues again at the back: over and over, that was the gate's tail.
+    slots = FifoSlots(1)
+    assert slots.acquire(timeout=1)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slots.acquire(timeout=5)))
+    waiter.start()
+    _waiting(slots, 1)
+    slots.release()
+    assert not slots.acquire(timeout=0.01), "a newcomer overtook the waiting request"
+    waiter.join()
+    assert got == [True]
+
+
+def test_a_waiter_that_timed_out_leaves_the_queue():
+    slots = FifoSlots(1)
+    assert slots.acquire(timeout=1)
+    assert not slots.acquire(timeout=0.02)
+    assert not slots._waiters
+    slots.release()
+    assert slots.acquire(timeout=0)  # the slot went back to the free count, not to the gone waiter
