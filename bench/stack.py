@@ -44,7 +44,8 @@ def web_setting(env: dict) -> str:
     """The Procfile's `web` gunicorn setting under `env`, e.g. `gthread, 3 workers x 48 threads`."""
     command = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), procfile_command("web"))
     flags = dict(re.findall(r"--(worker-class|workers|threads)[ =](\S+)", command))
-    setting = f"{flags.get('worker-class', 'sync')}, {flags.get('workers', '1')} workers"
+    worker_class = flags.get('worker-class', 'sync').rsplit('.', 1)[-1]  # BalancedThreadWorker: the Procfile's
+    setting = f"{worker_class}, {flags.get('workers', '1')} workers"
     if "threads" in flags:
         setting += f" x {flags['threads']} threads"
     if env.get("GUNICORN_CMD_ARGS"):

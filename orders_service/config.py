@@ -66,7 +66,7 @@ def _db_pool_size(env) -> int:
     max_connections = _int(env, "DB_MAX_CONNECTIONS", 100, minimum=1, maximum=100_000)
     reserved = _int(env, "DB_RESERVED_CONNECTIONS", 10, minimum=0, maximum=100_000)
     hosts = _int(env, "APP_HOSTS", 1, minimum=1, maximum=10_000)
-    processes = (_int(env, "WEB_CONCURRENCY", 3, minimum=1, maximum=1000)
+    processes = (_int(env, "WEB_CONCURRENCY", 2, minimum=1, maximum=1000)
                  + _int(env, "WORKER_CONCURRENCY", 2, minimum=1, maximum=1000) + 1)
     usable = max_connections - reserved
     per_process = usable // hosts // processes

@@ -150,9 +150,9 @@ def test_rate_limits_and_the_metrics_token_are_read():
 
 # The connection budget (docs/operations.md): every process of every host fits max_connections.
 @pytest.mark.parametrize("env, pool", [
-    ({}, 15),  # (100 - 10) // 1 host // (3 web + 2 worker + 1 beat)
-    ({"APP_HOSTS": "2"}, 7),
-    ({"APP_HOSTS": "3", "DB_MAX_CONNECTIONS": "500"}, 27),
+    ({}, 18),  # (100 - 10) // 1 host // (2 web + 2 worker + 1 beat)
+    ({"APP_HOSTS": "2"}, 9),
+    ({"APP_HOSTS": "3", "DB_MAX_CONNECTIONS": "500"}, 32),
     ({"WEB_CONCURRENCY": "8", "WORKER_CONCURRENCY": "4"}, 6),
     ({"WEB_THREADS": "4"}, 5),  # never more than a process's threads can use at once
     ({"DB_POOL_SIZE": "4", "APP_HOSTS": "2"}, 4),
@@ -161,13 +161,13 @@ def test_pool_sizes_fit_every_host_into_max_connections(env, pool):
     settings = Settings.from_env({**PRODUCTION, **env})
     assert settings.db_pool_size == pool
     hosts = int(env.get("APP_HOSTS", 1))
-    processes = int(env.get("WEB_CONCURRENCY", 3)) + int(env.get("WORKER_CONCURRENCY", 2)) + 1
+    processes = int(env.get("WEB_CONCURRENCY", 2)) + int(env.get("WORKER_CONCURRENCY", 2)) + 1
     assert pool * processes * hosts <= int(env.get("DB_MAX_CONNECTIONS", 100)) - 10
 
 
 @pytest.mark.parametrize("env, variable", [
-    ({"DB_POOL_SIZE": "40"}, "DB_POOL_SIZE"),  # 40 × 6 processes > 90
-    ({"APP_HOSTS": "20"}, "DB_MAX_CONNECTIONS"),  # 90 // 20 hosts // 6 processes = 0
+    ({"DB_POOL_SIZE": "40"}, "DB_POOL_SIZE"),  # 40 × 5 processes > 90
+    ({"APP_HOSTS": "20"}, "DB_MAX_CONNECTIONS"),  # 90 // 20 hosts // 5 processes = 0
     ({"DB_MAX_CONNECTIONS": "10", "DB_RESERVED_CONNECTIONS": "10"}, "DB_MAX_CONNECTIONS"),
 ])
 def test_a_budget_that_cannot_fit_stops_start_up(env, variable):

@@ -1,4 +1,4 @@
-"""A login flood against the Procfile's `web` as deployed (3 workers × 48 threads): each argon2 verify
+"""A login flood against the Procfile's `web` as deployed (2 workers × 48 threads): each argon2 verify
 holds 64 MiB, so memory must stay bounded by the hashing semaphore, not by the thread count, and
 /healthz must keep answering."""
 import os
