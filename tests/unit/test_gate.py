@@ -81,9 +81,9 @@ def test_slots_go_to_waiters_in_arrival_order():
     slots, order = FifoSlots(1), []
     assert slots.acquire(timeout=1)
 
-    def wait_then_note(name: str) -> None:
+    def wait_then_note(number: int) -> None:
         assert slots.acquire(timeout=5)
-        order.append(name)
+        order.append(number)
         slots.release()
 
     threads = []
