@@ -44,7 +44,7 @@ def web_setting(env: dict) -> str:
     """The Procfile's `web` gunicorn setting under `env`, e.g. `gthread, 3 workers x 48 threads`."""
     command = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), procfile_command("web"))
     flags = dict(re.findall(r"--(worker-class|workers|threads)[ =](\S+)", command))
-    worker_class = flags.get('worker-class', 'sync').rsplit('.', 1)[-1]  # BalancedThreadWorker: the Procfile's
+    worker_class = flags.get('worker-class', 'sync').rsplit('.', 1)[-1]  # the class's name, not its module path
     setting = f"{worker_class}, {flags.get('workers', '1')} workers"
     if "threads" in flags:
         setting += f" x {flags['threads']} threads"
