@@ -23,7 +23,7 @@ from stack import log
 from workload import WEBHOOK_PATH, WITH_PAYMENT, Api, HttpOrders, signed_event, succeeded_intent
 
 from orders_service.config import Settings
-from orders_service.queue import TaskQueue
+from orders_service.queue import TaskQueue, Tasks
 
 STRIPE_RATE_LIMIT = 25  # Stripe's default per endpoint and second (../shared/stripe/README.md)
 CALLERS = 16
@@ -272,9 +272,9 @@ def expiry(ctx) -> list:
     for job, task, age, progress in (
         # Expiry: each order is done once expired. Reconciliation stamps a batch before it asks, so an
         # order is done once the stand-in has answered its retrieve.
-        ("expiry", "workers.tasks.expire_unpaid_orders", "2 hours",
+        ("expiry", Tasks.EXPIRE_UNPAID_ORDERS, "2 hours",
          lambda db, ids, url: db.execute(expired, (ids,)).fetchone()[0]),
-        ("reconciliation", "workers.tasks.reconcile_payments", "10 minutes",
+        ("reconciliation", Tasks.RECONCILE_PAYMENTS, "10 minutes",
          lambda db, ids, url: stack.standin_calls(url).get("GET /v1/payment_intents/:id", 0)),
     ):
         url = f"http://127.0.0.1:{stack.free_port()}"

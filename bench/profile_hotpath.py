@@ -229,15 +229,15 @@ def components(service, reference, bodies, fixture) -> None:
     from flask_jwt_extended import verify_jwt_in_request
     from sqlalchemy import event
 
+    from orders_service.api.blueprint import Blueprint
+    from orders_service.api.orders.schemas import IdempotencyHeaderSchema, OrderInSchema
+    from orders_service.api.request_log import access_log
+    from orders_service.api.security import _actor_from_claims
     from orders_service.auth.actor import Actor
-    from orders_service.auth.tokens import _actor_from_claims
     from orders_service.money import currency
     from orders_service.ops import metrics
-    from orders_service.ops.requests import access_log
     from orders_service.orders import service as orders
     from orders_service.orders.models import PaymentMethod
-    from orders_service.orders.schemas import IdempotencyHeaderSchema, OrderInSchema
-    from orders_service.web import Blueprint
 
     USD = currency("USD")
     rows = []
@@ -299,7 +299,7 @@ def components(service, reference, bodies, fixture) -> None:
         d = next(parsed)
         with session_factory() as session:
             orders.place_order(session, actors[d["customerId"]], d, PaymentMethod.CASH_ON_DELIVERY, USD,
-                               idempotency_key=uuid.uuid4().hex, route="cash_on_delivery")
+                               idempotency_key=uuid.uuid4().hex, idempotency_scope="cash_on_delivery")
 
     rows.append(("place_order (service, 1 thread)", best_of(place_service, 100, 7)))
     with no_outbox():

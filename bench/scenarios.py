@@ -31,7 +31,7 @@ from workload import (
 )
 
 from orders_service.config import Settings
-from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
+from orders_service.queue import TaskQueue, Tasks
 
 FLUSH_EVERY = 1.0  # seconds between localstripe flushes during a level
 PREPARE_CONCURRENCY = 16  # requests in flight while the worker scenario prepares its orders and events
@@ -355,13 +355,13 @@ def apply_events(ctx: Context, env: dict, warm_up: list[str], event_ids: list[st
     with stack.worker(env) as worker, psycopg.connect(ctx.conninfo, autocommit=True) as db:
         queue = TaskQueue(Settings.from_env(env))
         for event_id in warm_up:
-            queue.enqueue(PROCESS_STRIPE_EVENT, event_id)
+            queue.enqueue(Tasks.PROCESS_STRIPE_EVENT, event_id)
         wait_processed(db, warm_up)
 
         meters = ctx.meters(worker=worker, stripe=stripe_process)
         before, client_before, started = {n: read() for n, read in meters.items()}, time.process_time(), time.time()
         for event_id in event_ids:
-            queue.enqueue(PROCESS_STRIPE_EVENT, event_id)
+            queue.enqueue(Tasks.PROCESS_STRIPE_EVENT, event_id)
         wait_processed(db, event_ids)
         after, client_after = {n: read() for n, read in meters.items()}, time.process_time()
         finished = db.execute("SELECT max(processed_at) FROM stripe_events WHERE id = ANY(%s)",

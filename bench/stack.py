@@ -171,7 +171,7 @@ def _port(url: str) -> int:
 
 def localstripe(url: str, env: dict):
     """Our launcher of localstripe on `url`'s port: persistence off, so the instance is private and starts empty."""
-    argv = [sys.executable, "-m", "orders_service.payments.emulator", "--port", str(_port(url))]
+    argv = [sys.executable, "-m", "orders_service.emulator.server", "--port", str(_port(url))]
     return running("localstripe", argv, env, listens(_port(url)))
 
 

@@ -17,9 +17,9 @@ import stripe
 from driver import Caller
 from psycopg.types.json import Jsonb
 
+from orders_service.api.security import mint_access_token
 from orders_service.app import create_app
 from orders_service.auth.models import Customer, Role
-from orders_service.auth.tokens import mint_access_token
 from orders_service.catalog.models import DeliveryMethod, Product
 from orders_service.config import Settings
 

@@ -27,8 +27,12 @@ def _app():
     return create_app()
 
 
+def _runtime(app):
+    return app.extensions["orders.runtime"]
+
+
 def _session(app):
-    return app.extensions["orders.runtime"].session_factory()
+    return _runtime(app).session_factory()
 
 
 @click.group()
@@ -51,7 +55,7 @@ def seed():
     from orders_service.demo import seed_demo
 
     app = _app()
-    demo = seed_demo(_session(app))
+    demo = seed_demo(_session(app), _runtime(app).passwords)
     click.echo(f"demo customer {demo.customer.email} ({demo.customer.id}); admin {demo.admin.email}")
 
 
@@ -63,9 +67,9 @@ def token(customer_id, admin, hours):
     """Print an access token for a customer, or for the admin."""
     from sqlalchemy import select
 
+    from orders_service.api.security import mint_access_token
     from orders_service.auth.models import Customer, Role
     from orders_service.auth.service import ensure_customer
-    from orders_service.auth.tokens import mint_access_token
     from orders_service.demo import ADMIN_EMAIL
 
     if bool(customer_id) == admin:
@@ -73,7 +77,7 @@ def token(customer_id, admin, hours):
     app = _app()
     session = _session(app)
     if admin:
-        customer = ensure_customer(session, ADMIN_EMAIL, "Shop Admin", role=Role.ADMIN)
+        customer = ensure_customer(session, _runtime(app).passwords, ADMIN_EMAIL, "Shop Admin", role=Role.ADMIN)
     else:
         try:
             cid = uuid.UUID(customer_id)
@@ -89,11 +93,11 @@ def token(customer_id, admin, hours):
 
 def try_it_guide(base_url: str, settings: Settings) -> str:
     """The commands `make run` prints, with the demo's real ids and a fresh token."""
-    from orders_service.auth.tokens import mint_access_token
+    from orders_service.api.security import mint_access_token
     from orders_service.demo import seed_demo
 
     app = _app()
-    demo = seed_demo(_session(app))
+    demo = seed_demo(_session(app), _runtime(app).passwords)
     with app.app_context():
         token = mint_access_token(demo.customer.id, demo.customer.role, DEMO_TOKEN_LIFETIME)
     body = {
@@ -147,7 +151,7 @@ def try_it_guide(base_url: str, settings: Settings) -> str:
         "",
         f"Storefront: {base_url}/shop/   (sign in as {demo.customer.email} / demo-password)",
         "  test cards: 4242 4242 4242 4242 pays; 4000 0025 0000 3155 asks for 3-D Secure; "
-        "4000 0000 0000 0341 is declined" if settings.uses_stripe_emulator else
+        "4000 0000 0000 0341 is declined" if settings.stripe_emulator else
         "  pay with Stripe's test cards in test mode",
         f"orders-service is running on {base_url}  (API docs: {base_url}/api/docs)",
         f"demo customer: {demo.customer.email} / password demo-password, id {demo.customer.id}",
@@ -213,7 +217,7 @@ def dev(port):
     if settings.stripe_secret_key == DEV_STRIPE_KEY:
         # No Stripe key: the embedded Stripe emulator (localstripe) stands in, on STRIPE_API_BASE's port.
         stripe_port = urllib.parse.urlsplit(settings.stripe_api_base).port or 8420
-        manager.add_process("stripe", f"{shlex.quote(sys.executable)} -m orders_service.payments.emulator "
+        manager.add_process("stripe", f"{shlex.quote(sys.executable)} -m orders_service.emulator.server "
                             f"--port {stripe_port}", env=env, cwd=str(PROJECT_ROOT))
 
     def announce():

@@ -1,11 +1,14 @@
-"""The service's settings: read once from the environment, validated at start-up (CONTRACT §2)."""
+"""The service's settings: read once from the environment, validated at start-up (docs/operations.md,
+"Configuration", lists every variable)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from sqlalchemy.engine import make_url
@@ -103,6 +106,40 @@ def _origins(env) -> tuple[str, ...]:
     return origins
 
 
+def _bool(env, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+def _names_loopback(url: str | None) -> bool:
+    """Whether the URL's host is this machine: 127.0.0.0/8, ::1 or localhost."""
+    host = urlsplit(url).hostname if url else None
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _stripe_emulator(env, stripe_base: str | None, production: bool) -> bool:
+    """STRIPE_EMULATOR: whether STRIPE_API_BASE is a Stripe emulator (localstripe). Said, or guessed from a
+    loopback STRIPE_API_BASE outside production; never in production, where an egress proxy in front of
+    Stripe is a Stripe like any other."""
+    emulator = _bool(env, "STRIPE_EMULATOR", default=not production and _names_loopback(stripe_base))
+    if emulator and production:
+        raise ConfigError("STRIPE_EMULATOR", "cannot be true with APP_ENV=production")
+    if emulator and not stripe_base:
+        raise ConfigError("STRIPE_EMULATOR", "needs STRIPE_API_BASE, the emulator's address")
+    return emulator
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = instance_dir / "dev-jwt-secret"
@@ -126,6 +163,8 @@ class Settings:
     stripe_publishable_key: str
     store_currency: str
     order_payment_ttl_seconds: int
+    # STRIPE_API_BASE is a Stripe emulator: its browser flow, no SDK retries, no parameters it refuses.
+    stripe_emulator: bool = False
     # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
     instance_dir: Path = PROJECT_ROOT / "instance"
     # prometheus-client's multiprocess folder: every process of a host writes its samples there.
@@ -186,14 +225,9 @@ class Settings:
         return {"queue": folder / "queue", "control": folder / "control"}
 
     @property
-    def uses_stripe_emulator(self) -> bool:
-        """localstripe rejects some real-Stripe parameters; they are only sent to real Stripe."""
-        return self.stripe_api_base is not None and "api.stripe.com" not in self.stripe_api_base
-
-    @property
     def stripe_js_url(self) -> str:
-        """Where the browser loads Stripe.js: the emulator serves its own (CONTRACT §7)."""
-        if self.uses_stripe_emulator:
+        """Where the browser loads Stripe.js: the emulator serves its own."""
+        if self.stripe_emulator:
             return f"{self.stripe_api_base.rstrip('/')}/js.stripe.com/v3/"
         return STRIPE_JS_URL
 
@@ -201,7 +235,7 @@ class Settings:
     def stripe_js_origins(self) -> dict[str, tuple[str, ...]]:
         """What a page using Stripe.js must be allowed to reach, by CSP directive (Stripe's CSP guide);
         an emulator serves all of it from its own origin."""
-        if self.uses_stripe_emulator:
+        if self.stripe_emulator:
             origin = _origin(self.stripe_api_base)
             return {"script-src": (origin,), "frame-src": (origin,), "connect-src": (origin,)}
         return {"script-src": ("https://js.stripe.com",),
@@ -296,6 +330,7 @@ class Settings:
             stripe_publishable_key=publishable_key,
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
+            stripe_emulator=_stripe_emulator(env, stripe_base, production),
             instance_dir=instance_dir,
             metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Customer, Role
+from orders_service.auth.passwords import Passwords
 from orders_service.auth.service import ensure_customer
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 
@@ -42,7 +43,7 @@ class Demo:
     standard: DeliveryMethod
 
 
-def seed_demo(session: Session) -> Demo:
+def seed_demo(session: Session, passwords: Passwords) -> Demo:
     """Create (once) the demo catalog, delivery methods, customer and admin."""
     with session.begin():
         for spec in PRODUCTS:
@@ -56,8 +57,8 @@ def seed_demo(session: Session) -> Demo:
         for spec in DELIVERY_METHODS:
             if session.scalar(select(DeliveryMethod).where(DeliveryMethod.name == spec["name"])) is None:
                 session.add(DeliveryMethod(**spec))
-    customer = ensure_customer(session, DEMO_EMAIL, "Demo Customer", password=DEMO_PASSWORD)
-    admin = ensure_customer(session, ADMIN_EMAIL, "Shop Admin", role=Role.ADMIN)
+    customer = ensure_customer(session, passwords, DEMO_EMAIL, "Demo Customer", password=DEMO_PASSWORD)
+    admin = ensure_customer(session, passwords, ADMIN_EMAIL, "Shop Admin", role=Role.ADMIN)
     with session.begin():
         return Demo(
             customer=customer,

@@ -18,11 +18,25 @@ NOTIFICATIONS_QUEUE = "notifications"  # customer emails: a slow mail server mus
 MAINTENANCE_QUEUE = "maintenance"  # periodic jobs: reconciliation, expiry, re-drive
 QUEUES = (PAYMENTS_QUEUE, NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE)
 
-PROCESS_STRIPE_EVENT = "workers.tasks.process_stripe_event"
+
+
+class Tasks:
+    """Every task's name, once: the workers' decorators (`workers/tasks.py`), the web's `enqueue`, the beat
+    schedule and the queues' routes all use these."""
+
+    PROCESS_STRIPE_EVENT = "workers.tasks.process_stripe_event"
+    SEND_NOTIFICATIONS = "workers.tasks.send_notifications"
+    RECONCILE_PAYMENTS = "workers.tasks.reconcile_payments"
+    EXPIRE_UNPAID_ORDERS = "workers.tasks.expire_unpaid_orders"
+    REDRIVE_EVENTS = "workers.tasks.redrive_events"
+
+
 TASK_ROUTES = {
-    PROCESS_STRIPE_EVENT: {"queue": PAYMENTS_QUEUE},
-    "workers.tasks.send_notifications": {"queue": NOTIFICATIONS_QUEUE},
-    "workers.tasks.*": {"queue": MAINTENANCE_QUEUE},
+    Tasks.PROCESS_STRIPE_EVENT: {"queue": PAYMENTS_QUEUE},
+    Tasks.SEND_NOTIFICATIONS: {"queue": NOTIFICATIONS_QUEUE},
+    Tasks.RECONCILE_PAYMENTS: {"queue": MAINTENANCE_QUEUE},
+    Tasks.EXPIRE_UNPAID_ORDERS: {"queue": MAINTENANCE_QUEUE},
+    Tasks.REDRIVE_EVENTS: {"queue": MAINTENANCE_QUEUE},
 }
 # The broker carries only work the database can re-derive: a webhook event stays in the inbox until
 # applied (the re-drive job sends it again), the periodic jobs and the outbox run again on the next

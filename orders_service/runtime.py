@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from orders_service.config import Settings
 
@@ -31,11 +31,18 @@ def prepare_process(settings: Settings) -> None:
 
 
 class Runtime:
-    """Engine, sessions, payment gateway, task queue and mailer for one process."""
+    """Engine, sessions, payment gateway, password hasher, task queue and mailer for one process.
 
-    def __init__(self, settings: Settings, db_pool_size: int | None = None):
+    `waiting` is what the parts that wait on something other than Python (the payment gateway's calls,
+    password hashing) enter meanwhile: the web's run gate hands its `outside_gate` (server/wsgi.py), so
+    that another request runs; elsewhere it does nothing.
+    """
+
+    def __init__(self, settings: Settings, db_pool_size: int | None = None,
+                 waiting: Callable[[], AbstractContextManager] = nullcontext):
         self.settings = settings
         self._db_pool_size = db_pool_size or settings.db_pool_size
+        self.waiting = waiting
 
     @cached_property
     def engine(self):
@@ -58,9 +65,19 @@ class Runtime:
 
     @cached_property
     def gateway(self):
-        from orders_service.payments.stripe_gateway import StripeGateway
+        """Stripe, or the Stripe emulator's gateway when the emulator stands in (STRIPE_EMULATOR)."""
+        if self.settings.stripe_emulator:
+            from orders_service.emulator.gateway import LocalStripeGateway as Gateway
+        else:
+            from orders_service.payments.stripe_gateway import StripeGateway as Gateway
+        return Gateway(self.settings, waiting=self.waiting)
 
-        return StripeGateway(self.settings)
+    @cached_property
+    def passwords(self):
+        from orders_service.auth.passwords import Passwords
+
+        # A sign-in waits at most 10 s for its turn to hash, then gets a 503.
+        return Passwords(self.settings.password_hash_concurrency, wait_seconds=10, waiting=self.waiting)
 
     @cached_property
     def queue(self):

@@ -63,7 +63,7 @@ def database_url():
 @pytest.fixture(scope="session")
 def stripe_emulator():
     port = free_port()
-    proc = start_process([sys.executable, "-m", "orders_service.payments.emulator", "--port", str(port)])
+    proc = start_process([sys.executable, "-m", "orders_service.emulator.server", "--port", str(port)])
     try:
         wait_tcp(port)
     except RuntimeError:

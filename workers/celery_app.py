@@ -10,20 +10,24 @@ settings = Settings.from_env()
 prepare_process(settings)  # before the services' imports: prometheus-client reads its folder when imported
 
 from orders_service.ops.logs import configure_logging  # noqa: E402
-from orders_service.queue import make_celery  # noqa: E402
+from orders_service.queue import Tasks, make_celery  # noqa: E402
 
 celery = make_celery(settings)
-# Each run re-derives its work from the database, so a run still queued when the next is due is
-# dropped rather than run late: a worker slower than the interval never builds a backlog of them.
+
+
+def _every(task: str, seconds: int) -> dict:
+    """Each run re-derives its work from the database, so a run still queued when the next is due is
+    dropped rather than run late: a worker slower than the interval never builds a backlog of them."""
+    return {"task": task, "schedule": float(seconds), "options": {"expires": float(seconds) * 2}}
+
+
+maintenance = settings.maintenance_interval_seconds
 celery.conf.beat_schedule = {
-    name: {"task": f"workers.tasks.{name}", "schedule": float(settings.maintenance_interval_seconds),
-           "options": {"expires": float(settings.maintenance_interval_seconds) * 2}}
-    for name in ("reconcile_payments", "expire_unpaid_orders", "redrive_events")
-}
-# The outbox is polled often: that is how long a customer waits for an email at most.
-celery.conf.beat_schedule["send_notifications"] = {
-    "task": "workers.tasks.send_notifications", "schedule": float(settings.notification_interval_seconds),
-    "options": {"expires": float(settings.notification_interval_seconds) * 2},  # no pile-up while workers are down
+    "reconcile_payments": _every(Tasks.RECONCILE_PAYMENTS, maintenance),
+    "expire_unpaid_orders": _every(Tasks.EXPIRE_UNPAID_ORDERS, maintenance),
+    "redrive_events": _every(Tasks.REDRIVE_EVENTS, maintenance),
+    # The outbox is polled often: that is how long a customer waits for an email at most.
+    "send_notifications": _every(Tasks.SEND_NOTIFICATIONS, settings.notification_interval_seconds),
 }
 celery.conf.imports = ("workers.tasks",)
 # Each worker process builds its own engine and clients on first use, after the prefork.

@@ -5,10 +5,11 @@ from celery import shared_task
 
 from orders_service.notifications import outbox
 from orders_service.payments import inbox, reconcile
+from orders_service.queue import Tasks
 from workers.celery_app import runtime, settings
 
 
-@shared_task(name="workers.tasks.process_stripe_event")
+@shared_task(name=Tasks.PROCESS_STRIPE_EVENT)
 def process_stripe_event(event_id: str) -> str:
     """Apply one stored webhook event. Nothing here waits on Stripe; an event that fails is re-driven
     from the inbox by the beat job, so no retry is held in the broker (it would be lost with it)."""
@@ -16,13 +17,13 @@ def process_stripe_event(event_id: str) -> str:
         return inbox.process_event(session, runtime.gateway, event_id)
 
 
-@shared_task(name="workers.tasks.reconcile_payments")
+@shared_task(name=Tasks.RECONCILE_PAYMENTS)
 def reconcile_payments() -> int:
     return reconcile.reconcile_payments(runtime.session_factory, runtime.gateway, settings.reconcile_after_seconds,
                                         settings.provider_concurrency, _time_budget())
 
 
-@shared_task(name="workers.tasks.expire_unpaid_orders")
+@shared_task(name=Tasks.EXPIRE_UNPAID_ORDERS)
 def expire_unpaid_orders() -> int:
     return reconcile.expire_unpaid_orders(runtime.session_factory, runtime.gateway, settings.order_payment_ttl_seconds,
                                           settings.provider_concurrency, _time_budget())
@@ -33,13 +34,13 @@ def _time_budget() -> float:
     return settings.maintenance_interval_seconds * 0.8
 
 
-@shared_task(name="workers.tasks.redrive_events")
+@shared_task(name=Tasks.REDRIVE_EVENTS)
 def redrive_events() -> int:
     with runtime.session_factory() as session:
         return inbox.redrive_events(session, runtime.queue, settings.redrive_after_seconds)
 
 
-@shared_task(name="workers.tasks.send_notifications")
+@shared_task(name=Tasks.SEND_NOTIFICATIONS)
 def send_notifications() -> int:
     with runtime.session_factory() as session:
         return outbox.send_unsent(session, runtime.mailer, settings.mail_from)

@@ -1,7 +1,8 @@
-"""`GET /api/config` (CONTRACT §7): what a browser needs to load Stripe.js and pay, and nothing secret."""
+"""`GET /api/config`: what a browser needs to load Stripe.js and pay, and nothing secret."""
 from marshmallow import Schema, fields
 
-from orders_service.web import PUBLIC, Blueprint, settings
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.context import settings
 
 blp = Blueprint("config", __name__, url_prefix="/api/config", description="What a storefront needs to pay")
 
@@ -14,7 +15,6 @@ class ClientConfigSchema(Schema):
 
 
 @blp.route("", methods=["GET"])
-@blp.doc(**PUBLIC)
 @blp.response(200, ClientConfigSchema)
 def get_client_config():
     config = settings()

@@ -1,4 +1,5 @@
-"""Routes that exist only while the Stripe emulator stands in for Stripe (CONTRACT §8, localstripe.md §5).
+"""Routes that exist only while the Stripe emulator stands in for Stripe (`STRIPE_EMULATOR`): the card flow of
+`emulator/checkout.py`.
 
 With Stripe's own API they are not registered (404): the storefront then pays with Stripe.js alone.
 """
@@ -6,9 +7,10 @@ from uuid import UUID
 
 from marshmallow import Schema, fields, validate
 
-from orders_service.auth.tokens import authenticated, current_actor
-from orders_service.payments import emulated_checkout
-from orders_service.web import Blueprint, db_session, payment_gateway
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.context import db_session, payment_gateway
+from orders_service.api.security import authenticated, current_actor
+from orders_service.emulator import checkout as emulated_checkout
 
 blp = Blueprint("emulator", __name__, url_prefix="/api/emulator",
                 description="The Stripe emulator's card flow (development and tests only)")

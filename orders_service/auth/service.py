@@ -9,16 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Customer, Role
-from orders_service.auth.passwords import hash_password, verify_password
+from orders_service.auth.passwords import Passwords
 from orders_service.errors import Conflict, Unauthorized
 
-# Verified against when the email is unknown, so that a miss costs as much as a wrong password.
-_DUMMY_HASH = hash_password("not-a-real-password")
 
-
-def register_customer(session: Session, email: str, password: str, name: str, role: str = Role.CUSTOMER) -> Customer:
+def register_customer(session: Session, passwords: Passwords, email: str, password: str, name: str,
+                      role: str = Role.CUSTOMER) -> Customer:
     """Create a customer; 409 when the email is taken."""
-    customer = Customer(email=email.strip().lower(), name=name.strip(), password_hash=hash_password(password),
+    customer = Customer(email=email.strip().lower(), name=name.strip(), password_hash=passwords.hash(password),
                         role=role)
     try:
         with session.begin():
@@ -28,12 +26,12 @@ def register_customer(session: Session, email: str, password: str, name: str, ro
     return customer
 
 
-def authenticate(session: Session, email: str, password: str) -> Customer:
+def authenticate(session: Session, passwords: Passwords, email: str, password: str) -> Customer:
     """The customer with these credentials; 401 otherwise."""
     with session.begin():
         customer = session.scalar(select(Customer).where(Customer.email == email.strip().lower()))
     try:
-        verify_password(customer.password_hash if customer else _DUMMY_HASH, password)
+        passwords.verify(customer.password_hash if customer else passwords.dummy_hash, password)
     except (VerifyMismatchError, InvalidHashError):
         customer = None
     if customer is None:
@@ -41,7 +39,7 @@ def authenticate(session: Session, email: str, password: str) -> Customer:
     return customer
 
 
-def ensure_customer(session: Session, email: str, name: str, role: str = Role.CUSTOMER,
+def ensure_customer(session: Session, passwords: Passwords, email: str, name: str, role: str = Role.CUSTOMER,
                     password: str | None = None) -> Customer:
     """Find a customer by email or create it (demo data and the token CLI)."""
     with session.begin():
@@ -49,7 +47,7 @@ def ensure_customer(session: Session, email: str, name: str, role: str = Role.CU
         if customer is None:
             customer = Customer(
                 email=email.lower(), name=name, role=role,
-                password_hash=hash_password(password or uuid.uuid4().hex),
+                password_hash=passwords.hash(password or uuid.uuid4().hex),
             )
             session.add(customer)
     return customer

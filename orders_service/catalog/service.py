@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,11 +19,12 @@ def _assign(obj, data: dict) -> None:
         setattr(obj, attribute, value)
 
 
-def _commit_unique(session: Session, what: str) -> None:
+@contextmanager
+def _unique_sku(what: str):
+    """A transaction whose commit fails on a taken SKU: 409, nothing written."""
     try:
-        session.commit()
+        yield
     except IntegrityError:
-        session.rollback()
         raise Conflict(f"A {what} with this SKU already exists") from None
 
 
@@ -52,51 +54,44 @@ def create_product(session: Session, data: dict) -> Product:
     variants = data.pop("variants", [])
     product = Product()
     _assign(product, data)
-    session.begin()
-    session.add(product)
     for v in variants:
         variant = Variant()
         _assign(variant, v)
         product.variants.append(variant)
-    _commit_unique(session, "product or variant")
+    with _unique_sku("product or variant"), session.begin():
+        session.add(product)
     return product
 
 
 def update_product(session: Session, product_id: uuid.UUID, data: dict) -> Product:
     """Change a product's fields (stock is set, not added)."""
-    session.begin()
-    product = session.get(Product, product_id, with_for_update=True)
-    if product is None:
-        session.rollback()
-        raise NotFound("Product not found")
-    _assign(product, data)
-    _commit_unique(session, "product")
+    with _unique_sku("product"), session.begin():
+        product = session.get(Product, product_id, with_for_update=True)
+        if product is None:
+            raise NotFound("Product not found")
+        _assign(product, data)
     return product
 
 
 def add_variant(session: Session, product_id: uuid.UUID, data: dict) -> Variant:
     """A new variant of a product."""
-    session.begin()
-    product = session.get(Product, product_id)
-    if product is None:
-        session.rollback()
-        raise NotFound("Product not found")
-    variant = Variant()
-    _assign(variant, data)
-    product.variants.append(variant)
-    _commit_unique(session, "variant")
+    with _unique_sku("variant"), session.begin():
+        product = session.get(Product, product_id)
+        if product is None:
+            raise NotFound("Product not found")
+        variant = Variant()
+        _assign(variant, data)
+        product.variants.append(variant)
     return variant
 
 
 def update_variant(session: Session, product_id: uuid.UUID, variant_id: uuid.UUID, data: dict) -> Variant:
     """Change a variant's fields."""
-    session.begin()
-    variant = session.get(Variant, variant_id, with_for_update=True)
-    if variant is None or variant.product_id != product_id:
-        session.rollback()
-        raise NotFound("Variant not found")
-    _assign(variant, data)
-    _commit_unique(session, "variant")
+    with _unique_sku("variant"), session.begin():
+        variant = session.get(Variant, variant_id, with_for_update=True)
+        if variant is None or variant.product_id != product_id:
+            raise NotFound("Variant not found")
+        _assign(variant, data)
     return variant
 
 

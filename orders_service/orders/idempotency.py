@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on the order routes: one key, one body, one order (CONTRACT §5)."""
+"""`Idempotency-Key` on the order routes: one key, one body, one order."""
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +13,10 @@ from orders_service.errors import IdempotencyKeyReused
 from orders_service.orders.models import IdempotencyRecord
 
 
-def request_fingerprint(route: str, body: dict) -> str:
-    """A hash of what was asked: the route and the validated body, in a canonical form."""
-    canonical = json.dumps({"route": route, "body": body}, sort_keys=True, default=str, separators=(",", ":"))
+def request_fingerprint(scope: str, body: dict) -> str:
+    """A hash of what was asked: the idempotency scope (the way of ordering) and the validated body, in a
+    canonical form. (Its key is "route", its name before: fingerprints already stored stay valid.)"""
+    canonical = json.dumps({"route": scope, "body": body}, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

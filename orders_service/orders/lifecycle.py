@@ -1,4 +1,4 @@
-"""The order state machine (CONTRACT §5): which action may move an order from which state, and where to.
+"""The order state machine (docs/state-machine.md): which action may move an order from which state, and where to.
 
 Every service that changes an order's status asks `transition()` first, so that a forbidden move is a
 400 that changes nothing, decided in one place.
@@ -8,22 +8,23 @@ from __future__ import annotations
 from orders_service.errors import InvalidRequest
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 
-P, C, S, D, E, X = (OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED,
-                    OrderStatus.EXPIRED, OrderStatus.CANCELED)
+PENDING, CONFIRMED, SHIPPED, DELIVERED, EXPIRED, CANCELED = (
+    OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.EXPIRED,
+    OrderStatus.CANCELED)
 
 # (status, action) → the status after it.
 TRANSITIONS: dict[tuple[str, str], str] = {
-    (P, "pay"): C,
-    (P, "expire"): E,
-    (E, "revive"): C,  # the payment arrived after expiry and the stock could be taken again
-    (P, "cancel"): X,
-    (C, "cancel"): X,
-    (C, "ship"): S,
-    (S, "deliver"): D,
+    (PENDING, "pay"): CONFIRMED,
+    (PENDING, "expire"): EXPIRED,
+    (EXPIRED, "revive"): CONFIRMED,  # the payment arrived after expiry and the stock could be taken again
+    (PENDING, "cancel"): CANCELED,
+    (CONFIRMED, "cancel"): CANCELED,
+    (CONFIRMED, "ship"): SHIPPED,
+    (SHIPPED, "deliver"): DELIVERED,
     # Cash on delivery: the courier collects the money; the status stays where it is.
-    (C, "collect_payment"): C,
-    (S, "collect_payment"): S,
-    (D, "collect_payment"): D,
+    (CONFIRMED, "collect_payment"): CONFIRMED,
+    (SHIPPED, "collect_payment"): SHIPPED,
+    (DELIVERED, "collect_payment"): DELIVERED,
 }
 ACTIONS = sorted({action for _status, action in TRANSITIONS})
 # How a refusal names the action: "An order that is pending cannot be shipped".
@@ -31,10 +32,10 @@ _PREDICATES = {"pay": "be paid", "expire": "expire", "revive": "be revived", "ca
                "ship": "be shipped", "deliver": "be delivered", "collect_payment": "have its cash collected"}
 
 _REFUSALS = {
-    (X, "cancel"): "Order is already canceled",
-    (S, "cancel"): "Order has already shipped and can no longer be canceled",
-    (D, "cancel"): "Order has already been delivered and can no longer be canceled",
-    (E, "cancel"): "Order has expired",
+    (CANCELED, "cancel"): "Order is already canceled",
+    (SHIPPED, "cancel"): "Order has already shipped and can no longer be canceled",
+    (DELIVERED, "cancel"): "Order has already been delivered and can no longer be canceled",
+    (EXPIRED, "cancel"): "Order has expired",
 }
 
 

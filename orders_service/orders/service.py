@@ -92,14 +92,19 @@ def _check_delivery(method, country: str, weight_grams: int, payment_method: str
 
 def place_order(
     session: Session, actor: Actor, data: dict, payment_method: str, cur: Currency,
-    idempotency_key: str | None = None, route: str = "", total_limits: tuple[int | None, int | None] = (None, None),
+    idempotency_key: str | None = None, idempotency_scope: str = "",
+    total_limits: tuple[int | None, int | None] = (None, None),
 ) -> PlacedOrder:
-    """Validate, price and reserve stock for a new order in one short transaction."""
+    """Validate, price and reserve stock for a new order in one short transaction.
+
+    `idempotency_scope` names the way of ordering (cash on delivery, online): one `Idempotency-Key`
+    replays an order only when it is repeated the same way with the same body.
+    """
     check_actor_may_order_for(actor, data["customerId"])
     order_id = uuid.uuid4()
     with session.begin():
         if idempotency_key is not None:
-            fingerprint = idempotency.request_fingerprint(route, data)
+            fingerprint = idempotency.request_fingerprint(idempotency_scope, data)
             earlier = idempotency.claim_key(session, actor.customer_id, idempotency_key, fingerprint, order_id)
             if earlier is not None:
                 return PlacedOrder(load_order(session, earlier), replayed=True)

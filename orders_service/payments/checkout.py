@@ -16,6 +16,7 @@ from orders_service.orders import actions, idempotency
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.service import get_order, load_order, place_order
+from orders_service.payments.apply import apply_payment_intent
 from orders_service.payments.gateway import (
     PaymentGateway,
     PaymentGatewayError,
@@ -24,7 +25,6 @@ from orders_service.payments.gateway import (
     PaymentRefused,
 )
 from orders_service.payments.refunds import refund_what_is_left
-from orders_service.payments.service import apply_payment_intent
 from orders_service.payments.settlement import settle_closed_order
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def place_online_order(
     idempotency_key: str | None = None,
 ) -> Order:
     """Place an order (stock reserved and committed first), then open its PaymentIntent."""
-    placed = place_order(session, actor, data, PaymentMethod.ONLINE, cur, idempotency_key, route="online",
+    placed = place_order(session, actor, data, PaymentMethod.ONLINE, cur, idempotency_key, idempotency_scope="online",
                          total_limits=(cur.minimum_charge, STRIPE_MAXIMUM_CHARGE))
     if placed.replayed:
         if placed.order.status != OrderStatus.PENDING:  # its client secret must not be handed out again

@@ -98,13 +98,3 @@ class PaymentGateway(Protocol):
 
     def event_payment_intent(self, payload: dict) -> PaymentIntent | None:
         """The payment a stored, verified event describes, as the provider saw it then (no network)."""
-
-
-class EmulatedCardFlow(PaymentGateway, Protocol):
-    """What the Stripe emulator's browser flow needs besides (localstripe.md §5); never used with Stripe's API."""
-
-    def create_setup_intent(self) -> str:
-        """A SetupIntent for the page to save a card with; its client secret."""
-
-    def confirm_with_payment_method(self, payment_intent_id: str, payment_method_id: str) -> PaymentIntent:
-        """Charge the saved card; a decline raises PaymentRefused."""

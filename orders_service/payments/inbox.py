@@ -12,19 +12,16 @@ from orders_service.db import insert_ignoring_conflicts, utcnow
 from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.models import Order
+from orders_service.payments.apply import apply_payment_intent
 from orders_service.payments.gateway import PaymentGateway, PaymentIntent, WebhookEvent
 from orders_service.payments.models import StripeEvent
+from orders_service.payments.provider_events import StripeEvents
 from orders_service.payments.refunds import refund_what_is_left
-from orders_service.payments.service import apply_payment_intent
-from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
+from orders_service.queue import TaskQueue, Tasks
 from orders_service.text import storable
 
 log = logging.getLogger(__name__)
 
-PAYMENT_EVENTS = {
-    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled", "charge.refunded",
-}
-DISPUTE_EVENTS = {"charge.dispute.created"}
 # How long a worker holds an event it is applying; after that another may take it (the first one died).
 # Applying one takes milliseconds (it waits on Stripe only to send a refund that is due); safety does
 # not rest on it (row locks and forward-only decisions do), only the "at most once in flight".
@@ -56,7 +53,7 @@ def _uuid_or_none(value) -> uuid.UUID | None:
 def receive_event(session: Session, queue: TaskQueue, event: WebhookEvent) -> bool:
     """Store a verified event (a repeat is a no-op), commit, then enqueue it. True when it was new.
 
-    Whatever text a verified event carries, it is stored (CONTRACT §6): what PostgreSQL cannot hold
+    Whatever text a verified event carries, it is stored (as Stripe's own endpoint would): what PostgreSQL cannot hold
     (NUL, lone surrogates) is replaced in the JSON the workers read, and the signed body is kept
     beside it as it came, so that nothing Stripe sent is lost.
     """
@@ -70,7 +67,7 @@ def receive_event(session: Session, queue: TaskQueue, event: WebhookEvent) -> bo
         ))
     metrics.WEBHOOK_EVENTS.labels(storable(event.type), str(not new).lower()).inc()
     if new:
-        queue.enqueue(PROCESS_STRIPE_EVENT, storable(event.id))
+        queue.enqueue(Tasks.PROCESS_STRIPE_EVENT, storable(event.id))
     return new
 
 
@@ -127,11 +124,11 @@ def process_event(session: Session, gateway: PaymentGateway, event_id: str) -> s
     event = _claim(session, event_id)
     if event is None:
         return "nothing to do"  # done, or held by another worker (the re-drive returns to it)
-    if event.type in DISPUTE_EVENTS and event.payment_intent_id:
+    if event.type in StripeEvents.DISPUTE and event.payment_intent_id:
         order_id, outcome = _flag_dispute(session, event)
         _finish(session, event_id, order_id, outcome)
         return outcome
-    intent = gateway.event_payment_intent(event.payload) if event.type in PAYMENT_EVENTS else None
+    intent = gateway.event_payment_intent(event.payload) if event.type in StripeEvents.PAYMENT else None
     order_id = _order_for(session, intent) if intent is not None else None
     if intent is None:
         outcome = "stored only"
@@ -160,4 +157,4 @@ def redrive_events(session: Session, queue: TaskQueue, older_than_seconds: int) 
                    or_(StripeEvent.claimed_until.is_(None), StripeEvent.claimed_until < now))
             .values(enqueued_at=now).returning(StripeEvent.id)
         ).all()
-    return sum(queue.enqueue(PROCESS_STRIPE_EVENT, event_id) for event_id in ids)
+    return sum(queue.enqueue(Tasks.PROCESS_STRIPE_EVENT, event_id) for event_id in ids)

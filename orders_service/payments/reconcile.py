@@ -22,6 +22,7 @@ from orders_service.db import utcnow
 from orders_service.orders import actions
 from orders_service.orders.lifecycle import allowed
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus, Refund, RefundStatus
+from orders_service.payments.apply import CLOSED, apply_payment_intent
 from orders_service.payments.gateway import (
     PaymentGateway,
     PaymentGatewayError,
@@ -30,7 +31,6 @@ from orders_service.payments.gateway import (
     PaymentRefused,
 )
 from orders_service.payments.refunds import send_refund
-from orders_service.payments.service import CLOSED, apply_payment_intent
 from orders_service.payments.settlement import recover_payment_intent, settle_closed_order
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from orders_service.errors import IdempotencyKeyReused, InvalidRequest
 from orders_service.money import currency, describe
 from orders_service.orders import actions
 from orders_service.orders.models import Order, PaymentMethod, PaymentStatus, Refund, RefundStatus
+from orders_service.payments.apply import refund_due
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentRefused
-from orders_service.payments.service import refund_due
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from orders_service.orders import actions
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
+from orders_service.payments.apply import CLOSED, apply_payment_intent
 from orders_service.payments.gateway import PaymentGateway, PaymentGatewayError, PaymentIntentStatus, PaymentRefused
 from orders_service.payments.refunds import refund_what_is_left
-from orders_service.payments.service import CLOSED, apply_payment_intent
 
 log = logging.getLogger(__name__)
 

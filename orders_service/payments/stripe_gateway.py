@@ -7,10 +7,12 @@ the same here.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable
+
 import stripe
 
 from orders_service.config import Settings
-from orders_service.gate import outside_gate
 from orders_service.payments.gateway import (
     InvalidWebhook,
     PaymentGatewayError,
@@ -21,12 +23,12 @@ from orders_service.payments.gateway import (
     Refund,
     WebhookEvent,
 )
+from orders_service.payments.provider_events import StripeEvents
 
 # Stripe's own default: a signature older than this is a replay.
 WEBHOOK_TOLERANCE_SECONDS = 300
 # Stripe sends no Retry-After with a 429; a second is what its rate-limit guide suggests to start with.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
-PAYMENT_INTENT_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"}
 
 
 def _as_dict(obj) -> dict | None:
@@ -111,32 +113,38 @@ def _translate(exc: stripe.StripeError) -> PaymentGatewayError:
 
 
 class StripeGateway:
-    def __init__(self, settings: Settings):
+    """Stripe, through the official SDK. `waiting` is entered around every call: the web's run gate lets
+    another request run while this one waits on Stripe (the composition root hands it over)."""
+
+    # Connection errors, 409s and 5xx are retried by the SDK, each with the request's idempotency key, so
+    # never done twice.
+    NETWORK_RETRIES = 2
+
+    def __init__(self, settings: Settings, waiting: Callable[[], AbstractContextManager] = nullcontext):
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         timeout = settings.stripe_timeout_seconds
-        self._emulated = settings.uses_stripe_emulator
+        self._waiting = waiting
         self._webhook_secret = settings.stripe_webhook_secret
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
-            # The emulator answers bare 500s that a retry cannot fix; real Stripe gets the SDK's retries
-            # (connection errors, 409s, 5xx: each with the request's idempotency key, so never twice).
-            max_network_retries=0 if self._emulated else 2,
+            max_network_retries=self.NETWORK_RETRIES,
             http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
         )
 
     def _call(self, fn, *args, **kwargs):
         try:
-            with outside_gate():  # a web request waiting on Stripe lets another one run meanwhile
+            with self._waiting():
                 return fn(*args, **kwargs)
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
 
+    def _payment_intent_params(self, order_id: str, amount: int, currency: str) -> dict:
+        return {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
+                "payment_method_types": ["card"], "description": f"Order {order_id}"}
+
     def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
-        params = {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
-                  "payment_method_types": ["card"]}
-        if not self._emulated:
-            params["description"] = f"Order {order_id}"  # localstripe rejects `description`
+        params = self._payment_intent_params(order_id, amount, currency)
         # The same key and parameters within 24 h return the same PaymentIntent: an answer lost on the
         # way back can be asked for again (reconciliation does). A replacement has a key of its own.
         key = f"order-{order_id}-payment-intent" + (f"-{attempt}" if attempt else "")
@@ -186,31 +194,10 @@ class StripeGateway:
         """Stripe's signed snapshot of the payment: a PaymentIntent event's object, or a refunded Charge."""
         obj = (payload.get("data") or {}).get("object") or {}
         try:
-            if payload.get("type") in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
+            if payload.get("type") in StripeEvents.PAYMENT_INTENT and obj.get("object") == "payment_intent":
                 return to_payment_intent(obj)
-            if payload.get("type") == "charge.refunded" and obj.get("object") == "charge":
+            if payload.get("type") == StripeEvents.CHARGE_REFUNDED and obj.get("object") == "charge":
                 return charge_payment_intent(obj)
         except (KeyError, TypeError, ValueError):  # a verified event of a shape we cannot read
             return None
         return None
-
-    # --- the emulator's browser flow (localstripe.md §5) -------------------------------------------------
-    # localstripe's Stripe.js cannot confirm a PaymentIntent with card data: the page saves the card with a
-    # SetupIntent, and the service confirms the PaymentIntent with it. Real Stripe's browsers never need it.
-
-    def _require_emulator(self) -> None:
-        if not self._emulated:
-            raise PaymentGatewayError("only the Stripe emulator pays this way")
-
-    def create_setup_intent(self) -> str:
-        """A SetupIntent for the page to save a card with; its client secret."""
-        self._require_emulator()
-        return self._call(self._client.v1.setup_intents.create, params={"usage": "on_session"}).client_secret
-
-    def confirm_with_payment_method(self, payment_intent_id: str, payment_method_id: str) -> PaymentIntent:
-        """Charge the saved card; a decline raises PaymentRefused (the PaymentIntent records it)."""
-        self._require_emulator()
-        # localstripe answers `confirm(payment_method=…)` with "Not implemented": set it, then confirm.
-        self._call(self._client.v1.payment_intents.update, payment_intent_id,
-                   params={"payment_method": payment_method_id})
-        return to_payment_intent(self._call(self._client.v1.payment_intents.confirm, payment_intent_id))

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from orders_service.headers import content_security_policies
+from orders_service.api.headers import content_security_policies
 
 
 @pytest.mark.parametrize("method, path", [
@@ -39,7 +39,8 @@ def test_the_docs_page_has_a_policy_without_inline_script(client):
     ("http://127.0.0.1:8420", "http://127.0.0.1:8420"),
 ], ids=["stripe", "emulator"])
 def test_the_storefront_policy_allows_stripe_js_only(settings, api_base, origin):
-    shop = _directives(content_security_policies(dataclasses.replace(settings, stripe_api_base=api_base))["/shop"])
+    emulated = dataclasses.replace(settings, stripe_api_base=api_base, stripe_emulator=api_base is not None)
+    shop = _directives(content_security_policies(emulated)["/shop"])
     assert shop["script-src"] == ["'self'", origin]
     assert origin in shop["frame-src"] and "'self'" in shop["connect-src"]
     assert all("'unsafe-inline'" not in shop[d] for d in ("script-src", "default-src"))

@@ -48,7 +48,7 @@ def test_an_idle_keep_alive_connection_still_answers(live_server):
 def test_the_procfile_keeps_idle_connections_longer_than_load_balancers(live_server):
     command = procfile_command("web")
     assert "--keep-alive ${WEB_KEEP_ALIVE:-90}" in command
-    assert "--worker-class orders_service.web_worker.BalancedThreadWorker" in command
+    assert "--worker-class orders_service.server.worker.BalancedThreadWorker" in command
 
 
 @pytest.fixture

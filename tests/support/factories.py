@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 
+from orders_service.api.security import mint_access_token
 from orders_service.auth.models import Customer, Role
-from orders_service.auth.tokens import mint_access_token
 from orders_service.catalog.models import DeliveryMethod, Product, Variant
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough"

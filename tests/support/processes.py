@@ -227,10 +227,11 @@ class Stack:
         stop_process(self.procs.pop(name))
 
     def enqueue(self, task: str, *args) -> None:
+        """Send `task` (a `Tasks` name) to this stack's workers."""
         from orders_service.config import Settings
         from orders_service.queue import TaskQueue
 
-        assert TaskQueue(Settings.from_env(self.env)).enqueue(f"workers.tasks.{task}", *args)
+        assert TaskQueue(Settings.from_env(self.env)).enqueue(task, *args)
 
     def ttl_passed(self, order) -> bool:
         from datetime import datetime, timedelta, timezone

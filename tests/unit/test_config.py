@@ -174,11 +174,39 @@ def test_a_budget_that_cannot_fit_stops_start_up(env, variable):
     _refused({**PRODUCTION, **env}, variable)
 
 
-def test_stripe_js_origins_follow_the_api_base():
+def test_stripe_js_origins_follow_the_emulator():
     real = Settings.from_env(PRODUCTION).stripe_js_origins
     assert real["script-src"] == ("https://js.stripe.com",) and "https://api.stripe.com" in real["connect-src"]
-    emulated = Settings.from_env({**PRODUCTION, "STRIPE_API_BASE": "http://127.0.0.1:8420/v1"}).stripe_js_origins
-    assert set(emulated.values()) == {("http://127.0.0.1:8420",)}
+    development = {**PRODUCTION, "APP_ENV": "development", "STRIPE_API_BASE": "http://127.0.0.1:8420/v1"}
+    assert set(Settings.from_env(development).stripe_js_origins.values()) == {("http://127.0.0.1:8420",)}
+
+
+@pytest.mark.parametrize("environment, base, said, emulator", [
+    ("development", "http://127.0.0.1:8420", None, True),   # loopback outside production: the emulator
+    ("test", "http://localhost:8420", None, True),
+    ("development", "http://[::1]:8420", None, True),
+    ("development", "http://127.8.0.1:8420", None, True),   # all of 127.0.0.0/8
+    ("development", "https://stripe-egress.internal:8443", None, False),  # a proxy in front of Stripe
+    ("development", "http://127.0.0.1:8420", "false", False),  # a local proxy in front of Stripe, said so
+    ("development", "https://stripe-emulator.test", "true", True),  # an emulator elsewhere, said so
+    ("production", "http://127.0.0.1:8420", None, False),   # never guessed in production: an egress proxy
+    ("production", None, None, False),
+])
+def test_the_emulator_is_what_stripe_emulator_says_or_a_loopback_api_base_outside_production(
+        environment, base, said, emulator):
+    env = {**PRODUCTION, "APP_ENV": environment}
+    env.pop("STRIPE_API_BASE", None)
+    env.update({k: v for k, v in (("STRIPE_API_BASE", base), ("STRIPE_EMULATOR", said)) if v is not None})
+    assert Settings.from_env(env).stripe_emulator is emulator
+
+
+@pytest.mark.parametrize("env", [
+    {"STRIPE_EMULATOR": "true", "STRIPE_API_BASE": "http://127.0.0.1:8420"},  # production
+    {"STRIPE_EMULATOR": "yes", "APP_ENV": "development"},
+    {"STRIPE_EMULATOR": "true", "APP_ENV": "development", "STRIPE_API_BASE": ""},  # no emulator named
+])
+def test_stripe_emulator_is_refused_in_production_and_when_malformed(env):
+    _refused({**PRODUCTION, **env}, "STRIPE_EMULATOR")
 
 
 def test_cors_origins_are_a_list_of_origins():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from orders_service.gate import FifoSlots, RunGate, outside_gate
+from orders_service.server.gate import FifoSlots, RunGate, outside_gate
 
 
 class Probe:

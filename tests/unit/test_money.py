@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from marshmallow import Schema, ValidationError
 
-from orders_service.fields import STORE_CURRENCY, Money
+from orders_service.api.fields import STORE_CURRENCY, Money
 from orders_service.money import (
     MAX_MAJOR_UNITS,
     STRIPE_THREE_DECIMAL,

@@ -27,7 +27,8 @@ def test_emulator_routes_exist_only_with_the_emulator(client, runtime, make):
 
     _, auth = make.shopper()
     assert client.post("/api/emulator/setup-intents", headers=auth).status_code == 201
-    real = Runtime(dataclasses.replace(runtime.settings, stripe_api_base=None, stripe_secret_key="sk_live_x"),
+    real = Runtime(dataclasses.replace(runtime.settings, stripe_api_base=None, stripe_emulator=False,
+                                       stripe_secret_key="sk_live_x"),
                    db_pool_size=1)
     try:
         stripe_own = create_app(runtime=real).test_client()

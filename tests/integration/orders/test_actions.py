@@ -20,7 +20,7 @@ def placed(make, db):
     product = make.product(stock=10)
     method = make.delivery_method(countries=[])
     body = make.order_body(customer, method, [(product, 3)])
-    from orders_service.orders.schemas import OrderInSchema
+    from orders_service.api.orders.schemas import OrderInSchema
 
     order = place_order(db, Actor(customer.id, customer.role), OrderInSchema().load(body),
                         PaymentMethod.CASH_ON_DELIVERY, currency("USD")).order

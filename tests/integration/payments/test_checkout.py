@@ -3,12 +3,12 @@ what each does to the order and which provider calls it makes, including when th
 import pytest
 from sqlalchemy import select
 
+from orders_service.api.orders.schemas import OrderInSchema
 from orders_service.auth.actor import Actor
 from orders_service.catalog.models import Product
 from orders_service.errors import InvalidRequest, PaymentProviderError
 from orders_service.money import currency
 from orders_service.orders.models import IdempotencyRecord, Order, OrderEvent
-from orders_service.orders.schemas import OrderInSchema
 from orders_service.payments import checkout, reconcile
 from tests.support.fake_gateway import FakeGateway
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from orders_service.config import Settings
 from orders_service.orders.models import Order, OrderEvent
 from orders_service.payments.models import StripeEvent
-from orders_service.queue import PROCESS_STRIPE_EVENT, TaskQueue
+from orders_service.queue import TaskQueue, Tasks
 from tests.support.database import TrailGate
 from tests.support.orders import paid_orders
 from tests.support.processes import STACK_TIMINGS, PrivateRabbitMQ, PrivateRedis, Stack, wait_until
@@ -57,7 +57,8 @@ def test_the_worker_rides_out_a_broker_restart_with_work_in_flight(base_env, dat
             # kombu's Redis ack emulation, giving such a message back on a lost connection killed the worker.
             with db.begin():
                 event_id = db.scalar(select(StripeEvent.id))
-            TaskQueue(Settings.from_env(env))._celery.send_task(PROCESS_STRIPE_EVENT, args=(event_id,), countdown=20)
+            TaskQueue(Settings.from_env(env))._celery.send_task(Tasks.PROCESS_STRIPE_EVENT, args=(event_id,),
+                                                                countdown=20)
             time.sleep(2)  # the worker has reserved it, waiting for its time
             for _order_id, intent in held[1:]:
                 _post(stack, intent)

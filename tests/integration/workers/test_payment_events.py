@@ -12,6 +12,7 @@ from orders_service.orders.models import OrderEvent
 from orders_service.payments import reconcile
 from orders_service.payments.models import StripeEvent
 from orders_service.payments.stripe_gateway import StripeGateway
+from orders_service.queue import Tasks
 from tests.support.database import TrailGate
 from tests.support.orders import count_events as _events
 from tests.support.orders import fresh_order as _order
@@ -120,7 +121,7 @@ def test_a_lost_webhook_is_made_good_by_reconciliation(stack, client, make, db, 
     order_id, pi_id = _place_online(client, make, shop)
     stripe_emulator.pay(pi_id)  # no endpoint is registered: no webhook comes
 
-    stack.enqueue("reconcile_payments")
+    stack.enqueue(Tasks.RECONCILE_PAYMENTS)
 
     wait_until(lambda: _order(db, order_id).payment_status == "paid", timeout=15)
     assert _events(db, order_id, "payment_succeeded") == 1
@@ -132,7 +133,7 @@ def test_unpaid_orders_expire_and_release_stock(stack, client, make, db, shop, s
     assert make.stock_of(Product, product.id) == 97
     wait_until(lambda: stack.ttl_passed(_order(db, order_id)), timeout=10)
 
-    stack.enqueue("expire_unpaid_orders")
+    stack.enqueue(Tasks.EXPIRE_UNPAID_ORDERS)
 
     wait_until(lambda: _order(db, order_id).status == "expired", timeout=15)
     assert make.stock_of(Product, product.id) == 100

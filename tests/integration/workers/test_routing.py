@@ -4,7 +4,7 @@ import time
 from kombu import Connection
 
 from orders_service.config import Settings
-from orders_service.queue import PROCESS_STRIPE_EVENT, QUEUES, TaskQueue
+from orders_service.queue import QUEUES, TaskQueue, Tasks
 from tests.support.processes import wait_until
 
 
@@ -15,7 +15,7 @@ def test_a_webhook_task_goes_to_the_payments_queue_only(base_env, private_broker
         channel = connection.channel()
         for name in QUEUES:  # declared as a worker would, so that the broker routes to them
             declared[name].bind(channel).declare()
-        assert queue.enqueue(PROCESS_STRIPE_EVENT, "evt_1")
+        assert queue.enqueue(Tasks.PROCESS_STRIPE_EVENT, "evt_1")
 
         def waiting():
             if private_broker.startswith("redis"):

@@ -105,7 +105,7 @@ def test_an_event_object_is_read_from_the_stored_payload():
     from orders_service.payments.stripe_gateway import StripeGateway
 
     class Settings:  # what the gateway reads from Settings
-        stripe_api_base, stripe_timeout_seconds, uses_stripe_emulator = "http://127.0.0.1:9", 1.0, True
+        stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
         stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
 
     gateway = StripeGateway(Settings())

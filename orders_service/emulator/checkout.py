@@ -1,4 +1,4 @@
-"""Paying by card in a browser while the Stripe emulator stands in for Stripe (localstripe.md §5).
+"""Paying by card in a browser while the Stripe emulator stands in for Stripe.
 
 localstripe's Stripe.js cannot confirm a PaymentIntent with card data. Its page saves the card with a
 SetupIntent instead (`confirmCardSetup`), the service confirms the order's PaymentIntent with that
@@ -14,21 +14,21 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from orders_service.auth.actor import Actor
+from orders_service.emulator.gateway import LocalStripeGateway
 from orders_service.errors import Conflict, InvalidRequest, PaymentProviderError, ProviderBusy
 from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.service import get_order
+from orders_service.payments.apply import apply_payment_intent
 from orders_service.payments.checkout import BUSY
 from orders_service.payments.gateway import (
-    EmulatedCardFlow,
     PaymentGatewayError,
     PaymentIntent,
     PaymentIntentStatus,
     PaymentProviderBusy,
     PaymentRefused,
 )
-from orders_service.payments.service import apply_payment_intent
 
 log = logging.getLogger(__name__)
 SOURCE = "emulator_checkout"
@@ -54,12 +54,12 @@ def _provider(call, *args):
         raise PaymentProviderError(f"Failed to confirm payment: {exc}") from None
 
 
-def start_card_setup(gateway: EmulatedCardFlow) -> str:
+def start_card_setup(gateway: LocalStripeGateway) -> str:
     """A SetupIntent's client secret, for the page to save the customer's card with."""
     return _provider(gateway.create_setup_intent)
 
 
-def pay_with_saved_card(session: Session, gateway: EmulatedCardFlow, actor: Actor, order_id: uuid.UUID,
+def pay_with_saved_card(session: Session, gateway: LocalStripeGateway, actor: Actor, order_id: uuid.UUID,
                         payment_method_id: str) -> CardPayment:
     """Charge the order's PaymentIntent with a card the page saved; a declined customer may call it again."""
     order = get_order(session, actor, order_id)
@@ -96,7 +96,7 @@ def pay_with_saved_card(session: Session, gateway: EmulatedCardFlow, actor: Acto
     return CardPayment(order.id, confirmed.status, intent.client_secret, confirmed.failure)
 
 
-def _replace_payment_intent(session: Session, gateway: EmulatedCardFlow, order: Order,
+def _replace_payment_intent(session: Session, gateway: LocalStripeGateway, order: Order,
                             old: PaymentIntent) -> PaymentIntent:
     """Open the next attempt's PaymentIntent, make it the order's, then cancel the old one.
 

@@ -1,11 +1,12 @@
-"""Liveness, readiness and metrics (CONTRACT §7)."""
+"""Liveness, readiness and metrics: plain Flask routes, outside the OpenAPI document (for balancers and Prometheus)."""
 import hmac
 
 from flask import Blueprint, request
 from sqlalchemy import text
 
+from orders_service.api.context import runtime, settings, task_queue
+from orders_service.api.errors import error_response
 from orders_service.ops import metrics
-from orders_service.web import error_response, runtime, settings, task_queue
 
 blp = Blueprint("ops", __name__)
 

@@ -4,9 +4,9 @@ gunicorn's gthread worker keeps dozens of threads so that requests waiting on St
 client cost nothing; but when they all want the CPU at once they share one GIL, and a request that
 holds a hot product's row lock is switched out for every other thread's turn (the lock is then held
 for the whole queue's work, and everyone behind it waits: the multi-second tail of a flash sale).
-The gate lets `active` requests in at a time, first come first served (`FifoSlots`), and a request steps out of it
-while it waits on something other than Python (`outside_gate()`: the Stripe gateway's calls, password
-hashing, which argon2 does without the GIL), so waiting stays cheap.
+The gate lets `active` requests in at a time, first come first served (`FifoSlots`), and a request steps
+out of it while it waits on something other than Python (`outside_gate()`, which the composition root
+hands the Stripe gateway and the password hasher: argon2 hashes without the GIL), so waiting stays cheap.
 
 A request that has waited `stall_seconds` for its turn goes in anyway: a gate holder stuck on
 something the gate does not know about (a lock wait, a slow disk) slows the others, never stops them.

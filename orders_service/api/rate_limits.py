@@ -1,5 +1,8 @@
-"""Rate limits (CONTRACT §2, §3, §5), with flask-limiter: per client address on login and registration,
-per customer on placing orders, and repeated wrong passwords per account whatever the address.
+"""Rate limits, with flask-limiter: per client address on login and registration, per customer on placing
+orders, and repeated wrong passwords per account whatever the address.
+
+A route declares the limit it counts toward with `@limited(AUTH)` or `@limited(ORDERS)`; `init_rate_limits`
+puts each app's limiter on the routes so declared (an app of its own per test, each with its settings).
 
 Counts live in Redis when REDIS_URL is set (every process and host sees the same counts), in each
 process's memory otherwise (development). A storage that fails lets requests through (logged): a Redis
@@ -19,13 +22,26 @@ from flask_limiter.util import get_remote_address
 from jwt import PyJWTError
 from limits import parse
 
+from orders_service.api.blueprint import document
+from orders_service.api.context import settings
+from orders_service.api.errors import error_response
 from orders_service.config import Settings
 from orders_service.errors import Throttled, Unauthorized
-from orders_service.web import error_response, settings
 
-# Routes whose requests count together, by limit; endpoint names are the blueprints'.
-AUTH_ENDPOINTS = ("auth.login", "auth.register")
-ORDER_ENDPOINTS = ("orders.place_order", "orders.place_order_with_payment")
+# The limits, by scope: the routes declaring one count together.
+AUTH = "auth"  # AUTH_RATE_LIMIT, per client address
+ORDERS = "orders"  # ORDER_RATE_LIMIT, per customer
+
+
+def limited(scope: str):
+    """Declare that the route counts toward the `scope` limit (AUTH or ORDERS); a breach is a 429."""
+
+    def decorator(view):
+        view = document(view, rate_limit=scope)
+        view.rate_limit_scope = scope
+        return view
+
+    return decorator
 
 
 def _token_customer() -> str | None:
@@ -42,18 +58,21 @@ def _token_customer() -> str | None:
 
 
 def init_rate_limits(app: Flask, config: Settings) -> Limiter:
-    """Put the limits on the app's auth and order routes (already registered)."""
+    """Put the limits on the app's routes that declare one (already registered)."""
     limiter = Limiter(
         get_remote_address, app=app, storage_uri=config.redis_url or "memory://",
         strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
     )
-    auth = limiter.shared_limit(config.auth_rate_limit, scope="auth")
-    orders = limiter.shared_limit(config.order_rate_limit, scope="orders",
-                                  key_func=lambda: f"customer:{_token_customer()}",
-                                  exempt_when=lambda: _token_customer() is None)
-    for endpoints, limit in ((AUTH_ENDPOINTS, auth), (ORDER_ENDPOINTS, orders)):
-        for endpoint in endpoints:
-            app.view_functions[endpoint] = limit(app.view_functions[endpoint])
+    limits = {
+        AUTH: limiter.shared_limit(config.auth_rate_limit, scope=AUTH),
+        ORDERS: limiter.shared_limit(config.order_rate_limit, scope=ORDERS,
+                                     key_func=lambda: f"customer:{_token_customer()}",
+                                     exempt_when=lambda: _token_customer() is None),
+    }
+    for endpoint, view in list(app.view_functions.items()):
+        scope = getattr(view, "rate_limit_scope", None)
+        if scope is not None:
+            app.view_functions[endpoint] = limits[scope](view)
     app.extensions["orders.limiter"] = limiter
 
     @app.errorhandler(RateLimitExceeded)

@@ -1,26 +1,26 @@
-"""The order routes (CONTRACT §5). They sit above `payments/`, whose checkout use cases they call."""
-from http import HTTPStatus
+"""The customer's order routes: place (cash on delivery, or with an online payment), pay, read, cancel.
+
+They call the checkout use cases of `payments/` and the order services of `orders/`."""
 from uuid import UUID
 
 from flask import g
 
-from orders_service.auth.models import Role
-from orders_service.auth.tokens import authenticated, current_actor
-from orders_service.orders import fulfilment, service
-from orders_service.orders.models import PaymentMethod
-from orders_service.orders.schemas import (
-    AdminOrderPatchSchema,
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.context import db_session, payment_gateway, settings
+from orders_service.api.errors import error_example
+from orders_service.api.orders.schemas import (
     IdempotencyHeaderSchema,
     OrderInSchema,
     OrderPageSchema,
     OrderQuerySchema,
     OrderSchema,
     PaymentStartedSchema,
-    RefundInSchema,
-    RefundSchema,
 )
-from orders_service.payments import checkout, refunds
-from orders_service.web import Blueprint, db_session, payment_gateway, settings
+from orders_service.api.rate_limits import ORDERS, limited
+from orders_service.api.security import authenticated, current_actor
+from orders_service.orders import service
+from orders_service.orders.models import PaymentMethod
+from orders_service.payments import checkout
 
 # The seed's examples (seed-api-reference.txt), shown in the OpenAPI document.
 _ADDRESS = {"street": "123 Main St", "city": "New York", "state": "NY", "zipCode": "10001", "country": "USA"}
@@ -37,13 +37,9 @@ PAYMENT_STARTED_EXAMPLE = {"orderId": "order-uuid", "clientSecret": "pi_12345678
 _NOT_YOURS = "customerId is not the authenticated customer (admins may order for anyone)"
 
 
-def _error_example(status: int, message: str) -> dict:
-    return {"code": status, "status": HTTPStatus(status).phrase, "message": message}
-
-
-INSUFFICIENT_STOCK = _error_example(400, "Product 'Premium Headphones' has insufficient stock. Available: 1, "
+INSUFFICIENT_STOCK = error_example(400, "Product 'Premium Headphones' has insufficient stock. Available: 1, "
                                          "Requested: 2")
-NO_DELIVERY_METHOD = _error_example(404, "Delivery method not found")
+NO_DELIVERY_METHOD = error_example(404, "Delivery method not found")
 TOO_MANY_ORDERS = "Too many orders from this customer (ORDER_RATE_LIMIT); nothing reserved; see Retry-After"
 
 blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placing and reading orders")
@@ -51,6 +47,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placi
 
 @blp.route("", methods=["POST"])
 @authenticated()
+@limited(ORDERS)
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
 @blp.arguments(OrderInSchema, example=CASH_ON_DELIVERY_EXAMPLE)
 @blp.response(204, headers={"Location": {"description": "/api/orders/{orderId}", "schema": {"type": "string"}}})
@@ -62,7 +59,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Placi
 def place_order(body, idempotency_key=None):
     placed = service.place_order(
         db_session(), current_actor(), body, PaymentMethod.CASH_ON_DELIVERY, settings().currency,
-        idempotency_key=idempotency_key, route="cash_on_delivery",
+        idempotency_key=idempotency_key, idempotency_scope="cash_on_delivery",
     )
     g.order_id = placed.order.id  # for the request's log line
     return "", 204, {"Location": f"/api/orders/{placed.order.id}"}
@@ -70,6 +67,7 @@ def place_order(body, idempotency_key=None):
 
 @blp.route("/with-payment", methods=["POST"])
 @authenticated()
+@limited(ORDERS)
 @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
 @blp.arguments(OrderInSchema, example=WITH_PAYMENT_EXAMPLE)
 @blp.response(200, PaymentStartedSchema, example=PAYMENT_STARTED_EXAMPLE)
@@ -78,7 +76,7 @@ def place_order(body, idempotency_key=None):
 @blp.alt_response(404, description="Customer, delivery method or product not found", example=NO_DELIVERY_METHOD)
 @blp.alt_response(429, description=TOO_MANY_ORDERS)
 @blp.alt_response(500, description="Failed to initialize payment: the provider's reason",
-                  example=_error_example(500, "Failed to initialize payment: [error details]"))
+                  example=error_example(500, "Failed to initialize payment: [error details]"))
 def place_order_with_payment(body, idempotency_key=None):
     order = checkout.place_online_order(
         db_session(), payment_gateway(), current_actor(), body, settings().currency, idempotency_key
@@ -91,7 +89,7 @@ def place_order_with_payment(body, idempotency_key=None):
 @authenticated()
 @blp.response(204)
 @blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order",
-                  example=_error_example(400, "Order has already been marked as paid"))
+                  example=error_example(400, "Order has already been marked as paid"))
 @blp.alt_response(404, description="Unknown order, or another customer's")
 def mark_order_paid(order_id: UUID):
     checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
@@ -119,28 +117,3 @@ def get_order(order_id: UUID):
 @blp.alt_response(404, description="Unknown order, or another customer's")
 def cancel_order(order_id: UUID):
     return checkout.cancel_order(db_session(), payment_gateway(), current_actor(), order_id)
-
-
-admin_blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", description="Fulfilment (admin)")
-
-
-@admin_blp.route("/<uuid:order_id>", methods=["PATCH"])
-@authenticated(role=Role.ADMIN)
-@admin_blp.arguments(AdminOrderPatchSchema)
-@admin_blp.response(200, OrderSchema)
-@admin_blp.alt_response(400, description="A transition the state machine forbids")
-def update_order(body, order_id: UUID):
-    return fulfilment.update_fulfilment(db_session(), order_id, body)
-
-
-@admin_blp.route("/<uuid:order_id>/refunds", methods=["POST"])
-@authenticated(role=Role.ADMIN)
-@admin_blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-@admin_blp.arguments(RefundInSchema)
-@admin_blp.response(201, RefundSchema)
-@admin_blp.alt_response(400, description="Not paid online, or more than was paid minus what was refunded")
-@admin_blp.alt_response(404, description="Unknown order")
-@admin_blp.alt_response(422, description="The Idempotency-Key was used with another body")
-def refund_order(body, order_id: UUID, idempotency_key=None):
-    return refunds.refund_order(db_session(), payment_gateway(), order_id, body.get("amount"), body.get("reason"),
-                                idempotency_key)

@@ -1,8 +1,8 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from orders_service.fields import Country, Money, StrictBoolean, StrictInteger, Text, UtcDateTime
+from orders_service.api.fields import Country, Money, StrictBoolean, StrictInteger, Text, UtcDateTime
+from orders_service.api.pages import PageArgsSchema, page_schema
 from orders_service.orders.models import OrderStatus
-from orders_service.pages import PageArgsSchema, page_schema
 
 
 class AddressSchema(Schema):

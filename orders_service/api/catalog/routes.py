@@ -1,9 +1,8 @@
+"""The catalog: products and their variants, delivery methods; reading is public, writing is the admin's."""
 from uuid import UUID
 
-from orders_service.auth.models import Role
-from orders_service.auth.tokens import authenticated
-from orders_service.catalog import service
-from orders_service.catalog.schemas import (
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.catalog.schemas import (
     DeliveryMethodInSchema,
     DeliveryMethodPatchSchema,
     DeliveryMethodQuerySchema,
@@ -16,15 +15,17 @@ from orders_service.catalog.schemas import (
     VariantPatchSchema,
     VariantSchema,
 )
-from orders_service.pages import PageArgsSchema
-from orders_service.web import PUBLIC, Blueprint, db_session
+from orders_service.api.context import db_session
+from orders_service.api.pages import PageArgsSchema
+from orders_service.api.security import authenticated
+from orders_service.auth.models import Role
+from orders_service.catalog import service
 
 blp = Blueprint("catalog", __name__, url_prefix="/api", description="Products, variants and delivery methods")
 admin = authenticated(role=Role.ADMIN)
 
 
 @blp.route("/products", methods=["GET"])
-@blp.doc(**PUBLIC)
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, ProductPageSchema)
 def list_products(args):
@@ -40,7 +41,6 @@ def create_product(body):
 
 
 @blp.route("/products/<uuid:product_id>", methods=["GET"])
-@blp.doc(**PUBLIC)
 @blp.response(200, ProductSchema)
 def get_product(product_id: UUID):
     return service.get_product(db_session(), product_id)
@@ -71,7 +71,6 @@ def update_variant(body, product_id: UUID, variant_id: UUID):
 
 
 @blp.route("/delivery-methods", methods=["GET"])
-@blp.doc(**PUBLIC)
 @blp.arguments(DeliveryMethodQuerySchema, location="query")
 @blp.response(200, DeliveryMethodSchema(many=True))
 def list_delivery_methods(args):

@@ -1,4 +1,5 @@
-"""Run localstripe, the Stripe emulator, for development and tests.
+"""Run localstripe, the Stripe emulator, for development and tests: `python -m orders_service.emulator.server
+--port 8420`.
 
 localstripe re-pickles its whole store to a fixed /tmp path after every write: slow, and two
 instances on one machine overwrite each other. This launcher turns that persistence off, so each

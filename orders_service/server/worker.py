@@ -32,7 +32,7 @@ _table = mmap.mmap(-1, SLOTS * _ENTRY.size)  # anonymous and shared: inherited b
 
 
 class BalancedThreadWorker(ThreadWorker):
-    """Procfile `web`: `--worker-class orders_service.web_worker.BalancedThreadWorker`."""
+    """Procfile `web`: `--worker-class orders_service.server.worker.BalancedThreadWorker`."""
 
     def init_process(self) -> None:
         self._offset = (self.age % SLOTS) * _ENTRY.size

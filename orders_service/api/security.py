@@ -1,7 +1,7 @@
-"""JWTs (flask-jwt-extended) and the access decorators the routes use.
+"""Authentication: JWTs (flask-jwt-extended) and the decorator that declares a route needs one.
 
 A token is accepted when it is HS256-signed with JWT_SECRET_KEY, its `sub` is a customer UUID and
-its `role` claim is `customer` or `admin`; any other token is a 401 (CONTRACT §3).
+its `role` claim is `customer` or `admin`; any other token is a 401 (docs/api.md, "Authentication").
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from flask_jwt_extended import (
     verify_jwt_in_request,
 )
 
+from orders_service.api.blueprint import document
+from orders_service.api.errors import error_response
 from orders_service.auth.actor import Actor
 from orders_service.auth.models import Role
 from orders_service.errors import Forbidden, Unauthorized
-from orders_service.web import error_response
 
 jwt = JWTManager()
 
@@ -94,7 +95,6 @@ def authenticated(role: str | None = None, refresh: bool = False):
                 raise Forbidden("This action requires the admin role")
             return view(*args, **kwargs)
 
-        wrapper.required_role = role or "any"  # for the OpenAPI document: which errors the route can give
-        return wrapper
+        return document(wrapper, auth=role or "any")  # the OpenAPI document: its security, 401 and 403
 
     return decorator

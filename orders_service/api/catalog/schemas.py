@@ -2,8 +2,8 @@
 assign what a schema loaded as it comes."""
 from marshmallow import Schema, fields, validate
 
-from orders_service.fields import Country, Money, StrictBoolean, StrictInteger, Text
-from orders_service.pages import PartialMixin, page_schema
+from orders_service.api.fields import Country, Money, StrictBoolean, StrictInteger, Text
+from orders_service.api.pages import PartialMixin, page_schema
 
 _name = validate.Length(min=1, max=200)
 _sku = validate.Length(min=1, max=64)

@@ -1,16 +1,18 @@
-"""POST /api/webhooks/stripe: verify the signature on the raw body, store the event, enqueue it."""
+"""Stripe's webhooks in: `POST /api/webhooks/stripe` verifies the signature on the raw body, stores the
+event in the inbox and enqueues it for the workers."""
 from flask import request
 
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.context import db_session, payment_gateway, task_queue
 from orders_service.errors import InvalidRequest
 from orders_service.payments import inbox
 from orders_service.payments.gateway import InvalidWebhook
-from orders_service.web import PUBLIC, Blueprint, db_session, payment_gateway, task_queue
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="Provider webhooks")
 
 
 @blp.route("/stripe", methods=["POST"])
-@blp.doc(**PUBLIC, description="Authenticated by the Stripe-Signature header, not a token.")
+@blp.doc(description="Authenticated by the Stripe-Signature header, not a token.")
 @blp.response(200)
 @blp.alt_response(400, description="Missing or bad signature, stale timestamp, or not a Stripe event")
 def receive_stripe_webhook():

@@ -1,7 +1,7 @@
 from marshmallow import Schema, ValidationError, fields, validate
 
+from orders_service.api.fields import Email, Text
 from orders_service.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
-from orders_service.fields import Email, Text
 
 
 def _acceptable_password(password: str) -> None:

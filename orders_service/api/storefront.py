@@ -1,4 +1,5 @@
-"""The reference storefront (CONTRACT §8): plain HTML, CSS and JavaScript served at /shop/, no build step.
+"""The reference storefront: plain HTML, CSS and JavaScript (`orders_service/storefront/`) served at /shop/,
+no build step.
 
 The page calls the public API like any other client; nothing here knows about orders.
 """
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 
-FOLDER = Path(__file__).resolve().parent / "static"
+FOLDER = Path(__file__).resolve().parent.parent / "storefront" / "static"
 
 blp = Blueprint("storefront", __name__, url_prefix="/shop")
 

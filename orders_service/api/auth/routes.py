@@ -1,26 +1,28 @@
 
+"""Accounts and tokens: register, sign in, refresh."""
+from orders_service.api.auth.schemas import AccessTokenSchema, LoginSchema, RegisterSchema, TokensSchema
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.context import db_session, passwords
+from orders_service.api.rate_limits import AUTH, counting_failed_logins, limited
+from orders_service.api.security import authenticated, current_actor, mint_access_token, mint_tokens
 from orders_service.auth import service
-from orders_service.auth.schemas import AccessTokenSchema, LoginSchema, RegisterSchema, TokensSchema
-from orders_service.auth.tokens import authenticated, current_actor, mint_access_token, mint_tokens
-from orders_service.rate_limits import counting_failed_logins
-from orders_service.web import PUBLIC, Blueprint, db_session
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
 
 
 @blp.route("/register", methods=["POST"])
-@blp.doc(**PUBLIC)
+@limited(AUTH)
 @blp.arguments(RegisterSchema)
 @blp.response(201, TokensSchema)
 @blp.alt_response(409, description="The email is taken")
 @blp.alt_response(429, description="Too many attempts from this address (AUTH_RATE_LIMIT); see Retry-After")
 def register(body):
-    customer = service.register_customer(db_session(), **body)
+    customer = service.register_customer(db_session(), passwords(), **body)
     return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
 
 
 @blp.route("/login", methods=["POST"])
-@blp.doc(**PUBLIC)
+@limited(AUTH)
 @blp.arguments(LoginSchema)
 @blp.response(200, TokensSchema)
 @blp.alt_response(401, description="Wrong credentials")
@@ -28,7 +30,7 @@ def register(body):
                                    "see Retry-After")
 def login(body):
     with counting_failed_logins(body["email"]):
-        customer = service.authenticate(db_session(), body["email"], body["password"])
+        customer = service.authenticate(db_session(), passwords(), body["email"], body["password"])
     return {"customerId": customer.id, **mint_tokens(customer.id, customer.role)}
 
 

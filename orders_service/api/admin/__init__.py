@@ -1,0 +1,1 @@
+"""Routes for the shop's staff: every one needs the admin role."""

@@ -1,0 +1,40 @@
+"""The shop's order routes (admin): fulfilment (ship, deliver, cash collected) and refunds."""
+from uuid import UUID
+
+from orders_service.api.blueprint import Blueprint
+from orders_service.api.context import db_session, payment_gateway
+from orders_service.api.orders.schemas import (
+    AdminOrderPatchSchema,
+    IdempotencyHeaderSchema,
+    OrderSchema,
+    RefundInSchema,
+    RefundSchema,
+)
+from orders_service.api.security import authenticated
+from orders_service.auth.models import Role
+from orders_service.orders import fulfilment
+from orders_service.payments import refunds
+
+blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", description="Fulfilment (admin)")
+
+
+@blp.route("/<uuid:order_id>", methods=["PATCH"])
+@authenticated(role=Role.ADMIN)
+@blp.arguments(AdminOrderPatchSchema)
+@blp.response(200, OrderSchema)
+@blp.alt_response(400, description="A transition the state machine forbids")
+def update_order(body, order_id: UUID):
+    return fulfilment.update_fulfilment(db_session(), order_id, body)
+
+
+@blp.route("/<uuid:order_id>/refunds", methods=["POST"])
+@authenticated(role=Role.ADMIN)
+@blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+@blp.arguments(RefundInSchema)
+@blp.response(201, RefundSchema)
+@blp.alt_response(400, description="Not paid online, or more than was paid minus what was refunded")
+@blp.alt_response(404, description="Unknown order")
+@blp.alt_response(422, description="The Idempotency-Key was used with another body")
+def refund_order(body, order_id: UUID, idempotency_key=None):
+    return refunds.refund_order(db_session(), payment_gateway(), order_id, body.get("amount"), body.get("reason"),
+                                idempotency_key)

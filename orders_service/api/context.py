@@ -1,0 +1,49 @@
+"""What a route reaches through the app: the process's runtime parts, and the request's database session."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # the composition root is above the routes; they only reach it through the app
+    from orders_service.auth.passwords import Passwords
+    from orders_service.config import Settings
+    from orders_service.payments.gateway import PaymentGateway
+    from orders_service.queue import TaskQueue
+    from orders_service.runtime import Runtime
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["orders.runtime"]
+
+
+def settings() -> Settings:
+    return runtime().settings
+
+
+def payment_gateway() -> PaymentGateway:
+    return runtime().gateway
+
+
+def task_queue() -> TaskQueue:
+    return runtime().queue
+
+
+def passwords() -> Passwords:
+    return runtime().passwords
+
+
+def db_session() -> Session:
+    """The request's session; services open and commit their own transactions on it."""
+    if "db_session" not in g:
+        g.db_session = runtime().session_factory()
+    return g.db_session
+
+
+def init_request_session(app: Flask) -> None:
+    @app.teardown_appcontext
+    def _close_session(_exc):
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
