@@ -175,8 +175,8 @@ class Settings:
     # budget of docs/operations.md, or DB_POOL_SIZE when an operator sets it.
     db_pool_size: int = 15
     db_pool_timeout_seconds: float = 5.0
-    # CONTRACT §2, §3, §5: requests per client address (login and registration together), orders per
-    # customer (both routes together), and wrong passwords per account (any address).
+    # docs/api.md, "Rate limits": requests per client address (login and registration together), orders
+    # per customer (both routes together), and wrong passwords per account (any address).
     auth_rate_limit: str = "20/minute"
     order_rate_limit: str = "30/minute"
     login_failure_limit: str = "10/15minutes"
@@ -190,7 +190,7 @@ class Settings:
     # long one waits for its turn before it goes in anyway.
     web_active_requests: int = 2
     web_gate_stall_ms: int = 250
-    # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
+    # Mail and the periodic jobs (defaults suit production, tests shorten them).
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
     maintenance_interval_seconds: int = 60

@@ -1,4 +1,4 @@
-"""Rate limits (CONTRACT §2, §3, §5): per client address on login and registration, per account on wrong
+"""Rate limits (docs/api.md, "Rate limits"): per client address on login and registration, per account on wrong
 passwords whatever the address, per customer on placing orders; 429 with Retry-After, nothing changed.
 
 Each test runs an app of its own with small limits (the suite's app has generous ones)."""

@@ -1,5 +1,5 @@
-"""The emulator's card routes (CONTRACT §8, localstripe.md §5) through the API, with the real gateway against
-the real-shaped Stripe: what the browser tests do not reach — other customers, wrong orders, bad input,
+"""The emulator's card routes (docs/api.md, "The Stripe emulator's card flow") through the API, with the real
+gateway against the real-shaped Stripe: what the browser tests do not reach — other customers, wrong orders, bad input,
 and the replaced PaymentIntent's own events."""
 import pytest
 from sqlalchemy import select

@@ -1,5 +1,5 @@
-"""Malformed POST /api/orders requests: every one is a 4xx with the contract's JSON error body, and
-nothing is written (CONTRACT §5, §7: no input a client can send produces a 500)."""
+"""Malformed POST /api/orders requests: every one is a 4xx with the API's JSON error body, and
+nothing is written (docs/api.md, "Errors": no input a client can send produces a 500)."""
 import json
 
 import pytest

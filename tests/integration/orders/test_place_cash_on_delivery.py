@@ -1,4 +1,4 @@
-"""POST /api/orders: the seed's cash-on-delivery example and every non-payment error row of CONTRACT §5."""
+"""POST /api/orders: the seed's cash-on-delivery example and every non-payment error row of docs/api.md, "Orders"."""
 import uuid
 
 import pytest
@@ -181,7 +181,7 @@ def test_admin_may_order_for_a_customer(client, make, catalog):
 
 
 def test_the_order_representation_is_the_contracts(client, make, catalog):
-    """CONTRACT §5 "Order representation", every field, with its JSON type."""
+    """docs/api.md, "The order": every field, with its JSON type."""
     import re
 
     customer, auth, headphones, _case, method = catalog

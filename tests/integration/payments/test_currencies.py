@@ -1,4 +1,4 @@
-"""Every currency Stripe charges in, in its own minor unit (CONTRACT §2 STORE_CURRENCY, §5): JPY has none,
+"""Every currency Stripe charges in, in its own minor unit (STORE_CURRENCY; docs/api.md, "Conventions"): JPY has none,
 KWD three; and online totals below Stripe's minimum are refused before any stock is taken."""
 import dataclasses
 

@@ -1,5 +1,5 @@
-"""Refunds through the API against a Stripe that answers in real shapes (CONTRACT §5, §6): full and
-partial, by an admin or in Stripe's dashboard, never more than was paid, each counted once."""
+"""Refunds through the API against a Stripe that answers in real shapes (docs/api.md: refunds, "Stripe
+webhooks in"): full and partial, by an admin or in Stripe's dashboard, never more than was paid, each counted once."""
 import uuid
 
 import pytest

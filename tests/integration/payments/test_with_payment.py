@@ -211,7 +211,7 @@ def test_stripe_faults_release_the_stock(app_with_stripe_at, broken_stripe, seed
     assert make.stock_of(Product, headphones.id) == 8
 
 
-SHARED_ERRORS = {  # CONTRACT §5 "Errors shared by both ways of placing an order", on the with-payment route
+SHARED_ERRORS = {  # docs/api.md, "Placing an order": the errors shared by both routes, on with-payment
     "insufficient-stock": (lambda b, h, c, o: b["items"][0].update(quantity=11), 400,
                            "Product 'Premium Headphones' has insufficient stock. Available: 10, Requested: 11"),
     "invalid-data": (lambda b, h, c, o: b["items"][0].update(quantity=0), 400, "Invalid order data"),
