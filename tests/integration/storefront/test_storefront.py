@@ -2,7 +2,7 @@
 Procfile's web and worker, Stripe.js and the Stripe API of the emulator behind RealStripe, webhooks on.
 
 Every control is found by the accessible name §8 gives it, as a person (or a screen reader) finds it.
-Each step saves a screenshot; the folder is printed at the start of the module.
+Each step saves a screenshot; the run's summary prints the folder (`storefront screenshots: …`).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import requests
 from sqlalchemy import func, select
 
 from tests.support.factories import PASSWORD
+from tests.support.screenshots import remember as remember_screenshots
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -46,11 +47,7 @@ def browser():
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("storefront-screenshots")
-    line = f"storefront screenshots: {folder}"
-    print(line)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    remember_screenshots(request.config, folder)  # the run's summary prints it, under xdist too
     return folder
 
 
