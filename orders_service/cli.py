@@ -1,10 +1,13 @@
 """`orders-service …`: migrate, seed demo data, mint a token, run the whole stack for development."""
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import os
 import shlex
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -187,6 +190,58 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on host:port now (taken, not allowed …), or None if it could."""
+    address = host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As gunicorn and the emulator do: a connection of an earlier run in TIME_WAIT is no obstacle.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is in use on {host} (another `make run`, or another program)"
+            if exc.errno == errno.EACCES:
+                return f"port {port} is not allowed to this user on {host} (ports below 1024 need root)"
+            return f"cannot listen on {host}:{port} ({exc.strerror})"
+    return None
+
+
+def _free_port_after(host: str, port: int) -> int | None:
+    return next((p for p in range(port + 1, min(port + 100, 65536)) if _cannot_listen(host, p) is None), None)
+
+
+def _check_ports(bind: str, port: int, emulator: tuple[str, int] | None) -> None:
+    """Stop at once, saying which port is taken and what to run instead, rather than have gunicorn (or the
+    emulator) retry for seconds and die among the other processes' start-up lines."""
+    problems, instead = [], []
+    why = _cannot_listen(bind, port)
+    if why:
+        problems.append(f"{why}: the web's port, PORT")
+        instead.append(f"PORT={_free_port_after(bind, port) or '<a free port>'}")
+    if emulator is not None:
+        host, emulator_port = emulator
+        why = _cannot_listen(host, emulator_port)
+        if why:
+            problems.append(f"{why}: the Stripe emulator's port, in STRIPE_API_BASE")
+            free = _free_port_after(host, emulator_port) or "<a free port>"
+            instead.append(f"STRIPE_API_BASE=http://{f'[{host}]' if ':' in host else host}:{free}")
+    if problems:
+        command = "make run" if "MAKELEVEL" in os.environ else "orders-service dev"
+        for problem in problems:
+            click.echo(problem, err=True)
+        click.echo(f"run `{' '.join(instead)} {command}`, or stop what holds the port", err=True)
+        sys.exit(1)
+
+
+def _reachable(bind: str) -> str:
+    """The host part of a URL that reaches a server listening on `bind` from this machine."""
+    address = ipaddress.ip_address(bind.strip("[]"))
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "[::1]"
+    return bind
+
+
 @main.command()
 @click.option("--port", type=int, default=None, help="web port (default: PORT or 5000)")
 def dev(port):
@@ -199,29 +254,38 @@ def dev(port):
 
     settings = Settings.from_env()
     port = port or settings.port
+    bind = settings.web_bind or "127.0.0.1"  # development stays on this machine unless WEB_BIND says otherwise
+    emulator = None  # (host, port) of the embedded Stripe emulator, when it stands in (no Stripe key)
+    if settings.stripe_secret_key == DEV_STRIPE_KEY:
+        url = urllib.parse.urlsplit(settings.stripe_api_base)
+        emulator = (url.hostname, url.port or 8420)
+    _check_ports(bind, port, emulator)
     upgrade(settings.database_url)
     shutil.rmtree(settings.metrics_dir, ignore_errors=True)  # an earlier run's samples would add to this one's
     settings.metrics_dir.mkdir(parents=True, exist_ok=True)
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{_reachable(bind)}:{port}"
     guide = try_it_guide(base_url, settings)
+    if not ipaddress.ip_address(bind.strip("[]")).is_loopback:
+        guide += (f"Listening on {bind} (WEB_BIND): other machines can reach this stack and sign in with the demo "
+                  "password.\n")
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PORT"] = str(port)
+    env["WEB_BIND"] = bind
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("LOG_FORMAT", "text")  # a terminal, read by a person; production keeps JSON
     procfile = parse_procfile((PROJECT_ROOT / "Procfile").read_text())
     manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
     for name in ("web", "worker", "beat"):
         manager.add_process(name, procfile.processes[name], env=env, cwd=str(PROJECT_ROOT))
-    if settings.stripe_secret_key == DEV_STRIPE_KEY:
-        # No Stripe key: the embedded Stripe emulator (localstripe) stands in, on STRIPE_API_BASE's port.
-        stripe_port = urllib.parse.urlsplit(settings.stripe_api_base).port or 8420
+    if emulator is not None:
+        # No Stripe key: the embedded Stripe emulator (localstripe) stands in, on STRIPE_API_BASE's address.
         manager.add_process("stripe", f"{shlex.quote(sys.executable)} -m orders_service.emulator.server "
-                            f"--port {stripe_port}", env=env, cwd=str(PROJECT_ROOT))
+                            f"--host {shlex.quote(emulator[0])} --port {emulator[1]}", env=env, cwd=str(PROJECT_ROOT))
 
     def announce():
-        if settings.stripe_secret_key == DEV_STRIPE_KEY:
+        if emulator is not None:
             _wait_http(f"{settings.stripe_api_base}/js.stripe.com/v3/", 30)  # the emulator's public page
             _register_emulator_webhook(settings, f"{base_url}/api/webhooks/stripe")
         # Once the web answers and its database and broker do (/readyz), and the processes' start-up lines

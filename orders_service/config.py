@@ -115,6 +115,22 @@ def _bool(env, name: str, default: bool) -> bool:
     return raw == "true"
 
 
+def _bind_address(env) -> str | None:
+    """WEB_BIND: the address the web listens on, as gunicorn's `--bind` takes it (an IPv6 one in brackets);
+    unset, the Procfile listens on every interface and `orders-service dev` on loopback only."""
+    raw = (env.get("WEB_BIND") or "").strip()
+    if not raw:
+        return None
+    bracketed = raw.startswith("[") and raw.endswith("]")
+    try:
+        address = ipaddress.ip_address(raw[1:-1] if bracketed else raw)
+    except ValueError:
+        address = None
+    if address is None or (address.version == 6) != bracketed:
+        raise ConfigError("WEB_BIND", f"must be an IP address such as 127.0.0.1, 0.0.0.0 or [::1], got {raw!r}")
+    return raw
+
+
 def _names_loopback(url: str | None) -> bool:
     """Whether the URL's host is this machine: 127.0.0.0/8, ::1 or localhost."""
     host = urlsplit(url).hostname if url else None
@@ -171,6 +187,9 @@ class Settings:
     metrics_dir: Path = PROJECT_ROOT / "instance" / "metrics"
     access_token_minutes: int = 60
     port: int = 5000
+    # The address the web listens on (WEB_BIND): None leaves it to the Procfile (every interface), or to
+    # `orders-service dev` (loopback: a development stack with a published demo password stays private).
+    web_bind: str | None = None
     # PostgreSQL connections each process may hold (`pool_size`; there is no overflow): the connection
     # budget of docs/operations.md, or DB_POOL_SIZE when an operator sets it.
     db_pool_size: int = 15
@@ -335,6 +354,7 @@ class Settings:
             metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
             port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
+            web_bind=_bind_address(env),
             db_pool_size=_db_pool_size(env),
             db_pool_timeout_seconds=_int(env, "DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=600),
             auth_rate_limit=_rate_limit(env, "AUTH_RATE_LIMIT", "20/minute"),

@@ -30,6 +30,8 @@ from tests.support.processes import (
 from tests.support.stripe import WEBHOOK_SECRET, StripeEmulator
 from tests.support.stripe_proxy import RealStripe
 
+pytest_plugins = ["tests.support.screenshots"]  # the browser tests' screenshot folder, in the run's summary
+
 
 def pytest_configure(config):
     """One PostgreSQL server for this run, started before xdist starts its workers (they inherit its URL):

@@ -1,23 +1,67 @@
 """The Stripe gateway when localstripe, the Stripe emulator, stands in for Stripe (`STRIPE_EMULATOR`).
 
 It is the real gateway with what the emulator needs changed: no SDK retries (localstripe answers bare 500s
-that a retry cannot fix), no parameters it refuses (`description`), and the browser flow its Stripe.js
+that a retry cannot fix), no parameters it refuses (`description`), the browser flow its Stripe.js
 forces (`checkout.py`): the page saves a card with a SetupIntent, and the service confirms the order's
-PaymentIntent with it. Real Stripe's browsers never need that.
+PaymentIntent with it. Real Stripe's browsers never need that. And the emulator forgets every payment
+when it restarts (`server.py` keeps nothing on disk), which real Stripe never does.
 """
 from __future__ import annotations
 
-from orders_service.payments.gateway import PaymentIntent
+import logging
+
+from orders_service.payments.gateway import PaymentIntent, PaymentIntentStatus, PaymentRefused
 from orders_service.payments.stripe_gateway import StripeGateway, to_payment_intent
+
+log = logging.getLogger(__name__)
+
+
+def _unknown(exc: PaymentRefused) -> bool:
+    """The emulator answered 404: it holds no such object (the SDK's error says so by its HTTP status)."""
+    return getattr(exc.__cause__, "http_status", None) == 404
 
 
 class LocalStripeGateway(StripeGateway):
     NETWORK_RETRIES = 0
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._reported: set[str] = set()  # forgotten PaymentIntents already told about, one line each
+
     def _payment_intent_params(self, order_id: str, amount: int, currency: str) -> dict:
         params = super()._payment_intent_params(order_id, amount, currency)
         del params["description"]  # localstripe answers 400 "Unexpected description"
         return params
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
+        try:
+            return super().retrieve_payment_intent(payment_intent_id)
+        except PaymentRefused as exc:
+            if not _unknown(exc):
+                raise
+            return self._forgotten(payment_intent_id)
+
+    def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
+        try:
+            return super().cancel_payment_intent(payment_intent_id)
+        except PaymentRefused as exc:
+            if not _unknown(exc):
+                raise
+            return self._forgotten(payment_intent_id)
+
+    def _forgotten(self, payment_intent_id: str) -> PaymentIntent:
+        """A PaymentIntent the emulator no longer knows: it was restarted since (`make run` again). Nobody can
+        pay it and it holds no money, so it is as good as canceled: the order it belonged to, if still
+        unpaid, is closed and its stock released, instead of being asked about (and failing) forever."""
+        if payment_intent_id not in self._reported:
+            if len(self._reported) > 10_000:
+                self._reported.clear()
+            self._reported.add(payment_intent_id)
+            log.warning("the Stripe emulator no longer knows payment %s (it forgets every payment when it restarts):"
+                        " taken as canceled, so an unpaid order of it is closed and its stock released;"
+                        " nothing to do but place that order again", payment_intent_id)
+        return PaymentIntent(id=payment_intent_id, status=PaymentIntentStatus.CANCELED, amount=0, currency="",
+                             order_id=None)
 
     def create_setup_intent(self) -> str:
         """A SetupIntent for the page to save a card with; its client secret."""

@@ -223,3 +223,14 @@ def test_stripe_js_comes_from_the_emulator_only_when_one_is_used():
     development = Settings.from_env({"ORDERS_INSTANCE_DIR": "/tmp/orders-config-test"})
     assert development.stripe_publishable_key.startswith("pk_test_")
     assert development.log_format == "json"
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1", "0.0.0.0", "[::1]", "[::]", "10.1.2.3"])
+def test_web_bind_takes_an_address_as_gunicorn_takes_it(value):
+    assert Settings.from_env({"WEB_BIND": value}).web_bind == value
+    assert Settings.from_env({}).web_bind is None  # the Procfile's every interface; `make run`'s loopback
+
+
+@pytest.mark.parametrize("value", ["localhost", "::1", "[127.0.0.1]", "127.0.0.1:5000", "0.0.0.0/0"])
+def test_web_bind_refuses_what_is_not_an_address(value):
+    assert "WEB_BIND" in _refused({"WEB_BIND": value}, "WEB_BIND")

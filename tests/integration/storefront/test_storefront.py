@@ -1,20 +1,24 @@
-"""The reference storefront (docs/api.md, "The reference storefront") in a real browser: headless Chromium
-driving /shop/ against the Procfile's web and worker, Stripe.js and the Stripe API of the emulator behind
-RealStripe, webhooks on.
+"""The reference storefront in a real browser: headless Chromium driving /shop/ against the Procfile's web
+and worker, Stripe.js and the Stripe API of the emulator behind RealStripe, webhooks on.
 
-Every control is found by the accessible name that section gives it, as a person (or a screen reader) finds it.
-Each step saves a screenshot; the folder is printed at the start of the module.
+Used as a person uses it: every control is found by its accessible name (as a screen reader finds it), card
+numbers are typed as they are printed, and what the page says is read where the shopper is looking (in the
+viewport), in the shopper's words. Each step saves a screenshot; the run's summary prints the folder
+(`storefront screenshots: …`).
 """
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 
 import pytest
 import requests
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from tests.support.factories import PASSWORD
+from tests.support.screenshots import remember as remember_screenshots
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -23,9 +27,14 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.xdist_group("redis_stack"),  # one stack (and one browser for the module) in one test process
 ]
-VISA = "4242424242424242"
-THREE_D_SECURE = "4000002500003155"
-DECLINED_ON_CHARGE = "4000000000000341"
+# As the README and the page print them.
+VISA = "4242 4242 4242 4242"
+THREE_D_SECURE = "4000 0025 0000 3155"
+DECLINED_ON_CHARGE = "4000 0000 0000 0341"
+DECLINED_ON_SAVING = "4000 0000 0000 0002"
+# What a shopper should never have to read: the API's and the provider's words for developers.
+DEVELOPER_WORDS = re.compile(r"PaymentIntent|requires_\w+|Length must be|\((?:un)?paid\)|\(failed\)|\bpending\b|"
+                             r"cash_on_delivery|Bad request|undefined|\bnull\b|NaN|\[object", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +56,7 @@ def browser():
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("storefront-screenshots")
-    line = f"storefront screenshots: {folder}"
-    print(line)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    remember_screenshots(request.config, folder)  # the run's summary prints it, under xdist too
     return folder
 
 
@@ -70,10 +75,11 @@ class Shopper:
     _steps = itertools.count(1)
 
     def __init__(self, browser, url: str, folder, name: str, stripe_js_url: str):
-        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+        self.context = browser.new_context(viewport={"width": 1100, "height": 800})
         self.context.set_default_timeout(15_000)
         self.page = self.context.new_page()
         self.errors: list[str] = []
+        self.said: list[str] = []  # every text the page showed, read at each screenshot
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.on("console", lambda message: self.errors.append(message.text)
                      if "Content Security Policy" in message.text else None)
@@ -96,6 +102,7 @@ class Shopper:
     def shot(self, step: str):
         path = self.folder / f"{next(self._steps):02d}-{self.name}-{step}.png"
         self.page.screenshot(path=str(path), full_page=True)
+        self.said.append(self.page.locator("body").inner_text())
         return path
 
     def open(self):
@@ -113,6 +120,10 @@ class Shopper:
         except Exception:
             raise AssertionError(f"the page did not get ready: {self.errors}") from None
 
+    @property
+    def cart(self):
+        return self.page.get_by_role("region", name="Cart")
+
     def add_to_cart(self, product: str, variant: str | None = None):
         item = self.page.get_by_role("listitem").filter(has_text=product)
         if variant:
@@ -120,7 +131,7 @@ class Shopper:
         item.get_by_role("button", name="Add to cart").click()
 
     def checkout(self):
-        self.page.get_by_role("region", name="Cart").get_by_role("button", name="Checkout").click()
+        self.cart.get_by_role("button", name="Checkout").click()
 
     def account(self, email: str, password: str = PASSWORD, name: str | None = None):
         self.page.get_by_label("Email", exact=True).fill(email)
@@ -132,7 +143,7 @@ class Shopper:
             self.page.get_by_role("button", name="Sign in").click()
         self.page.get_by_text(f"Signed in as {email}").wait_for()
 
-    def deliver_to(self, method: str = "Standard Shipping"):
+    def deliver_to(self, method: str = "Standard Shipping", zip_code: str = "10001"):
         page = self.page
         page.get_by_label("Country", exact=True).fill("US")
         option = page.get_by_label("Delivery method").locator("option", has_text=method)
@@ -140,15 +151,21 @@ class Shopper:
         page.get_by_label("Street", exact=True).fill("123 Main St")
         page.get_by_label("City", exact=True).fill("New York")
         page.get_by_label("State", exact=True).fill("NY")
-        page.get_by_label("ZIP code", exact=True).fill("10001")
+        page.get_by_label("ZIP code", exact=True).fill(zip_code)
 
-    def card(self, number: str):
-        """localstripe's card Element: five plain inputs inside the group `Card`."""
-        self.page.get_by_role("radio", name="Pay online by card").check()
+    def card(self, number: str, month: str = "12", year: str = "34", cvc: str = "123"):
+        """Types the card as a person does: into each field of the group `Card`, key by key, as printed."""
+        online = self.page.get_by_role("radio", name="Pay online by card")
+        if online.is_visible():  # paying an order again, the page asks for the card only
+            online.check()
         card = self.page.get_by_role("group", name="Card")
-        for placeholder, value in (("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"),
-                                   ("postal_code", "10001")):
-            card.get_by_placeholder(placeholder, exact=True).fill(value)
+        for label, value in (("Card number", number), ("Expiry month", month), ("Expiry year", year),
+                             ("Security code", cvc), ("Card postal code", "10001")):
+            field = card.get_by_label(label, exact=True)
+            field.click()
+            field.press("Control+A")
+            field.press("Backspace")
+            self.page.keyboard.type(value)
 
     def place_order(self, double_click: bool = False):
         button = self.page.get_by_role("button", name="Place order")
@@ -157,7 +174,9 @@ class Shopper:
     def three_d_secure(self, complete: bool = True):
         """The emulator's 3-D Secure prompt (Stripe.js shows Stripe's own with real Stripe)."""
         name = "Complete authentication" if complete else "Fail authentication"
-        self.page.get_by_role("button", name=name).click()
+        button = self.page.get_by_role("button", name=name)
+        expect(button).to_be_in_viewport()  # the prompt is where the shopper is looking, however far they scrolled
+        button.click()
 
     @property
     def confirmation(self):
@@ -167,14 +186,24 @@ class Shopper:
         self.confirmation.get_by_text(text).first.wait_for()
         return self.confirmation
 
+    def alert(self, text: str):
+        """An error the page shows: visible where the shopper is looking, and focused (or its field is)."""
+        alert = self.page.get_by_role("alert").filter(has_text=text)
+        alert.wait_for()
+        expect(alert).to_be_in_viewport()
+        return alert
+
     def paid(self) -> str:
         """Waits until the page shows the order paid; the order id it shows."""
-        self.confirmation.get_by_text("confirmed (paid)").wait_for(timeout=30_000)
+        self.confirmation.get_by_text("Confirmed and paid").wait_for(timeout=30_000)
         self.shot("paid")
         return self.confirmation.locator("#confirmation-id").inner_text()
 
     def close(self):
         assert self.errors == []  # the page threw nothing
+        self.said.append(self.page.locator("body").inner_text())
+        for text in self.said:
+            assert not DEVELOPER_WORDS.search(text), DEVELOPER_WORDS.search(text).group(0) + " in: " + text
         self.context.close()
 
 
@@ -184,8 +213,8 @@ def shopper(browser, redis_webhooks_on, screenshots, request):
     stripe_js_url = requests.get(f"{redis_webhooks_on.url}/api/config", timeout=10).json()["stripeJsUrl"]
 
     def open_shop(name: str | None = None) -> Shopper:
-        shopper = Shopper(browser, redis_webhooks_on.url, screenshots, name or request.node.name.removeprefix("test_"),
-                          stripe_js_url)
+        test_name = re.sub(r"\W+", "-", request.node.name.removeprefix("test_")).strip("-")
+        shopper = Shopper(browser, redis_webhooks_on.url, screenshots, name or test_name, stripe_js_url)
         opened.append(shopper)
         shopper.open()
         return shopper
@@ -226,41 +255,64 @@ def _signed_in(shop: Shopper, make, catalog, *products):
     return customer
 
 
-def test_cash_on_delivery_then_my_orders_shows_the_tracking_number(shopper, make, catalog, session_factory,
-                                                                   redis_stack):
+def test_cash_on_delivery_closes_the_checkout_and_my_orders_follows_the_order(shopper, make, catalog,
+                                                                              session_factory, redis_stack):
     shop = shopper()
+    page = shop.page
+    page.get_by_role("button", name="My orders").click()  # opened before ordering: it follows what comes
     shop.add_to_cart("Premium Headphones")
     shop.add_to_cart("Phone Case", variant="Clear — $24.99")
-    cart = shop.page.get_by_role("region", name="Cart")
-    assert "1 × Phone Case (Clear)" in cart.inner_text()
+    assert "1 × Phone Case (Clear)" in shop.cart.inner_text()
     shop.checkout()
     email = "cash-buyer@example.com"
     shop.account(email, password="a long enough password", name="Cash Buyer")  # Create account
+    orders = page.get_by_role("region", name="My orders")
+    page.get_by_role("button", name="My orders").click()
+    expect(orders.get_by_text("No orders yet.")).to_be_visible()
     shop.deliver_to()
-    shop.page.get_by_role("radio", name="Cash on delivery").check()
+    # The delivery price is a line of its own, and in the total.
+    expect(shop.cart).to_contain_text("Delivery")
+    expect(shop.cart).to_contain_text("Standard Shipping: $10.00")
+    expect(shop.cart.locator("output")).to_have_text("$234.98")
+    page.get_by_role("radio", name="Cash on delivery").check()
     shop.shot("checkout")
     shop.place_order(double_click=True)  # a double click places one order (one Idempotency-Key)
-    confirmation = shop.wait_for_confirmation("confirmed (unpaid)")
-    assert "$234.98" in confirmation.inner_text()  # 199.99 + 24.99 + 10.00 delivery
+    confirmation = shop.wait_for_confirmation("Confirmed: you pay on delivery")
+    expect(confirmation).to_be_in_viewport()
+    expect(confirmation).to_contain_text("1 × Phone Case (Clear)")
+    assert "$234.98" in confirmation.inner_text() and "$10.00" in confirmation.inner_text()
     shop.shot("confirmed")
     order_id = confirmation.locator("#confirmation-id").inner_text()
     assert _orders_of(session_factory, email) == 1
+    # The checkout is closed: nothing to submit again, and an empty cart cannot be checked out.
+    expect(page.get_by_role("button", name="Place order")).to_be_hidden()
+    expect(shop.cart.get_by_role("button", name="Checkout")).to_be_disabled()
+    # My orders has the new order without being asked: its date, items, status and tracking number.
+    entry = orders.get_by_role("listitem").filter(has_text=order_id)
+    expect(entry).to_contain_text("Confirmed: you pay on delivery")
+    expect(entry).to_contain_text("1 × Premium Headphones")
+    expect(entry).to_contain_text("Tracking number: none yet")
+    placed_at = entry.locator("time").get_attribute("datetime")
+    order, _ = _order(session_factory, order_id)
+    assert placed_at.startswith(order.created_at.strftime("%Y-%m-%dT%H:%M"))
+    assert str(order.created_at.year) in entry.locator("time").inner_text()
 
     _, admin = make.admin()
     shipped = requests.patch(f"{redis_stack.url}/api/admin/orders/{order_id}", headers=admin, timeout=10,
                              json={"status": "shipped", "trackingNumber": "1Z999AA10123456784", "carrier": "UPS"})
     assert shipped.status_code == 200, shipped.text
-    shop.page.get_by_role("button", name="My orders").click()
-    orders = shop.page.get_by_role("region", name="My orders")
-    orders.get_by_text("1Z999AA10123456784").wait_for()
-    assert "shipped" in orders.inner_text() and order_id in orders.inner_text()
+    page.get_by_role("button", name="My orders").click()  # opened again: read again
+    expect(entry).to_contain_text("Tracking number: 1Z999AA10123456784 (UPS)")
+    expect(entry).to_contain_text("Shipped: you pay on delivery")
+    expect(orders).to_be_in_viewport()
     shop.shot("my-orders")
 
 
-def test_card_4242_is_paid(shopper, make, catalog, session_factory):
+@pytest.mark.parametrize("year", ["34", "2034"])
+def test_a_card_typed_as_printed_is_paid(shopper, make, catalog, session_factory, year):
     shop = shopper()
     _signed_in(shop, make, catalog)
-    shop.card(VISA)
+    shop.card(VISA, year=year)  # "4242 4242 4242 4242", with its spaces; a two- or four-digit year
     shop.shot("card")
     shop.place_order()
     order_id = shop.paid()
@@ -269,14 +321,59 @@ def test_card_4242_is_paid(shopper, make, catalog, session_factory):
     assert events.count("payment_succeeded") == 1
 
 
-def test_three_d_secure_completed_is_paid_and_a_reload_keeps_waiting_for_it(shopper, make, catalog, session_factory,
-                                                                            real_stripe):
+@pytest.mark.parametrize("number, month, year, cvc, says, field", [
+    ("4242 4242 4242 4241", "12", "34", "123", "Your card number is invalid", "Card number"),
+    ("4242 4242 4242", "12", "34", "123", "Your card number is incomplete", "Card number"),
+    ("4242 4242 4242 4242", "13", "34", "123", "expiry month is invalid", "Expiry month"),
+    ("4242 4242 4242 4242", "12", "2020", "123", "Your card has expired", "Expiry year"),
+    ("4242 4242 4242 4242", "12", "3", "123", "expiry year is incomplete", "Expiry year"),
+    ("4242 4242 4242 4242", "12", "34", "12", "security code is incomplete", "Security code"),
+], ids=["luhn", "short", "month", "expired", "year", "cvc"])
+def test_a_card_the_page_can_refuse_is_refused_before_any_order(shopper, make, catalog, session_factory,
+                                                                number, month, year, cvc, says, field):
+    headphones, _, _ = catalog
+    shop = shopper()
+    customer = _signed_in(shop, make, catalog)
+    shop.card(number, month=month, year=year, cvc=cvc)
+    shop.place_order()
+    shop.alert(says)
+    expect(shop.page.get_by_role("group", name="Card").get_by_label(field, exact=True)).to_be_focused()
+    shop.shot("refused")
+    assert _orders_of(session_factory, customer.email) == 0  # nothing placed, no stock held
+    assert make.stock_of(type(headphones), headphones.id) == 100
+
+
+def test_a_card_the_provider_refuses_on_saving_places_no_order_then_another_card_pays(
+        shopper, make, catalog, session_factory):
+    headphones, _, _ = catalog
+    shop = shopper()
+    customer = _signed_in(shop, make, catalog)
+    shop.card(DECLINED_ON_SAVING)
+    shop.place_order()
+    alert = shop.alert("Your card was declined.")  # the provider's reason
+    expect(alert).to_be_focused()
+    assert "No order was placed" in alert.inner_text()
+    shop.shot("declined-on-saving")
+    assert _orders_of(session_factory, customer.email) == 0
+    assert make.stock_of(type(headphones), headphones.id) == 100
+    shop.card(VISA)
+    shop.place_order()
+    shop.paid()
+    assert _orders_of(session_factory, customer.email) == 1
+
+
+def test_three_d_secure_is_explained_when_it_asks_twice_and_a_reload_keeps_waiting(shopper, make, catalog,
+                                                                                   session_factory, real_stripe):
     shop = shopper()
     _signed_in(shop, make, catalog)
     shop.card(THREE_D_SECURE)
     shop.place_order()
+    expect(shop.page.get_by_text("Checking your card with your bank")).to_be_in_viewport()
     shop.three_d_secure()  # saving the card
     shop.page.get_by_role("button", name="Complete authentication").wait_for()  # the payment's own prompt
+    explained = shop.confirmation.get_by_text("confirm it is you once more")
+    expect(explained).to_be_in_viewport()
+    assert "the first time was for saving the card" in explained.inner_text()
     shop.shot("3ds-prompt")
     # Stripe is busy when the page calls PATCH /paid, and the webhook is late: the page must wait for it,
     # and go on waiting after a reload.
@@ -300,7 +397,9 @@ def test_three_d_secure_failed_then_retried_is_paid(shopper, make, catalog, sess
     shop.place_order()
     shop.three_d_secure()
     shop.three_d_secure(complete=False)
-    shop.confirmation.get_by_text("failed authentication").wait_for()
+    alert = shop.alert("authentication failed")
+    expect(alert).to_be_focused()
+    expect(shop.confirmation).to_contain_text("Not paid: the last payment did not go through")
     shop.shot("3ds-failed")
     shop.card(THREE_D_SECURE)
     shop.page.get_by_role("button", name="Pay again").click()
@@ -317,7 +416,8 @@ def test_declined_then_4242_is_paid_once(shopper, make, catalog, session_factory
     customer = _signed_in(shop, make, catalog)
     shop.card(DECLINED_ON_CHARGE)
     shop.place_order()
-    shop.confirmation.get_by_text("Your card was declined").wait_for()
+    alert = shop.alert("Your card was declined.")
+    expect(alert).to_be_focused()
     order_id = shop.confirmation.locator("#confirmation-id").inner_text()
     shop.shot("declined")
     shop.card(VISA)
@@ -331,17 +431,52 @@ def test_declined_then_4242_is_paid_once(shopper, make, catalog, session_factory
     assert [(c.amount, c.payment_intent) for c in charges] == [(order.total_cents, order.payment_intent_id)]
 
 
-def test_the_apis_error_is_shown(shopper, make, catalog, db):
+def test_declined_then_canceled_gives_the_stock_back(shopper, make, catalog, session_factory):
     headphones, _, _ = catalog
     shop = shopper()
     _signed_in(shop, make, catalog)
+    shop.card(DECLINED_ON_CHARGE)
+    shop.place_order()
+    shop.alert("Your card was declined.")
+    assert make.stock_of(type(headphones), headphones.id) == 99
+    shop.page.get_by_role("button", name="Cancel order").click()
+    confirmation = shop.wait_for_confirmation("Your order is canceled")
+    expect(confirmation).to_contain_text("Canceled")
+    expect(confirmation).to_be_in_viewport()
+    shop.shot("canceled")
+    order, _ = _order(session_factory, confirmation.locator("#confirmation-id").inner_text())
+    assert order.status == "canceled"
+    assert make.stock_of(type(headphones), headphones.id) == 100
+
+
+def test_the_apis_refusal_is_said_in_a_shoppers_words_where_they_look(shopper, make, catalog, db, redis_stack):
+    headphones, _, _ = catalog
+    shop = shopper()
+    customer = _signed_in(shop, make, catalog)
     from orders_service.catalog.models import Product
 
     with db.begin():  # the last ones sold meanwhile
         db.get(Product, headphones.id).stock = 0
     shop.page.get_by_role("radio", name="Cash on delivery").check()
     shop.place_order()
-    alert = shop.page.get_by_role("alert").filter(has_text="insufficient stock")
-    alert.wait_for()
-    assert "Product 'Premium Headphones' has insufficient stock. Available: 0, Requested: 1" in alert.inner_text()
-    shop.shot("insufficient-stock")
+    alert = shop.alert("Premium Headphones is sold out")
+    expect(alert).to_be_focused()
+    shop.shot("sold-out")
+    # The API itself still says it its own way, for integrations.
+    token = requests.post(f"{redis_stack.url}/api/auth/login", timeout=10,
+                          json={"email": customer.email, "password": PASSWORD}).json()["accessToken"]
+    refused = requests.post(f"{redis_stack.url}/api/orders", headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                            json=make.order_body(customer, catalog[2], [(headphones, 1)]))
+    assert refused.json()["message"] == ("Product 'Premium Headphones' has insufficient stock. Available: 0, "
+                                         "Requested: 1")
+
+
+def test_a_field_the_api_refuses_is_named_and_focused(shopper, make, catalog):
+    shop = shopper()
+    _signed_in(shop, make, catalog)
+    shop.deliver_to(zip_code="1000110001100011000110001")  # longer than any postal code
+    shop.page.get_by_role("radio", name="Cash on delivery").check()
+    shop.place_order()
+    shop.alert("Check ZIP code: it can be at most 20 characters long.")
+    expect(shop.page.get_by_label("ZIP code", exact=True)).to_be_focused()
+    shop.shot("zip-refused")
