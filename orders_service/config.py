@@ -140,6 +140,27 @@ def _stripe_emulator(env, stripe_base: str | None, production: bool) -> bool:
     return emulator
 
 
+AUTOMATIC_PAYMENT_METHODS = "automatic"
+
+
+def _payment_methods(env, emulator: bool) -> tuple[str, ...] | None:
+    """STRIPE_PAYMENT_METHODS: `automatic` (None: the methods enabled in the Stripe Dashboard) or a list of
+    Stripe payment method types. The emulator knows cards only, so `card` is its default."""
+    raw = (env.get("STRIPE_PAYMENT_METHODS") or "").strip().lower()
+    if not raw:
+        return ("card",) if emulator else None
+    if raw == AUTOMATIC_PAYMENT_METHODS:
+        return None
+    types = tuple(t.strip() for t in raw.split(","))
+    for name in types:
+        if name == AUTOMATIC_PAYMENT_METHODS or not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", name):
+            raise ConfigError("STRIPE_PAYMENT_METHODS", "must be automatic or a comma-separated list of Stripe "
+                                                        f"payment method types such as card,sepa_debit, got {raw!r}")
+    if len(set(types)) != len(types):
+        raise ConfigError("STRIPE_PAYMENT_METHODS", f"names a payment method type twice: {raw!r}")
+    return types
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = instance_dir / "dev-jwt-secret"
@@ -165,6 +186,8 @@ class Settings:
     order_payment_ttl_seconds: int
     # STRIPE_API_BASE is a Stripe emulator: its browser flow, no SDK retries, no parameters it refuses.
     stripe_emulator: bool = False
+    # The payment method types a PaymentIntent offers; None: `automatic`, the methods enabled in the Dashboard.
+    stripe_payment_methods: tuple[str, ...] | None = ("card",)
     # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
     instance_dir: Path = PROJECT_ROOT / "instance"
     # prometheus-client's multiprocess folder: every process of a host writes its samples there.
@@ -317,6 +340,7 @@ class Settings:
         except ValueError:
             raise ConfigError("STRIPE_TIMEOUT_SECONDS", "must be a number of seconds") from None
 
+        emulator = _stripe_emulator(env, stripe_base, production)
         return cls(
             environment=environment,
             database_url=database_url,
@@ -330,7 +354,8 @@ class Settings:
             stripe_publishable_key=publishable_key,
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
-            stripe_emulator=_stripe_emulator(env, stripe_base, production),
+            stripe_emulator=emulator,
+            stripe_payment_methods=_payment_methods(env, emulator),
             instance_dir=instance_dir,
             metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),

@@ -125,6 +125,7 @@ class StripeGateway:
         timeout = settings.stripe_timeout_seconds
         self._waiting = waiting
         self._webhook_secret = settings.stripe_webhook_secret
+        self._payment_methods = settings.stripe_payment_methods
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
@@ -140,8 +141,13 @@ class StripeGateway:
             raise _translate(exc) from exc
 
     def _payment_intent_params(self, order_id: str, amount: int, currency: str) -> dict:
-        return {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
-                "payment_method_types": ["card"], "description": f"Order {order_id}"}
+        params = {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
+                  "description": f"Order {order_id}"}
+        if self._payment_methods is None:  # the methods enabled in the Dashboard (Payment Element)
+            params["automatic_payment_methods"] = {"enabled": True}
+        else:
+            params["payment_method_types"] = list(self._payment_methods)
+        return params
 
     def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
         params = self._payment_intent_params(order_id, amount, currency)

@@ -57,6 +57,11 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("CORS_ORIGINS", "shop.example.com"),
     ("CORS_ORIGINS", "https://shop.example.com/path"),
     ("LOG_FORMAT", "xml"),
+    ("STRIPE_PAYMENT_METHODS", "card;sepa_debit"),
+    ("STRIPE_PAYMENT_METHODS", "card,"),
+    ("STRIPE_PAYMENT_METHODS", "card,card"),
+    ("STRIPE_PAYMENT_METHODS", "automatic,card"),
+    ("STRIPE_PAYMENT_METHODS", "sepa debit"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
@@ -222,3 +227,17 @@ def test_stripe_js_comes_from_the_emulator_only_when_one_is_used():
     development = Settings.from_env({"ORDERS_INSTANCE_DIR": "/tmp/orders-config-test"})
     assert development.stripe_publishable_key.startswith("pk_test_")
     assert development.log_format == "json"
+
+
+@pytest.mark.parametrize("env, methods", [
+    ({}, None),                                                    # Stripe's own API: the Dashboard's methods
+    ({"STRIPE_PAYMENT_METHODS": "automatic"}, None),
+    ({"STRIPE_PAYMENT_METHODS": " Automatic "}, None),
+    ({"STRIPE_PAYMENT_METHODS": "card"}, ("card",)),
+    ({"STRIPE_PAYMENT_METHODS": "card, sepa_debit"}, ("card", "sepa_debit")),
+    ({"APP_ENV": "development", "STRIPE_SECRET_KEY": ""}, ("card",)),   # the emulator knows cards only
+    ({"APP_ENV": "development", "STRIPE_SECRET_KEY": "", "STRIPE_PAYMENT_METHODS": "automatic"}, None),
+])
+def test_payment_methods_are_automatic_with_stripe_and_card_with_the_emulator(env, methods):
+    settings = Settings.from_env({k: v for k, v in dict(PRODUCTION, **env).items() if v != ""})
+    assert settings.stripe_payment_methods == methods

@@ -107,6 +107,7 @@ def test_an_event_object_is_read_from_the_stored_payload():
     class Settings:  # what the gateway reads from Settings
         stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
         stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
+        stripe_payment_methods = ("card",)
 
     gateway = StripeGateway(Settings())
     event = _fixture("event", type="payment_intent.succeeded",
@@ -117,6 +118,27 @@ def test_an_event_object_is_read_from_the_stored_payload():
     assert gateway.event_payment_intent(FIXTURES["event"]) is None  # plan.created: not about a payment
     broken = _fixture("event", type="payment_intent.succeeded", data={"object": {"object": "payment_intent"}})
     assert gateway.event_payment_intent(broken) is None
+
+
+class _Settings:
+    stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
+    stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
+
+    def __init__(self, methods):
+        self.stripe_payment_methods = methods
+
+
+@pytest.mark.parametrize("methods, offered", [
+    (None, {"automatic_payment_methods": {"enabled": True}}),            # the Dashboard's methods
+    (("card",), {"payment_method_types": ["card"]}),
+    (("card", "sepa_debit"), {"payment_method_types": ["card", "sepa_debit"]}),
+])
+def test_a_payment_intent_offers_the_configured_methods(methods, offered):
+    from orders_service.payments.stripe_gateway import StripeGateway
+
+    params = StripeGateway(_Settings(methods))._payment_intent_params("order-1", 1099, "EUR")
+    assert {k: v for k, v in params.items() if k in ("automatic_payment_methods", "payment_method_types")} == offered
+    assert (params["amount"], params["currency"], params["metadata"]) == (1099, "eur", {"order_id": "order-1"})
 
 
 def _error(cls, status, code=None, headers=None, message="Stripe says no"):
