@@ -147,6 +147,9 @@ def _payment_methods(env, emulator: bool) -> tuple[str, ...] | None:
     """STRIPE_PAYMENT_METHODS: `automatic` (None: the methods enabled in the Stripe Dashboard) or a list of
     Stripe payment method types. The emulator knows cards only, so `card` is its default."""
     raw = (env.get("STRIPE_PAYMENT_METHODS") or "").strip().lower()
+    if emulator and raw not in ("", "card"):
+        raise ConfigError("STRIPE_PAYMENT_METHODS", f"must be card with the Stripe emulator (STRIPE_EMULATOR), "
+                                                    f"which knows no other payment method, got {raw!r}")
     if not raw:
         return ("card",) if emulator else None
     if raw == AUTOMATIC_PAYMENT_METHODS:

@@ -236,8 +236,17 @@ def test_stripe_js_comes_from_the_emulator_only_when_one_is_used():
     ({"STRIPE_PAYMENT_METHODS": "card"}, ("card",)),
     ({"STRIPE_PAYMENT_METHODS": "card, sepa_debit"}, ("card", "sepa_debit")),
     ({"APP_ENV": "development", "STRIPE_SECRET_KEY": ""}, ("card",)),   # the emulator knows cards only
-    ({"APP_ENV": "development", "STRIPE_SECRET_KEY": "", "STRIPE_PAYMENT_METHODS": "automatic"}, None),
+    ({"APP_ENV": "development", "STRIPE_SECRET_KEY": "", "STRIPE_PAYMENT_METHODS": "card"}, ("card",)),
+    # An egress proxy or a real-shaped stand-in on this machine is a Stripe like any other when so told.
+    ({"APP_ENV": "development", "STRIPE_API_BASE": "http://127.0.0.1:9", "STRIPE_EMULATOR": "false"}, None),
 ])
 def test_payment_methods_are_automatic_with_stripe_and_card_with_the_emulator(env, methods):
     settings = Settings.from_env({k: v for k, v in dict(PRODUCTION, **env).items() if v != ""})
     assert settings.stripe_payment_methods == methods
+
+
+@pytest.mark.parametrize("methods", ["automatic", "card,sepa_debit", "ideal"])
+def test_the_emulator_refuses_any_method_but_card(methods):
+    env = {"JWT_SECRET_KEY": JWT, "STRIPE_PAYMENT_METHODS": methods}  # development: localstripe stands in
+    message = _refused(env, "STRIPE_PAYMENT_METHODS")
+    assert "emulator" in message
