@@ -62,6 +62,8 @@ class OrderSchema(Schema):
     status = fields.String()
     paymentMethod = fields.String(attribute="payment_method")
     paymentStatus = fields.String(attribute="payment_status")
+    # The provider's type of the method used (`card`, `sepa_debit`, …), or null.
+    paymentMethodType = fields.String(attribute="payment_method_type", allow_none=True)
     currency = fields.String()
     subtotal = Money(attribute="subtotal_cents")
     deliveryPrice = Money(attribute="delivery_price_cents")
