@@ -28,4 +28,4 @@ class LocalStripeGateway(StripeGateway):
         # localstripe answers `confirm(payment_method=…)` with "Not implemented": set it, then confirm.
         self._call(self._client.v1.payment_intents.update, payment_intent_id,
                    params={"payment_method": payment_method_id})
-        return to_payment_intent(self._call(self._client.v1.payment_intents.confirm, payment_intent_id))
+        return to_payment_intent(self._call(self._client.v1.payment_intents.confirm, payment_intent_id), live=True)
