@@ -52,7 +52,15 @@ def _stock_lines(order: Order) -> list[StockLine]:
 def _close(session: Session, order: Order) -> None:
     """Cancel the order and give its stock back; the state machine allows each order to close once."""
     order.status = transition(order, "cancel")
+    _drop_pending_step(order)
     release_stock(session, _stock_lines(order))
+
+
+def _drop_pending_step(order: Order) -> None:
+    """A closed order waits on no step of its customer: nothing was taken, its payment is unpaid."""
+    if order.payment_status == PaymentStatus.ACTION_REQUIRED:
+        order.payment_status = PaymentStatus.UNPAID
+    order.payment_next_action = None
 
 
 def _mark_paid(order: Order) -> None:
@@ -181,8 +189,8 @@ def cancel_by_provider(session: Session, order: Order, payment_intent_id: str, s
     Nothing was taken: a payment the order still showed as under way (its failure may not have been
     heard of, events come in any order) is over, and unpaid.
     """
-    if order.payment_status in (PaymentStatus.ACTION_REQUIRED, PaymentStatus.PROCESSING):
-        order.payment_status, order.payment_next_action = PaymentStatus.UNPAID, None
+    if order.payment_status == PaymentStatus.PROCESSING:
+        order.payment_status = PaymentStatus.UNPAID
     _close(session, order)
     order.payment_closed_at = utcnow()
     _record(session, order, OrderEvents.PAYMENT_CANCELED, paymentIntentId=payment_intent_id, source=source)
@@ -252,6 +260,7 @@ def record_late_payment(session: Session, order: Order, payment_intent_id: str, 
 def expire(session: Session, order: Order, canceled_at_provider: bool, note: str | None = None) -> None:
     """Unpaid past its time: the order expires and its stock goes back (no email: nothing was paid)."""
     order.status = transition(order, "expire")
+    _drop_pending_step(order)
     release_stock(session, _stock_lines(order))
     if canceled_at_provider:
         order.payment_closed_at = utcnow()
