@@ -222,6 +222,9 @@ class Settings:
     maintenance_interval_seconds: int = 60
     notification_interval_seconds: int = 5
     reconcile_after_seconds: int = 300
+    # A payment the provider is processing (a bank debit: days) is asked about this rarely: its webhook
+    # normally tells, and each ask is a call of Stripe's budget.
+    reconcile_processing_every_seconds: int = 3600
     redrive_after_seconds: int = 60
     # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
     provider_concurrency: int = 6
@@ -378,6 +381,7 @@ class Settings:
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
             notification_interval_seconds=_int(env, "NOTIFICATION_INTERVAL_SECONDS", 5, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
+            reconcile_processing_every_seconds=_int(env, "RECONCILE_PROCESSING_EVERY_SECONDS", 3600),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
             cors_origins=_origins(env),

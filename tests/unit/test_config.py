@@ -62,6 +62,7 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("STRIPE_PAYMENT_METHODS", "card,card"),
     ("STRIPE_PAYMENT_METHODS", "automatic,card"),
     ("STRIPE_PAYMENT_METHODS", "sepa debit"),
+    ("RECONCILE_PROCESSING_EVERY_SECONDS", "hourly"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
