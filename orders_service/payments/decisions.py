@@ -35,6 +35,11 @@ class Decision:
     reason: str = ""
 
 
+MISMATCH = "amount or currency differs from the order"
+# A payment the customer has not finished: a new step, processing or a failure may follow.
+_UNSETTLED = (PaymentStatus.UNPAID, PaymentStatus.ACTION_REQUIRED, PaymentStatus.PROCESSING, PaymentStatus.FAILED)
+
+
 def belongs_to(order: Order, intent: PaymentIntent) -> bool:
     """The PaymentIntent is the one the order opened; before the order knows its id, the one naming it.
 
@@ -80,10 +85,6 @@ def decide(order: Order, intent: PaymentIntent) -> Decision:
         return Decision(Action.RECORD_METHOD_TYPE)
     return decision
 
-
-MISMATCH = "amount or currency differs from the order"
-# A payment the customer has not finished: a new step, processing or a failure may follow.
-_UNSETTLED = (PaymentStatus.UNPAID, PaymentStatus.ACTION_REQUIRED, PaymentStatus.PROCESSING, PaymentStatus.FAILED)
 
 
 def _payment_change(order: Order, intent: PaymentIntent) -> Decision:
