@@ -13,6 +13,9 @@ from orders_service.payments.stripe_gateway import StripeGateway, to_payment_int
 
 class LocalStripeGateway(StripeGateway):
     NETWORK_RETRIES = 0
+    # localstripe keeps a PaymentMethod id it does not know (real Stripe refuses it), then answers 404 to a
+    # read that expands it; it knows cards only, and `payment_method_types: [card]` says so.
+    READ_EXPANDED = ("latest_charge",)
 
     def _payment_intent_params(self, order_id: str, amount: int, currency: str) -> dict:
         params = super()._payment_intent_params(order_id, amount, currency)

@@ -165,6 +165,10 @@ class StripeGateway:
     # Connection errors, 409s and 5xx are retried by the SDK, each with the request's idempotency key, so
     # never done twice.
     NETWORK_RETRIES = 2
+    # Expanded when a PaymentIntent is read, in the same call: the charge's refunded total is part of the
+    # payment's state, and the charge (or, before there is one, the PaymentMethod) tells the type of the
+    # method used.
+    READ_EXPANDED = ("latest_charge", "payment_method")
 
     def __init__(self, settings: Settings, waiting: Callable[[], AbstractContextManager] = nullcontext):
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
@@ -204,10 +208,8 @@ class StripeGateway:
         return to_payment_intent(pi, live=True)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
-        # Expanded, in the same call: the charge's refunded total is part of the payment's state, and the
-        # charge (or, before there is one, the PaymentMethod) tells the type of the method used.
         return to_payment_intent(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id,
-                                            params={"expand": ["latest_charge", "payment_method"]}), live=True)
+                                            params={"expand": list(self.READ_EXPANDED)}), live=True)
 
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         return to_payment_intent(self._call(self._client.v1.payment_intents.cancel, payment_intent_id), live=True)
