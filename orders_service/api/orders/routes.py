@@ -23,7 +23,7 @@ from orders_service.api.rate_limits import ORDERS, limited
 from orders_service.api.security import authenticated, current_actor
 from orders_service.orders import service
 from orders_service.orders.models import PaymentMethod, PaymentStatus
-from orders_service.orders.payment_state import PaymentState, payment_state
+from orders_service.orders.payment_state import payment_state
 from orders_service.payments import checkout
 
 # The seed's examples (seed-api-reference.txt), shown in the OpenAPI document.
@@ -89,6 +89,9 @@ def place_order_with_payment(body, idempotency_key=None):
     return order
 
 
+_PROCESSING = PaymentProcessingSchema()
+
+
 @blp.route("/<uuid:order_id>/paid", methods=["PATCH"])
 @authenticated()
 @blp.response(204, description="The payment succeeded: the order is confirmed")
@@ -102,11 +105,8 @@ def place_order_with_payment(body, idempotency_key=None):
 def mark_order_paid(order_id: UUID):
     status = checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
     if status == PaymentStatus.PROCESSING:
-        return _PROCESSING.dump(PaymentState(order_id, status, None, None, None)), 202
+        return _PROCESSING.dump({"order_id": order_id, "payment_status": status}), 202
     return None
-
-
-_PROCESSING = PaymentProcessingSchema()
 
 
 @blp.route("/<uuid:order_id>/payment", methods=["GET"])
