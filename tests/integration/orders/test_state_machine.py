@@ -86,7 +86,7 @@ def test_payment_collected_is_json_true_only(client, make, db, value):
     assert _snapshot(db, order_id, product.id) == before
 
 
-# A pending online order in each payment state before the money arrives (CONTRACT §5): cancelling is
+# A pending online order in each payment state before the money arrives (the public API's promise): cancelling is
 # refused only while the provider processes the payment; the client secret is handed out while it can
 # be paid, the step to finish while there is one, the last decline while the last attempt failed.
 STEP = {"type": "redirect_to_url", "redirectUrl": "https://hooks.stripe.com/redirect/authenticate/src_1"}

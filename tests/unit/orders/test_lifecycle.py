@@ -97,7 +97,7 @@ def test_collect_payment_only_for_an_unpaid_cash_on_delivery_order(status, metho
     assert caught.value.message == "Only an unpaid cash-on-delivery order can have its payment collected"
 
 
-# CONTRACT §5: a pending order whose payment the provider is processing keeps its stock and does not
+# The public API: a pending order whose payment the provider is processing keeps its stock and does not
 # expire, and cancelling it answers 400 until the provider settles it; every other payment state of a
 # pending online order may be canceled or expire. (status, payment) → allowed for cancel and expire.
 PAYMENT_STATES = {
