@@ -156,6 +156,30 @@ def _stripe_emulator(env, stripe_base: str | None, production: bool) -> bool:
     return emulator
 
 
+AUTOMATIC_PAYMENT_METHODS = "automatic"
+
+
+def _payment_methods(env, emulator: bool) -> tuple[str, ...] | None:
+    """STRIPE_PAYMENT_METHODS: `automatic` (None: the methods enabled in the Stripe Dashboard) or a list of
+    Stripe payment method types. The emulator knows cards only, so `card` is its default."""
+    raw = (env.get("STRIPE_PAYMENT_METHODS") or "").strip().lower()
+    if emulator and raw not in ("", "card"):
+        raise ConfigError("STRIPE_PAYMENT_METHODS", f"must be card with the Stripe emulator (STRIPE_EMULATOR), "
+                                                    f"which knows no other payment method, got {raw!r}")
+    if not raw:
+        return ("card",) if emulator else None
+    if raw == AUTOMATIC_PAYMENT_METHODS:
+        return None
+    types = tuple(t.strip() for t in raw.split(","))
+    for name in types:
+        if name == AUTOMATIC_PAYMENT_METHODS or not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", name):
+            raise ConfigError("STRIPE_PAYMENT_METHODS", "must be automatic or a comma-separated list of Stripe "
+                                                        f"payment method types such as card,sepa_debit, got {raw!r}")
+    if len(set(types)) != len(types):
+        raise ConfigError("STRIPE_PAYMENT_METHODS", f"names a payment method type twice: {raw!r}")
+    return types
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = instance_dir / "dev-jwt-secret"
@@ -181,6 +205,8 @@ class Settings:
     order_payment_ttl_seconds: int
     # STRIPE_API_BASE is a Stripe emulator: its browser flow, no SDK retries, no parameters it refuses.
     stripe_emulator: bool = False
+    # The payment method types a PaymentIntent offers; None: `automatic`, the methods enabled in the Dashboard.
+    stripe_payment_methods: tuple[str, ...] | None = ("card",)
     # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
     instance_dir: Path = PROJECT_ROOT / "instance"
     # prometheus-client's multiprocess folder: every process of a host writes its samples there.
@@ -215,6 +241,9 @@ class Settings:
     maintenance_interval_seconds: int = 60
     notification_interval_seconds: int = 5
     reconcile_after_seconds: int = 300
+    # A payment the provider is processing (a bank debit: days) is asked about this rarely: its webhook
+    # normally tells, and each ask is a call of Stripe's budget.
+    reconcile_processing_every_seconds: int = 3600
     redrive_after_seconds: int = 60
     # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
     provider_concurrency: int = 6
@@ -336,6 +365,7 @@ class Settings:
         except ValueError:
             raise ConfigError("STRIPE_TIMEOUT_SECONDS", "must be a number of seconds") from None
 
+        emulator = _stripe_emulator(env, stripe_base, production)
         return cls(
             environment=environment,
             database_url=database_url,
@@ -349,7 +379,8 @@ class Settings:
             stripe_publishable_key=publishable_key,
             store_currency=currency,
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
-            stripe_emulator=_stripe_emulator(env, stripe_base, production),
+            stripe_emulator=emulator,
+            stripe_payment_methods=_payment_methods(env, emulator),
             instance_dir=instance_dir,
             metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),
@@ -370,6 +401,7 @@ class Settings:
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
             notification_interval_seconds=_int(env, "NOTIFICATION_INTERVAL_SECONDS", 5, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
+            reconcile_processing_every_seconds=_int(env, "RECONCILE_PROCESSING_EVERY_SECONDS", 3600),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
             cors_origins=_origins(env),

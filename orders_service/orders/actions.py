@@ -52,11 +52,20 @@ def _stock_lines(order: Order) -> list[StockLine]:
 def _close(session: Session, order: Order) -> None:
     """Cancel the order and give its stock back; the state machine allows each order to close once."""
     order.status = transition(order, "cancel")
+    _drop_pending_step(order)
     release_stock(session, _stock_lines(order))
+
+
+def _drop_pending_step(order: Order) -> None:
+    """A closed order waits on no step of its customer: nothing was taken, its payment is unpaid."""
+    if order.payment_status == PaymentStatus.ACTION_REQUIRED:
+        order.payment_status = PaymentStatus.UNPAID
+    order.payment_next_action = None
 
 
 def _mark_paid(order: Order) -> None:
     order.payment_status, order.paid_at = PaymentStatus.PAID, utcnow()
+    order.payment_next_action = None
 
 
 # --- placing ----------------------------------------------------------------------------------------
@@ -135,15 +144,53 @@ def confirm_payment(session: Session, order: Order, payment_intent_id: str, amou
 
 
 def record_payment_failure(session: Session, order: Order, payment_intent_id: str, error: str, source: str) -> None:
-    """The last attempt failed; the order stays pending and the customer may pay again until it expires."""
-    order.payment_status = PaymentStatus.FAILED
+    """The last attempt failed; the order stays pending and the customer may pay again until it expires.
+
+    A payment the provider was processing that fails (a bank debit returned, days later) gives the
+    customer a whole payment time again, counted from now; so does nothing else (declines of a card
+    do not extend the hold on the stock).
+    """
+    if order.payment_status == PaymentStatus.PROCESSING:
+        order.payable_since = utcnow()
+    told = order.payment_status == PaymentStatus.FAILED  # a second decline in a row: one email is enough
+    order.payment_status, order.payment_error, order.payment_next_action = PaymentStatus.FAILED, error, None
     _record(session, order, OrderEvents.PAYMENT_FAILED, paymentIntentId=payment_intent_id, error=error,
             source=source)
-    _tell(session, order, CustomerMessages.PAYMENT_FAILED)
+    if not told:
+        _tell(session, order, CustomerMessages.PAYMENT_FAILED)
+
+
+def record_action_required(session: Session, order: Order, payment_intent_id: str, next_action: dict | None,
+                           source: str) -> None:
+    """The customer must finish a step at the provider (3-D Secure, a bank's or wallet's page): no email,
+    the customer is paying at this moment; the step is kept for them to resume after a reload."""
+    order.payment_status, order.payment_next_action = PaymentStatus.ACTION_REQUIRED, next_action
+    _record(session, order, OrderEvents.PAYMENT_ACTION_REQUIRED, paymentIntentId=payment_intent_id,
+            nextAction=(next_action or {}).get("type"), source=source)
+
+
+def record_processing(session: Session, order: Order, payment_intent_id: str, source: str) -> None:
+    """The provider accepted the payment and tells the outcome later (a bank debit: days). The order keeps
+    its stock and does not expire meanwhile (`lifecycle.transition` refuses it, and a cancel)."""
+    order.payment_status, order.payment_next_action = PaymentStatus.PROCESSING, None
+    _record(session, order, OrderEvents.PAYMENT_PROCESSING, paymentIntentId=payment_intent_id,
+            paymentMethodType=order.payment_method_type, source=source)
+    _tell(session, order, CustomerMessages.PAYMENT_PROCESSING)
+
+
+def record_payment_method_type(session: Session, order: Order, method_type: str | None) -> None:
+    """The provider told the type of the method used (`card`, `sepa_debit`, …). Not a change of state: no event."""
+    order.payment_method_type = method_type
 
 
 def cancel_by_provider(session: Session, order: Order, payment_intent_id: str, source: str) -> None:
-    """The PaymentIntent was canceled at the provider: the pending order closes with it."""
+    """The PaymentIntent was canceled at the provider: the pending order closes with it.
+
+    Nothing was taken: a payment the order still showed as under way (its failure may not have been
+    heard of, events come in any order) is over, and unpaid.
+    """
+    if order.payment_status == PaymentStatus.PROCESSING:
+        order.payment_status = PaymentStatus.UNPAID
     _close(session, order)
     order.payment_closed_at = utcnow()
     _record(session, order, OrderEvents.PAYMENT_CANCELED, paymentIntentId=payment_intent_id, source=source)
@@ -213,6 +260,7 @@ def record_late_payment(session: Session, order: Order, payment_intent_id: str, 
 def expire(session: Session, order: Order, canceled_at_provider: bool, note: str | None = None) -> None:
     """Unpaid past its time: the order expires and its stock goes back (no email: nothing was paid)."""
     order.status = transition(order, "expire")
+    _drop_pending_step(order)
     release_stock(session, _stock_lines(order))
     if canceled_at_provider:
         order.payment_closed_at = utcnow()

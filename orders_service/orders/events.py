@@ -5,6 +5,8 @@ class OrderEvents:
     PLACED = "placed"
     PAYMENT_SUCCEEDED = "payment_succeeded"
     PAYMENT_FAILED = "payment_failed"
+    PAYMENT_ACTION_REQUIRED = "payment_action_required"  # the customer must finish a step (3-D Secure, a redirect)
+    PAYMENT_PROCESSING = "payment_processing"  # the provider accepted the payment and tells the outcome later
     PAYMENT_CANCELED = "payment_canceled"  # the PaymentIntent was canceled at the provider
     PAYMENT_INITIALIZATION_FAILED = "payment_initialization_failed"  # no PaymentIntent could be opened
     LATE_PAYMENT_REVIVED = "late_payment_revived"  # paid after expiry, and the stock was still there
@@ -28,6 +30,7 @@ class CustomerMessages:
 
     ORDER_CONFIRMED = "order_confirmed"
     PAYMENT_FAILED = "payment_failed"
+    PAYMENT_PROCESSING = "payment_processing"
     SHIPPED = "shipped"
     CANCELED = "canceled"
     REFUNDED = "refunded"

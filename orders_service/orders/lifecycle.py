@@ -39,6 +39,16 @@ _REFUSALS = {
 }
 
 
+# A payment the provider is processing cannot be stopped (Stripe cannot cancel it), and the customer has
+# paid as far as they can: the order neither expires nor is canceled until the provider settles it.
+# (The provider's own cancel of its PaymentIntent settles it: `actions.cancel_by_provider`.)
+_WHILE_PROCESSING = {
+    "cancel": "The payment for this order is still being processed; the order can be canceled once the "
+              "payment has gone through or failed",
+    "expire": "An order whose payment is being processed does not expire",
+}
+
+
 def allowed(status: str, action: str) -> bool:
     return (status, action) in TRANSITIONS
 
@@ -48,6 +58,9 @@ def transition(order: Order, action: str) -> str:
     if action == "collect_payment" and (order.payment_method != PaymentMethod.CASH_ON_DELIVERY
                                         or order.payment_status != PaymentStatus.UNPAID):
         raise InvalidRequest("Only an unpaid cash-on-delivery order can have its payment collected")
+    if action in _WHILE_PROCESSING and order.payment_status == PaymentStatus.PROCESSING \
+            and allowed(order.status, action):
+        raise InvalidRequest(_WHILE_PROCESSING[action])
     target = TRANSITIONS.get((order.status, action))
     if target is None:
         raise InvalidRequest(_REFUSALS.get((order.status, action),

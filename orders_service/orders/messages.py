@@ -16,6 +16,10 @@ def customer_message(order: Order, kind: str) -> tuple[str, str]:
         M.PAYMENT_FAILED: (f"Payment for order {ref} failed",
                            f"The payment of {total} for order {order.id} failed. You can try again with "
                            "another card until the order expires."),
+        M.PAYMENT_PROCESSING: (f"Payment for order {ref} is on its way",
+                               f"We have your payment of {total} for order {order.id}. Your bank is still "
+                               "processing it, which can take a few business days; we will confirm your order "
+                               "as soon as it has gone through."),
         M.SHIPPED: (f"Order {ref} has shipped",
                     f"Your order {order.id} is on its way with {order.carrier or 'our courier'}. "
                     f"Tracking number: {order.tracking_number}."),

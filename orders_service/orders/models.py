@@ -21,13 +21,16 @@ class OrderStatus:
 
 class PaymentStatus:
     UNPAID = "unpaid"
+    ACTION_REQUIRED = "action_required"  # the customer must finish a step: 3-D Secure, a bank's or wallet's page
+    PROCESSING = "processing"  # the provider accepted the payment and tells the outcome later (bank debits)
     PAID = "paid"
     FAILED = "failed"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
-    ALL = (UNPAID, PAID, FAILED, PARTIALLY_REFUNDED, REFUNDED)
+    ALL = (UNPAID, ACTION_REQUIRED, PROCESSING, PAID, FAILED, PARTIALLY_REFUNDED, REFUNDED)
     RECEIVED = (PAID, PARTIALLY_REFUNDED, REFUNDED)  # the money arrived (some may have gone back since)
     HELD = (PAID, PARTIALLY_REFUNDED)  # the shop holds some of the customer's money
+    PAYABLE = (UNPAID, ACTION_REQUIRED, FAILED)  # a pending order in these may be paid (its client secret is given)
 
 
 class PaymentMethod:
@@ -70,6 +73,14 @@ class Order(UUIDKey, Base):
     # refunded): until then reconciliation keeps asking, so that no money stays stuck.
     payment_closed_at: Mapped[datetime | None]
     reconciled_at: Mapped[datetime | None]  # when reconciliation last asked the provider about it
+    # What the provider last told of the payment: the type of the method used (`card`, `sepa_debit`, …),
+    # the step the customer must take (`{type, redirectUrl?}`, while `action_required`), the last decline.
+    payment_method_type: Mapped[str | None] = mapped_column(String(64))
+    payment_next_action: Mapped[dict | None] = mapped_column(JSONType)
+    payment_error: Mapped[str | None] = mapped_column(Text)
+    # When a payment the provider was processing failed: the order is payable again, and its time to pay
+    # counts from then (expiry counts from the later of this and `created_at`).
+    payable_since: Mapped[datetime | None]
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

@@ -10,7 +10,7 @@ from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
-from orders_service.payments.decisions import Action, Decision, decide
+from orders_service.payments.decisions import Action, Decision, decide, method_type_of, next_action_of
 from orders_service.payments.gateway import PaymentIntent
 
 CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
@@ -39,10 +39,24 @@ def refund_due(order: Order) -> bool:
     return order.status in CLOSED and order.payment_status in PaymentStatus.HELD
 
 
-def _carry_out(session: Session, order: Order, decision: Decision, intent: PaymentIntent, source: str) -> str:
-    """Do what the decision says, through the order's actions; the trail event written."""
+def _carry_out(session: Session, order: Order, decision: Decision, intent: PaymentIntent, source: str) -> str | None:
+    """Do what the decision says, through the order's actions; the trail event written (None: no event).
+
+    The type of the method used is recorded first, so that the change and its trail event see it.
+    """
     pi = intent.id
+    method_type = method_type_of(order, intent)
+    if method_type != order.payment_method_type:
+        actions.record_payment_method_type(session, order, method_type)
     match decision.action:
+        case Action.RECORD_ACTION_REQUIRED:
+            actions.record_action_required(session, order, pi, next_action_of(intent), source)
+            return OrderEvents.PAYMENT_ACTION_REQUIRED
+        case Action.RECORD_PROCESSING:
+            actions.record_processing(session, order, pi, source)
+            return OrderEvents.PAYMENT_PROCESSING
+        case Action.RECORD_METHOD_TYPE:
+            return None  # recorded above
         case Action.CONFIRM:
             actions.confirm_payment(session, order, pi, intent.amount, source)
             return OrderEvents.PAYMENT_SUCCEEDED
@@ -74,9 +88,13 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
     with session.begin():
         order = actions.lock_order(session, order_id)
         decision = decide(order, intent)
-        # One PaymentIntent may ask for two changes (paid, then partly refunded): decide again after each.
-        while decision.action is not None and len(events) < 3:
-            events.append(_carry_out(session, order, decision, intent, source))
+        # One PaymentIntent may ask for more than one change (paid, then partly refunded, and the type of
+        # the method used): decide again after each.
+        for _ in range(4):
+            if decision.action is None:
+                break
+            event = _carry_out(session, order, decision, intent, source)
+            events += [event] if event else []
             decision = decide(order, intent)
     for event in events:
         metrics.PAYMENTS.labels(event).inc()

@@ -89,8 +89,12 @@ def _abandon_unstarted_payment(session: Session, order_id: uuid.UUID, reason: st
         idempotency.forget_order(session, order.id)
 
 
-def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_id: uuid.UUID) -> None:
-    """`PATCH …/paid`: ask the provider, never the client, whether the order is paid."""
+def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_id: uuid.UUID) -> str:
+    """`PATCH …/paid`: ask the provider, never the client, whether the order is paid.
+
+    `paid`, or `processing` when the provider accepted the payment and confirms it later (a bank debit):
+    the order then waits, with its stock, for the provider's outcome (webhook or reconciliation).
+    """
     order = get_order(session, actor, order_id)
     if order.payment_method != PaymentMethod.ONLINE:
         raise InvalidRequest("Cash-on-delivery orders are paid on delivery, not online")
@@ -107,7 +111,9 @@ def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_
 
     applied = apply_payment_intent(session, order.id, intent, source="paid_endpoint")
     if {OrderEvents.PAYMENT_SUCCEEDED, OrderEvents.LATE_PAYMENT_REVIVED} & set(applied.events):
-        return
+        return PaymentStatus.PAID
+    if intent.status == PaymentIntentStatus.PROCESSING and applied.order.payment_status == PaymentStatus.PROCESSING:
+        return PaymentStatus.PROCESSING
     if applied.refund_due:
         refund_what_is_left(session, gateway, order.id, source="paid_endpoint")
         raise InvalidRequest(f"Order is {applied.order.status}: the payment is being refunded")

@@ -2,7 +2,9 @@
 
 `apply_payment_intent` locks the order, asks `decide`, and carries the answer out through
 `orders/actions.py`. Payment state moves forward only: a paid order never goes back to unpaid, and
-an event that arrives late or twice asks for nothing.
+an event that arrives late or twice asks for nothing. Before the money arrives the provider's word
+moves it between the unsettled states (`unpaid`, `action_required`, `processing`, `failed`) as the
+payment goes: a step for the customer, processing, a failure after which the customer pays again.
 """
 from __future__ import annotations
 
@@ -22,12 +24,20 @@ class Action:
     RECORD_REFUND = "record_refund"  # the provider refunded more (in part or in full) than the order shows
     CANCEL = "cancel_by_provider"
     RECORD_FAILURE = "record_payment_failure"
+    RECORD_ACTION_REQUIRED = "record_action_required"  # the customer must finish a step (3-D Secure, a redirect)
+    RECORD_PROCESSING = "record_processing"  # the provider accepted it and tells the outcome later
+    RECORD_METHOD_TYPE = "record_payment_method_type"  # nothing moves, but the type of the method used is news
 
 
 @dataclass(frozen=True)
 class Decision:
     action: str | None  # None: nothing to change, and `reason` says why
     reason: str = ""
+
+
+MISMATCH = "amount or currency differs from the order"
+# A payment the customer has not finished: a new step, processing or a failure may follow.
+_UNSETTLED = (PaymentStatus.UNPAID, PaymentStatus.ACTION_REQUIRED, PaymentStatus.PROCESSING, PaymentStatus.FAILED)
 
 
 def belongs_to(order: Order, intent: PaymentIntent) -> bool:
@@ -41,16 +51,46 @@ def belongs_to(order: Order, intent: PaymentIntent) -> bool:
     return intent.order_id == str(order.id)
 
 
+def next_action_of(intent: PaymentIntent) -> dict | None:
+    """The step the customer must take, as the order keeps it and a client reads it: `{type, redirectUrl?}`."""
+    if intent.next_action is None:
+        return None
+    step = {"type": intent.next_action.type}
+    if intent.next_action.redirect_url:
+        step["redirectUrl"] = intent.next_action.redirect_url
+    return step
+
+
+def method_type_of(order: Order, intent: PaymentIntent) -> str | None:
+    """The type of the method used the order should show once `intent` is applied.
+
+    What a live read tells is the payment as it is now; an event's snapshot may be older than what the
+    order knows, so it only fills a type the order does not know yet. An intent that does not tell (a
+    webhook's PaymentIntent names its charge and PaymentMethod by id) leaves the order's as it is.
+    """
+    if intent.method_type and (intent.live or order.payment_method_type is None):
+        return intent.method_type
+    return order.payment_method_type
+
+
 def decide(order: Order, intent: PaymentIntent) -> Decision:
     """The change `intent` (the provider's current state) asks of `order`, or why there is none."""
     if order.payment_method != PaymentMethod.ONLINE:
         return Decision(None, "not an online order")
     if not belongs_to(order, intent):
         return Decision(None, "payment intent belongs to another order")
+    decision = _payment_change(order, intent)
+    if decision.action is None and decision.reason != MISMATCH and method_type_of(
+            order, intent) != order.payment_method_type:
+        return Decision(Action.RECORD_METHOD_TYPE)
+    return decision
 
+
+
+def _payment_change(order: Order, intent: PaymentIntent) -> Decision:
     if intent.status == PaymentIntentStatus.SUCCEEDED:
         if intent.amount != order.total_cents or intent.currency != order.currency:
-            return Decision(None, "amount or currency differs from the order")
+            return Decision(None, MISMATCH)
         if order.payment_status not in PaymentStatus.RECEIVED:
             if intent.amount_refunded >= intent.amount:  # paid and refunded in full before we heard of it
                 return Decision(Action.RECORD_REFUND)
@@ -73,8 +113,33 @@ def decide(order: Order, intent: PaymentIntent) -> Decision:
     if intent.failure and intent.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
         if order.status != OrderStatus.PENDING:
             return Decision(None, f"order is {order.status}")
-        if order.payment_status != PaymentStatus.UNPAID:
+        if order.payment_status not in _UNSETTLED:
             return Decision(None, f"payment is {order.payment_status}")
+        if order.payment_status == PaymentStatus.FAILED and intent.failure == order.payment_error:
+            return Decision(None, "payment is failed")  # this failure is recorded already
+        # From processing too: the provider's later failure (a bank debit returned). The order may be
+        # paid again, its time to pay counting from now.
         return Decision(Action.RECORD_FAILURE)
+
+    if intent.status == PaymentIntentStatus.PROCESSING:
+        if order.status != OrderStatus.PENDING:
+            return Decision(None, f"order is {order.status}")
+        if order.payment_status not in PaymentStatus.PAYABLE:
+            return Decision(None, f"payment is {order.payment_status}")
+        return Decision(Action.RECORD_PROCESSING)
+
+    if intent.status == PaymentIntentStatus.REQUIRES_ACTION:
+        if order.status != OrderStatus.PENDING:
+            return Decision(None, f"order is {order.status}")
+        if order.payment_status == PaymentStatus.ACTION_REQUIRED:
+            if next_action_of(intent) == order.payment_next_action:
+                return Decision(None, "payment is action_required")
+            return Decision(Action.RECORD_ACTION_REQUIRED)  # another step (the customer tried again)
+        # Processing never goes back to a step: a snapshot saying so is older than the processing one.
+        # A live read saying so is the provider now: that attempt failed and a new one waits on the customer.
+        if order.payment_status in PaymentStatus.PAYABLE or (
+                order.payment_status == PaymentStatus.PROCESSING and intent.live):
+            return Decision(Action.RECORD_ACTION_REQUIRED)
+        return Decision(None, f"payment is {order.payment_status}")
 
     return Decision(None, f"payment intent is {intent.status}")

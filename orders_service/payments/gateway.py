@@ -16,6 +16,14 @@ class PaymentIntentStatus:
 
 
 @dataclass(frozen=True)
+class NextAction:
+    """The step the provider waits for from the customer (`requires_action`)."""
+
+    type: str  # Stripe's `next_action.type`: `redirect_to_url`, `use_stripe_sdk` (3-D Secure in Stripe.js), …
+    redirect_url: str | None = None  # the page the customer must visit (a bank's, a wallet's), when there is one
+
+
+@dataclass(frozen=True)
 class PaymentIntent:
     """The provider's view of one payment, reduced to what decides an order's payment state."""
 
@@ -27,6 +35,11 @@ class PaymentIntent:
     client_secret: str | None = None
     failure: str | None = None  # the last payment error, when the last attempt failed
     amount_refunded: int = 0  # the provider's running total of refunds (0 when the object did not say)
+    method_type: str | None = None  # the type of the method used (`card`, `sepa_debit`, …), when the object tells it
+    next_action: NextAction | None = None  # while `requires_action`
+    # Read from the provider just now (PATCH …/paid, reconciliation, expiry), not an event's snapshot, which
+    # may be older than what the order already shows: events come in any order.
+    live: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from orders_service.db import utcnow
@@ -82,10 +82,12 @@ def _batches(select_batch, deadline: float):
 
 
 def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, older_than_seconds: int,
-                       concurrency: int = 6, time_budget_seconds: float = 50.0) -> int:
+                       concurrency: int = 6, time_budget_seconds: float = 50.0,
+                       processing_every_seconds: int = 3600) -> int:
     """Ask the provider about what webhooks may have missed; the number of orders and refunds changed.
 
-    - pending online orders older than `older_than_seconds`, once per that interval each;
+    - pending online orders older than `older_than_seconds`, once per that interval each; those whose
+      payment the provider is processing (for days: a bank debit) once per `processing_every_seconds`;
     - closed orders whose PaymentIntent may still be open or paid (cancel it, or refund what it holds),
       from SETTLE_GRACE on (the cancel that closed one may still be talking to the provider);
     - refunds whose answer never came (asked again with the same idempotency key).
@@ -93,6 +95,8 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
     deadline = time.monotonic() + time_budget_seconds
     age = timedelta(seconds=older_than_seconds)
     grace = min(SETTLE_GRACE, age)
+    processing_age = max(age, timedelta(seconds=processing_every_seconds))
+    processing = Order.payment_status == PaymentStatus.PROCESSING
 
     def pending_batch():
         now = utcnow()
@@ -100,7 +104,10 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
             # Claimed by stamping reconciled_at: a second run (or a second worker) skips them.
             due = (select(Order.id).where(
                 Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.PENDING,
-                Order.created_at <= now - age, or_(Order.reconciled_at.is_(None), Order.reconciled_at <= now - age))
+                Order.created_at <= now - age,
+                or_(Order.reconciled_at.is_(None),
+                    and_(~processing, Order.reconciled_at <= now - age),
+                    and_(processing, Order.reconciled_at <= now - processing_age)))
                 .order_by(Order.created_at).limit(BATCH).with_for_update(skip_locked=True))
             return list(session.scalars(update(Order).where(Order.id.in_(due)).values(reconciled_at=now)
                                         .returning(Order.id)))
@@ -146,43 +153,56 @@ def _reconcile_pending(session: Session, gateway: PaymentGateway, order_id: uuid
     return apply_payment_intent(session, order_id, gateway.retrieve_payment_intent(pi_id), "reconciliation").changed
 
 
+def _unpaid_past(cutoff):
+    """Pending online orders whose time to pay ended before `cutoff`: counted from their creation, or from
+    the failure of a payment the provider was processing (`payable_since`, always the later); a payment
+    the provider is processing stops the clock."""
+    return and_(Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.PENDING,
+                Order.payment_status != PaymentStatus.PROCESSING, Order.created_at <= cutoff,
+                or_(Order.payable_since.is_(None), Order.payable_since <= cutoff))
+
+
 def expire_unpaid_orders(session_factory: sessionmaker, gateway: PaymentGateway, ttl_seconds: int,
                          concurrency: int = 6, time_budget_seconds: float = 50.0) -> int:
     """Expire online orders unpaid past the TTL: cancel the PaymentIntent, release the stock.
 
-    A PaymentIntent that has succeeded meanwhile is applied instead. When the provider cannot cancel it
-    now the order expires all the same (its stock must not wait on the provider) and its payment stays
-    open: should it succeed later it revives the order or is refunded, and reconciliation cancels it.
+    A PaymentIntent that has succeeded meanwhile, or that the provider is processing (it refuses to cancel
+    it), is applied instead. When the provider cannot cancel it now the order expires all the same (its
+    stock must not wait on the provider) and its payment stays open: should it succeed later it revives
+    the order or is refunded, and reconciliation cancels it.
     """
     deadline = time.monotonic() + time_budget_seconds
+    ttl = timedelta(seconds=ttl_seconds)
 
     def batch():
         with session_factory() as session, session.begin():
-            return list(session.scalars(select(Order.id).where(
-                Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.PENDING,
-                Order.created_at <= utcnow() - timedelta(seconds=ttl_seconds))
-                .order_by(Order.created_at).limit(BATCH)))
+            return list(session.scalars(select(Order.id).where(_unpaid_past(utcnow() - ttl))
+                                        .order_by(Order.created_at).limit(BATCH)))
 
     expired = 0
     busy = threading.Event()  # after a rate limit, the rest expire without asking (reconciliation cancels)
     for ids in _batches(batch, deadline):
-        expired += _each(session_factory, lambda s, i: _expire(s, gateway, i, busy), ids, concurrency)
+        expired += _each(session_factory, lambda s, i: _expire(s, gateway, i, busy, ttl), ids, concurrency)
     return expired
 
 
-def _expire(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, busy: threading.Event) -> bool:
-    with session.begin():
-        pi_id = session.scalar(select(Order.payment_intent_id).where(Order.id == order_id))
-    canceled, note = False, None
+def _expire(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, busy: threading.Event,
+            ttl: timedelta) -> bool:
+    with session.begin():  # still due? (a webhook may have moved it since the batch was read)
+        due = session.execute(select(Order.payment_intent_id).where(Order.id == order_id,
+                                                                    _unpaid_past(utcnow() - ttl))).first()
+    if due is None:
+        return False
+    pi_id, canceled, note = due.payment_intent_id, False, None
     if pi_id is not None and busy.is_set():
         note = "payment intent not canceled: the payment provider is rate-limiting"
     elif pi_id is not None:
         try:
             gateway.cancel_payment_intent(pi_id)  # one call in the usual case: nobody paid
             canceled = True
-        except PaymentRefused:  # not cancelable: paid a moment ago, or already canceled
+        except PaymentRefused:  # not cancelable: paid a moment ago, processing, or already canceled
             intent = gateway.retrieve_payment_intent(pi_id)
-            if intent.status == PaymentIntentStatus.SUCCEEDED:
+            if intent.status in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.PROCESSING):
                 apply_payment_intent(session, order_id, intent, source="expiry")
                 return False
             canceled = intent.status == PaymentIntentStatus.CANCELED
@@ -192,7 +212,8 @@ def _expire(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, busy
                 busy.set()
     with session.begin():
         order = actions.lock_order(session, order_id)
-        if not allowed(order.status, "expire") or order.payment_status in PaymentStatus.RECEIVED:
+        if (not allowed(order.status, "expire") or order.payment_status in PaymentStatus.RECEIVED
+                or order.payment_status == PaymentStatus.PROCESSING):
             return False
         actions.expire(session, order, canceled, note)
     return True

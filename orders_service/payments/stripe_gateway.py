@@ -15,6 +15,7 @@ import stripe
 from orders_service.config import Settings
 from orders_service.payments.gateway import (
     InvalidWebhook,
+    NextAction,
     PaymentGatewayError,
     PaymentIntent,
     PaymentIntentStatus,
@@ -43,7 +44,48 @@ def _refunded_total(charge) -> int:
     return int(charge.get("amount_refunded") or 0) if charge else 0
 
 
-def to_payment_intent(pi) -> PaymentIntent:
+def _type_of(obj) -> str | None:
+    obj = _as_dict(obj)
+    kind = obj.get("type") if obj else None
+    return kind[:64] if isinstance(kind, str) and kind else None
+
+
+# Statuses a PaymentIntent reaches only once the customer has tried a payment method.
+_ATTEMPTED = ("processing", "succeeded", "requires_action", "requires_capture")
+
+
+def _method_type(pi: dict) -> str | None:
+    """The type of the payment method used, from what the object carries. Its `payment_method_types` is what
+    it offered (with automatic payment methods, every method enabled in the Dashboard), so it tells only when
+    it offered a single one; the charge (`payment_method_details`, expanded) or the PaymentMethod (expanded,
+    or inside `last_payment_error`) tell always."""
+    charge = _as_dict(pi.get("latest_charge")) or {}
+    error = _as_dict(pi.get("last_payment_error")) or {}
+    for found in (_type_of(charge.get("payment_method_details")), _type_of(pi.get("payment_method")),
+                  _type_of(error.get("payment_method"))):
+        if found:
+            return found
+    offered = pi.get("payment_method_types") or []
+    if (pi.get("status") in _ATTEMPTED or error) and len(offered) == 1 and isinstance(offered[0], str):
+        return offered[0][:64]
+    return None
+
+
+# Where a next action names a page for the customer: a redirect's `url`, a voucher's or instructions' page.
+_NEXT_ACTION_URLS = ("url", "hosted_voucher_url", "hosted_instructions_url", "hosted_verification_url")
+
+
+def _next_action(pi: dict) -> NextAction | None:
+    action = _as_dict(pi.get("next_action"))
+    kind = _type_of(action)
+    if pi.get("status") != PaymentIntentStatus.REQUIRES_ACTION or kind is None:
+        return None
+    details = _as_dict(action.get(kind)) or {}
+    url = next((details[f] for f in _NEXT_ACTION_URLS if isinstance(details.get(f), str) and details[f]), None)
+    return NextAction(kind, url[:2048] if url else None)
+
+
+def to_payment_intent(pi, live: bool = False) -> PaymentIntent:
     """A Stripe PaymentIntent (an SDK object or its dict), `latest_charge` an id, null or expanded."""
     pi = _as_dict(pi)
     metadata = pi.get("metadata") or {}
@@ -58,6 +100,9 @@ def to_payment_intent(pi) -> PaymentIntent:
         client_secret=pi.get("client_secret"),
         failure=failure,
         amount_refunded=_refunded_total(pi.get("latest_charge")),
+        method_type=_method_type(pi),
+        next_action=_next_action(pi),
+        live=live,
     )
 
 
@@ -71,7 +116,8 @@ def charge_payment_intent(charge) -> PaymentIntent | None:
     return PaymentIntent(id=pi_id, status=PaymentIntentStatus.SUCCEEDED, amount=int(charge["amount"]),
                          currency=str(charge["currency"]).upper(),
                          order_id=(charge.get("metadata") or {}).get("order_id"),
-                         amount_refunded=int(charge.get("amount_refunded") or 0))
+                         amount_refunded=int(charge.get("amount_refunded") or 0),
+                         method_type=_type_of(charge.get("payment_method_details")))
 
 
 def to_refund(refund) -> Refund:
@@ -119,12 +165,17 @@ class StripeGateway:
     # Connection errors, 409s and 5xx are retried by the SDK, each with the request's idempotency key, so
     # never done twice.
     NETWORK_RETRIES = 2
+    # Expanded when a PaymentIntent is read, in the same call: the charge's refunded total is part of the
+    # payment's state, and the charge (or, before there is one, the PaymentMethod) tells the type of the
+    # method used.
+    READ_EXPANDED = ("latest_charge", "payment_method")
 
     def __init__(self, settings: Settings, waiting: Callable[[], AbstractContextManager] = nullcontext):
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         timeout = settings.stripe_timeout_seconds
         self._waiting = waiting
         self._webhook_secret = settings.stripe_webhook_secret
+        self._payment_methods = settings.stripe_payment_methods
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
@@ -140,8 +191,13 @@ class StripeGateway:
             raise _translate(exc) from exc
 
     def _payment_intent_params(self, order_id: str, amount: int, currency: str) -> dict:
-        return {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
-                "payment_method_types": ["card"], "description": f"Order {order_id}"}
+        params = {"amount": amount, "currency": currency.lower(), "metadata": {"order_id": order_id},
+                  "description": f"Order {order_id}"}
+        if self._payment_methods is None:  # the methods enabled in the Dashboard (Payment Element)
+            params["automatic_payment_methods"] = {"enabled": True}
+        else:
+            params["payment_method_types"] = list(self._payment_methods)
+        return params
 
     def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
         params = self._payment_intent_params(order_id, amount, currency)
@@ -149,15 +205,14 @@ class StripeGateway:
         # way back can be asked for again (reconciliation does). A replacement has a key of its own.
         key = f"order-{order_id}-payment-intent" + (f"-{attempt}" if attempt else "")
         pi = self._call(self._client.v1.payment_intents.create, params=params, options={"idempotency_key": key})
-        return to_payment_intent(pi)
+        return to_payment_intent(pi, live=True)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
-        # Expanded: the charge's refunded total is part of the payment's state.
         return to_payment_intent(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id,
-                                            params={"expand": ["latest_charge"]}))
+                                            params={"expand": list(self.READ_EXPANDED)}), live=True)
 
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
-        return to_payment_intent(self._call(self._client.v1.payment_intents.cancel, payment_intent_id))
+        return to_payment_intent(self._call(self._client.v1.payment_intents.cancel, payment_intent_id), live=True)
 
     def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund:
         refund = self._call(self._client.v1.refunds.create,

@@ -86,3 +86,19 @@ def test_every_error_response_has_the_error_body(spec):
             if status.isdigit() and int(status) >= 400 and "$ref" not in response
             and "schema" not in (response.get("content") or {}).get("application/json", {})]
     assert bare == []
+
+
+def test_the_payment_routes_document_what_a_client_resumes_with(spec):
+    schemas = spec["components"]["schemas"]
+    resume = spec["paths"]["/api/orders/{orderId}/payment"]["get"]
+    assert resume["operationId"] == "getOrderPayment"
+    assert resume["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PaymentState"}
+    state = schemas["PaymentState"]["properties"]
+    assert set(state) == {"orderId", "paymentStatus", "clientSecret", "nextAction", "lastError"}
+    assert state["clientSecret"]["type"] == ["string", "null"] or state["clientSecret"].get("nullable") is True
+    assert set(schemas["NextAction"]["properties"]) == {"type", "redirectUrl"}
+    paid = spec["paths"]["/api/orders/{orderId}/paid"]["patch"]["responses"]
+    assert set(paid) >= {"202", "204", "400", "404"}
+    assert paid["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PaymentProcessing"}
+    assert "paymentMethodType" in schemas["Order"]["properties"]

@@ -69,15 +69,17 @@ class FakeGateway:
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         self._enter("retrieve", payment_intent_id)
-        return self.intents[payment_intent_id]
+        return replace(self.intents[payment_intent_id], live=True)
 
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         self._enter("cancel", payment_intent_id)
         intent = self.intents[payment_intent_id]
-        if intent.status in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.CANCELED):
+        if intent.status in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.CANCELED,
+                             PaymentIntentStatus.PROCESSING):
             raise PaymentRefused(f"You cannot cancel this PaymentIntent because it has a status of {intent.status}.",
                                  "payment_intent_unexpected_state")
-        return self._answer("cancel", self._set(payment_intent_id, status=PaymentIntentStatus.CANCELED))
+        return self._answer("cancel", replace(self._set(payment_intent_id, status=PaymentIntentStatus.CANCELED),
+                                              live=True))
 
     def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund:
         self._enter("refund", payment_intent_id)

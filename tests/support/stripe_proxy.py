@@ -22,6 +22,10 @@ silenced with `stripe_emulator.deliver_webhooks_to(None)`, or the service sees b
         assert proxy.count("GET /v1/payment_intents/{id}") <= 2
         proxy.refund_in_dashboard(pi_id, amount=500)            # -> charge.refunded
         proxy.wait_for_webhooks("charge.refunded")
+        proxy.start_processing(pi_id, "sepa_debit")             # -> payment_intent.processing
+        proxy.fail_processing(pi_id)                            # -> payment_intent.payment_failed
+        proxy.require_action(pi_id, "ideal", return_url)        # -> payment_intent.requires_action
+        proxy.succeed(pi_id)                                    # -> payment_intent.succeeded
 
 Choices worth knowing:
 - Idempotency: scoped by API key + key; the stored answer is replayed for 24 h (`Idempotent-Replayed:
@@ -33,6 +37,18 @@ Choices worth knowing:
 - 429: `Stripe-Rate-Limited-Reason: endpoint-rate`, no `Stripe-Should-Retry` and no `Retry-After`:
   stripe-python 16 reads only `stripe-should-retry` (then retries 409 and >= 500), so it does not retry
   a rate limit, exactly as with real Stripe.
+- Payment methods localstripe does not have (bank debits, redirects) are driven by the test, as a
+  customer and their bank would: `start_processing` (a SEPA debit accepted: `processing`, a pending
+  charge), then `succeed` or `fail_processing` (back to `requires_payment_method` with
+  `last_payment_error`); `require_action` (`redirect_to_url`, with a page at `redirect_url(pi_id)` that
+  authorizes or fails the payment and returns to the `return_url`, as Stripe's test pages do). Each
+  step sends the signed event real Stripe sends. The PaymentIntent at localstripe stays payable under
+  these states (a `succeed` pays it there with a card, so that refunds work), and the proxy shows the
+  driven state on top of it while localstripe's own status is unchanged; a cancel or confirm of a
+  `processing` PaymentIntent is refused as Stripe refuses it. A PaymentIntent created with
+  `automatic_payment_methods` offers `DASHBOARD_METHODS`; one created with `payment_method_types`
+  offers those, and only those can be driven.
+- localstripe's charges carry no `payment_method_details`: the proxy adds Stripe's `{type: card}`.
 - Parameters localstripe rejects but Stripe accepts (`description`, `receipt_email`,
   `automatic_payment_methods`, cancel's `cancellation_reason`, refund's `reason`, ...) are taken off
   the forwarded request and put back on the answers; confirm's `payment_method` becomes an update
@@ -80,6 +96,16 @@ _STRIPPED = {
     "POST /v1/payment_intents/{id}/cancel": {"cancellation_reason"},
     "POST /v1/refunds": {"reason"},
 }
+# What `automatic_payment_methods[enabled]=true` offers here: the methods "enabled in the Dashboard".
+DASHBOARD_METHODS = ["card", "ideal", "klarna", "sepa_debit"]
+REDIRECT_PAGE = "/_real_stripe/redirect/"
+# Stripe's answer to a cancel (or a confirm, an update) of a PaymentIntent it is processing.
+_PROCESSING_REFUSAL = ("You cannot {verb} this PaymentIntent because it has a status of processing. Only a "
+                       "PaymentIntent with one of the following statuses may be {done}: requires_payment_method, "
+                       "requires_capture, requires_confirmation, requires_action.")
+_AUTHENTICATION_FAILURE = ("The provided PaymentMethod has failed authentication. You can provide "
+                           "payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again.")
+_INSUFFICIENT_FUNDS = "The customer's account has insufficient funds to cover this payment."
 # Fields real PaymentIntents carry that localstripe leaves out; null/empty is what Stripe sends by default.
 _PI_DEFAULTS = {"cancellation_reason": None, "automatic_payment_methods": None,
                 "confirmation_method": "automatic", "description": None, "receipt_email": None,
@@ -271,6 +297,15 @@ class RealStripe:
             self._canceled_at: dict[str, int] = {}
             self._charge_meta: dict[str, dict] = {}    # Stripe copies the PI's metadata onto its Charge
             self._charge_pi: dict[str, str] = {}
+            # Driven payments (see the module's docstring): the state shown over localstripe's, by
+            # PaymentIntent (`{"base": localstripe's status it stands on, "fields": {...}}`), the charges
+            # and PaymentMethods localstripe does not have, what a localstripe charge paid "by" another
+            # method shows, and localstripe's own events the proxy sends in its own shape instead.
+            self._driven: dict[str, dict] = {}
+            self._fake_charges: dict[str, dict] = {}
+            self._fake_methods: dict[str, dict] = {}
+            self._charge_override: dict[str, dict] = {}
+            self._suppressed: Counter[tuple[str, str]] = Counter()
             self._queue.clear()
 
     # -- accounting and faults -----------------------------------------------------------------------
@@ -341,6 +376,8 @@ class RealStripe:
         cors = self._cors_headers(req)
         if req.method == "OPTIONS" and cors:  # a browser's preflight: Stripe answers them for Stripe.js
             return self._send(handler, 200, b"", "text/plain", cors)
+        if req.path.startswith(REDIRECT_PAGE):
+            return self._redirect_page(handler, req)
         if not req.path.startswith("/v1/"):  # /_config, the fake Stripe.js: straight through
             up = self._upstream(req.method, req.full_path, req.body, self._forward_headers(req))
             return self._send(handler, up.status_code, up.content, up.headers.get("Content-Type"), cors)
@@ -423,9 +460,12 @@ class RealStripe:
         answer(status, body, executed=True)
 
     def _validate(self, req: _Request) -> dict | None:
-        """Stripe's amount limits, which localstripe does not have."""
+        """Stripe's amount limits, which localstripe does not have; what a processing PaymentIntent refuses."""
         if req.template == "POST /v1/refunds":
             return self._validate_refund(req)
+        refused = self._validate_processing(req)
+        if refused:
+            return refused
         if req.template not in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}"):
             return None
         try:
@@ -448,6 +488,24 @@ class RealStripe:
                           code="amount_too_large", param="amount",
                           doc_url="https://stripe.com/docs/error-codes/amount-too-large")
         return None
+
+    def _validate_processing(self, req: _Request) -> dict | None:
+        verbs = {"POST /v1/payment_intents/{id}/cancel": ("cancel", "canceled"),
+                 "POST /v1/payment_intents/{id}/confirm": ("confirm", "confirmed"),
+                 "POST /v1/payment_intents/{id}": ("update", "updated")}
+        if req.template not in verbs:
+            return None
+        pi_id = req.path.split("/")[3]
+        with self._lock:
+            driven = self._driven.get(pi_id)
+        if not driven or driven["fields"].get("status") != "processing":
+            return None
+        if self._upstream_json("GET", f"/v1/payment_intents/{pi_id}").get("status") != driven["base"]:
+            return None  # paid or canceled at localstripe meanwhile: the driven state is over
+        verb, done = verbs[req.template]
+        return _error("invalid_request_error", _PROCESSING_REFUSAL.format(verb=verb, done=done),
+                      code="payment_intent_unexpected_state", param=None,
+                      doc_url="https://stripe.com/docs/error-codes/payment-intent-unexpected-state")
 
     def _validate_refund(self, req: _Request) -> dict | None:
         """localstripe refunds the whole charge again when `amount` is absent and never checks what is left;
@@ -487,6 +545,10 @@ class RealStripe:
 
     def _execute(self, req: _Request) -> tuple[int, dict | bytes]:
         """Forward to localstripe (minus what it cannot take) and shape the answer."""
+        fake = self._fake_object(req)
+        if fake is not None:
+            self._shape(fake, req.expand, "")
+            return 200, fake
         stripped = _STRIPPED.get(req.template, set())
         kept = {}
         body = req.body
@@ -530,6 +592,13 @@ class RealStripe:
                     elif name in ("description", "receipt_email", "statement_descriptor",
                                   "statement_descriptor_suffix", "setup_future_usage"):
                         extra[name] = value
+            if req.template == "POST /v1/payment_intents" and obj.get("object") == "payment_intent":
+                # What it offers: the Dashboard's methods, or the list it was given (localstripe keeps neither).
+                offered = [v for k, v in req.params if _root(k) == "payment_method_types"]
+                automatic = kept.get("automatic_payment_methods[enabled]") == "true"
+                if automatic or offered:
+                    self._pi_extra.setdefault(oid, {})["payment_method_types"] = (
+                        list(DASHBOARD_METHODS) if automatic else offered)
 
     def _after(self, req: _Request, body: dict, request_id: str) -> None:
         """The events localstripe never sends."""
@@ -568,6 +637,7 @@ class RealStripe:
 
     def _shape_pi(self, pi: dict, expand: set[str], path: str) -> None:
         pi.pop("charges", None)  # removed in 2022-11-15
+        self._show_driven_state(pi)
         charge = pi.get("latest_charge")
         if isinstance(charge, dict):
             with self._lock:
@@ -586,10 +656,21 @@ class RealStripe:
         pi.update({k: v for k, v in extra.items()})
         for key, value in _PI_DEFAULTS.items():
             pi.setdefault(key, value)
+        method = pi.get("payment_method")
+        if isinstance(method, str) and _expanded(expand, _join(path, "payment_method")):
+            with self._lock:
+                fake = json.loads(json.dumps(self._fake_methods[method])) if method in self._fake_methods else None
+            pi["payment_method"] = fake or self._upstream_json("GET", f"/v1/payment_methods/{method}") or method
 
     def _shape_charge(self, charge: dict, expand: set[str], path: str, pi: dict | None) -> None:
         if not _expanded(expand, _join(path, "refunds")):
             charge.pop("refunds", None)  # not included by default since 2022-11-15
+        with self._lock:
+            charge.update(json.loads(json.dumps(self._charge_override.get(charge.get("id"), {}))))
+        if not charge.get("payment_method_details"):  # localstripe has cards only, and says nothing of them
+            charge["payment_method_details"] = {"type": "card", "card": {"brand": "visa", "country": "US"}}
+        charge.setdefault("failure_code", None)
+        charge.setdefault("failure_message", None)
         paid = charge.get("status") == "succeeded" and charge.get("captured")
         charge.setdefault("amount_captured", charge.get("amount", 0) if paid else 0)
         charge.setdefault("disputed", False)
@@ -627,6 +708,206 @@ class RealStripe:
         if isinstance(copy.get("latest_charge"), dict):
             copy["latest_charge"] = copy["latest_charge"]["id"]
         return copy
+
+    # -- payments localstripe cannot make: bank debits, redirects ----------------------------------
+    def payment_intent(self, pi_id: str, expand: tuple[str, ...] = ()) -> dict:
+        """The PaymentIntent as the service would read it now (not counted in `calls`)."""
+        pi = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        assert pi, f"no PaymentIntent {pi_id}"
+        self._shape(pi, set(expand), "")
+        return pi
+
+    def start_processing(self, pi_id: str, method: str = "sepa_debit") -> dict:
+        """The customer paid with a method the provider settles later (a SEPA debit): `processing`, with a
+        pending charge whose `payment_method_details` say which method; sends `payment_intent.processing`."""
+        pi = self._payable(pi_id, method)
+        pm = self._fake_method(method, pi)
+        charge = self._fake_charge(pi, pm, status="pending")
+        self._drive(pi_id, {"status": "processing", "payment_method": pm["id"], "latest_charge": charge["id"],
+                            "last_payment_error": None, "next_action": None})
+        return self._announce("payment_intent.processing", pi_id)
+
+    def fail_processing(self, pi_id: str, code: str = "insufficient_funds", message: str = _INSUFFICIENT_FUNDS) -> dict:
+        """The bank returned the debit: back to `requires_payment_method` with `last_payment_error` (the
+        failed PaymentMethod inside it, as Stripe sends it) and a failed charge; the customer may pay
+        again. Sends `payment_intent.payment_failed`."""
+        with self._lock:
+            driven = self._driven.get(pi_id)
+            assert driven and driven["fields"]["status"] == "processing", f"{pi_id} is not processing"
+            charge = self._fake_charges[driven["fields"]["latest_charge"]]
+            charge.update(status="failed", failure_code=code, failure_message=message)
+            pm = self._fake_methods[driven["fields"]["payment_method"]]
+        self._drive(pi_id, {"status": "requires_payment_method", "payment_method": None, "next_action": None,
+                            "latest_charge": charge["id"],
+                            "last_payment_error": {"type": "invalid_request_error", "code": code, "message": message,
+                                                   "payment_method": json.loads(json.dumps(pm))}})
+        return self._announce("payment_intent.payment_failed", pi_id)
+
+    def require_action(self, pi_id: str, method: str = "ideal", return_url: str = "https://shop.example.com/",
+                       then: str = "succeeded") -> dict:
+        """The customer chose a method that sends them to their bank's page: `requires_action` with a
+        `redirect_to_url` next action (its `url` is `redirect_url(pi_id)`, a page that authorizes or fails
+        the payment, then returns to `return_url` as Stripe does); sends `payment_intent.requires_action`.
+        Authorized, the payment `then` succeeds, or goes `processing` (a delayed bank transfer)."""
+        pi = self._payable(pi_id, method)
+        pm = self._fake_method(method, pi)
+        self._drive(pi_id, {"status": "requires_action", "payment_method": pm["id"], "latest_charge": None,
+                            "last_payment_error": None,
+                            "next_action": {"type": "redirect_to_url", "redirect_to_url": {
+                                "url": self.redirect_url(pi_id), "return_url": return_url}}},
+                    then=then)
+        return self._announce("payment_intent.requires_action", pi_id)
+
+    def redirect_url(self, pi_id: str) -> str:
+        return f"{self.url}{REDIRECT_PAGE}{pi_id}"
+
+    def replacing(self) -> int:
+        """How many of localstripe's own events are still to come and be dropped (their driven twin is sent)."""
+        with self._lock:
+            return sum(self._suppressed.values())
+
+    def fail_action(self, pi_id: str) -> dict:
+        """The customer failed (or abandoned on) the bank's page: back to `requires_payment_method`, with
+        Stripe's authentication failure; sends `payment_intent.payment_failed`."""
+        with self._lock:
+            driven = self._driven.get(pi_id)
+            assert driven and driven["fields"]["status"] == "requires_action", f"{pi_id} waits on no action"
+            pm = self._fake_methods[driven["fields"]["payment_method"]]
+        self._drive(pi_id, {"status": "requires_payment_method", "payment_method": None, "next_action": None,
+                            "latest_charge": None,
+                            "last_payment_error": {"type": "invalid_request_error",
+                                                   "code": "payment_intent_authentication_failure",
+                                                   "message": _AUTHENTICATION_FAILURE,
+                                                   "payment_method": json.loads(json.dumps(pm))}})
+        return self._announce("payment_intent.payment_failed", pi_id)
+
+    def succeed(self, pi_id: str) -> dict:
+        """The driven payment (processing, or a step the customer finished) succeeds: paid at localstripe with
+        a card, so that refunds work, and shown as paid by the driven method; sends `payment_intent.succeeded`."""
+        with self._lock:
+            driven = self._driven.get(pi_id)
+            assert driven and driven["fields"]["status"] in ("processing", "requires_action"), \
+                f"{pi_id} is neither processing nor waiting on an action"
+            pm = self._fake_methods[driven["fields"]["payment_method"]]
+            self._suppressed[(pi_id, "payment_intent.succeeded")] += 1  # localstripe's own, replaced by ours
+        headers = self._internal_headers()
+        for path, data in ((f"/v1/payment_intents/{pi_id}", {"payment_method": "pm_card_visa"}),
+                           (f"/v1/payment_intents/{pi_id}/confirm", {})):
+            self._upstream("POST", path, urlencode(data).encode(), headers).raise_for_status()
+        paid = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        charge = paid["latest_charge"]["id"] if isinstance(paid.get("latest_charge"), dict) else paid["latest_charge"]
+        with self._lock:
+            self._charge_override[charge] = {"payment_method": pm["id"],
+                                             "payment_method_details": self._details(pm)}
+            self._driven[pi_id] = {"base": paid["status"], "fields": {"payment_method": pm["id"]}}
+        return self._announce("payment_intent.succeeded", pi_id)
+
+    def _payable(self, pi_id: str, method: str) -> dict:
+        pi = self.payment_intent(pi_id)
+        assert pi["status"] in ("requires_payment_method", "requires_confirmation", "requires_action"), \
+            f"{pi_id} is {pi['status']}: it takes no payment"
+        assert method in pi["payment_method_types"], \
+            f"{pi_id} offers {pi['payment_method_types']}: Stripe would not let it be paid by {method}"
+        return pi
+
+    def _fake_method(self, method: str, pi: dict) -> dict:
+        pm = {"id": "pm_" + secrets.token_hex(12), "object": "payment_method", "type": method,
+              "billing_details": {"address": None, "email": "jenny@example.com", "name": "Jenny Rosen",
+                                  "phone": None},
+              "created": int(time.time()), "customer": None, "livemode": False, "metadata": {},
+              method: ({"bank_code": "37040044", "branch_code": None, "country": "DE",
+                        "fingerprint": secrets.token_hex(8), "last4": "3000", "generated_from": None}
+                       if method == "sepa_debit" else {"bank": "ing", "bic": "INGBNL2A"} if method == "ideal" else {})}
+        with self._lock:
+            self._fake_methods[pm["id"]] = pm
+        return pm
+
+    @staticmethod
+    def _details(pm: dict) -> dict:
+        details = {k: v for k, v in pm[pm["type"]].items() if k != "generated_from"}
+        if pm["type"] == "sepa_debit":
+            details["mandate"] = "mandate_" + secrets.token_hex(12)
+        return {"type": pm["type"], pm["type"]: details}
+
+    def _fake_charge(self, pi: dict, pm: dict, status: str) -> dict:
+        charge = {"id": "py_" + secrets.token_hex(12), "object": "charge", "amount": pi["amount"],
+                  "amount_captured": 0, "amount_refunded": 0, "captured": False, "created": int(time.time()),
+                  "currency": pi["currency"], "disputed": False, "failure_code": None, "failure_message": None,
+                  "livemode": False, "metadata": dict(pi.get("metadata") or {}), "paid": False,
+                  "payment_intent": pi["id"], "payment_method": pm["id"], "payment_method_details": self._details(pm),
+                  "refunded": False, "status": status}
+        with self._lock:
+            self._fake_charges[charge["id"]] = charge
+            self._charge_pi[charge["id"]] = pi["id"]
+        return charge
+
+    def _drive(self, pi_id: str, fields: dict, then: str | None = None) -> None:
+        """Show `fields` over the PaymentIntent while localstripe's own status stays what it is now."""
+        base = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")["status"]
+        with self._lock:
+            self._driven[pi_id] = {"base": base, "fields": fields, "then": then}
+
+    def _show_driven_state(self, pi: dict) -> None:
+        with self._lock:
+            driven = self._driven.get(pi.get("id"))
+            if driven is None:
+                return
+            if pi.get("status") != driven["base"]:  # paid or canceled at localstripe since: that is the truth
+                del self._driven[pi["id"]]
+                return
+            fields = json.loads(json.dumps(driven["fields"]))
+            if isinstance(fields.get("latest_charge"), str):
+                fields["latest_charge"] = json.loads(json.dumps(self._fake_charges[fields["latest_charge"]]))
+        pi.update(fields)
+
+    def _fake_object(self, req: _Request) -> dict | None:
+        """A charge or PaymentMethod that only the proxy has (a driven payment's), asked for by id."""
+        if req.method != "GET" or req.template not in ("GET /v1/charges/{id}", "GET /v1/payment_methods/{id}"):
+            return None
+        oid = req.path.rstrip("/").rsplit("/", 1)[1]
+        with self._lock:
+            found = self._fake_charges.get(oid) or self._fake_methods.get(oid)
+            return json.loads(json.dumps(found)) if found else None
+
+    def _announce(self, type_: str, pi_id: str) -> dict:
+        """Send the event Stripe sends for the PaymentIntent's new state (its snapshot: never expanded)."""
+        pi = self.payment_intent(pi_id)
+        self.emit_event(type_, self._snapshot(pi))
+        return pi
+
+    def _redirect_page(self, handler, req: _Request) -> None:
+        """The bank's page a `redirect_to_url` sends the customer to (Stripe's test pages look alike): GET
+        shows two buttons; POST `outcome=authorize|fail` settles the payment and returns to the shop."""
+        pi_id = req.path[len(REDIRECT_PAGE):].strip("/")
+        with self._lock:
+            driven = self._driven.get(pi_id)
+            waiting = driven is not None and driven["fields"].get("status") == "requires_action"
+        if not waiting:
+            return self._send(handler, 404, b"This payment is not waiting on the customer.", "text/plain")
+        if req.method == "GET":
+            page = (f"<!doctype html><html lang=en><title>Test payment page</title><h1>Test payment</h1>"
+                    f"<p>{pi_id}</p><form method=post><button name=outcome value=authorize>Authorize Test Payment"
+                    f"</button> <button name=outcome value=fail>Fail Test Payment</button></form></html>")
+            return self._send(handler, 200, page.encode(), "text/html; charset=utf-8")
+        outcome = req.param("outcome")
+        return_url = driven["fields"]["next_action"]["redirect_to_url"]["return_url"]
+        if outcome == "authorize" and driven.get("then") == "processing":
+            with self._lock:
+                del self._driven[pi_id]  # the step is done; the bank settles the payment later
+                method = self._fake_methods[driven["fields"]["payment_method"]]["type"]
+            self.start_processing(pi_id, method)
+            status = "succeeded"  # Stripe's redirect_status: the customer authorized it
+        elif outcome == "authorize":
+            self.succeed(pi_id)
+            status = "succeeded"
+        else:
+            self.fail_action(pi_id)
+            status = "failed"
+        pi = self.payment_intent(pi_id)
+        query = urlencode({"payment_intent": pi_id, "payment_intent_client_secret": pi.get("client_secret") or "",
+                           "redirect_status": status})
+        self._send(handler, 303, b"", "text/plain",
+                   {"Location": f"{return_url}{'&' if '?' in return_url else '?'}{query}"})
 
     # -- webhooks ------------------------------------------------------------------------------------
     @property
@@ -710,8 +991,14 @@ class RealStripe:
             event = json.loads(req.body)
         except (stripe.SignatureVerificationError, ValueError):
             return self._send(handler, 400, b"{}", "application/json")
-        self._shape(event, set(), "")
-        self._enqueue(event)
+        obj = (event.get("data") or {}).get("object") or {}
+        with self._lock:
+            suppressed = self._suppressed[(obj.get("id"), event.get("type"))] > 0
+            if suppressed:  # the proxy sent this one itself, in the driven payment's shape
+                self._suppressed[(obj.get("id"), event.get("type"))] -= 1
+        if not suppressed:
+            self._shape(event, set(), "")
+            self._enqueue(event)
         self._send(handler, 200, b"{}", "application/json")
 
     def _enqueue(self, event: dict) -> None:

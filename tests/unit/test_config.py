@@ -58,6 +58,12 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("CORS_ORIGINS", "shop.example.com"),
     ("CORS_ORIGINS", "https://shop.example.com/path"),
     ("LOG_FORMAT", "xml"),
+    ("STRIPE_PAYMENT_METHODS", "card;sepa_debit"),
+    ("STRIPE_PAYMENT_METHODS", "card,"),
+    ("STRIPE_PAYMENT_METHODS", "card,card"),
+    ("STRIPE_PAYMENT_METHODS", "automatic,card"),
+    ("STRIPE_PAYMENT_METHODS", "sepa debit"),
+    ("RECONCILE_PROCESSING_EVERY_SECONDS", "hourly"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
@@ -234,3 +240,26 @@ def test_web_bind_takes_an_address_as_gunicorn_takes_it(value):
 @pytest.mark.parametrize("value", ["localhost", "::1", "[127.0.0.1]", "127.0.0.1:5000", "0.0.0.0/0"])
 def test_web_bind_refuses_what_is_not_an_address(value):
     assert "WEB_BIND" in _refused({"WEB_BIND": value}, "WEB_BIND")
+
+
+@pytest.mark.parametrize("env, methods", [
+    ({}, None),                                                    # Stripe's own API: the Dashboard's methods
+    ({"STRIPE_PAYMENT_METHODS": "automatic"}, None),
+    ({"STRIPE_PAYMENT_METHODS": " Automatic "}, None),
+    ({"STRIPE_PAYMENT_METHODS": "card"}, ("card",)),
+    ({"STRIPE_PAYMENT_METHODS": "card, sepa_debit"}, ("card", "sepa_debit")),
+    ({"APP_ENV": "development", "STRIPE_SECRET_KEY": ""}, ("card",)),   # the emulator knows cards only
+    ({"APP_ENV": "development", "STRIPE_SECRET_KEY": "", "STRIPE_PAYMENT_METHODS": "card"}, ("card",)),
+    # An egress proxy or a real-shaped stand-in on this machine is a Stripe like any other when so told.
+    ({"APP_ENV": "development", "STRIPE_API_BASE": "http://127.0.0.1:9", "STRIPE_EMULATOR": "false"}, None),
+])
+def test_payment_methods_are_automatic_with_stripe_and_card_with_the_emulator(env, methods):
+    settings = Settings.from_env({k: v for k, v in dict(PRODUCTION, **env).items() if v != ""})
+    assert settings.stripe_payment_methods == methods
+
+
+@pytest.mark.parametrize("methods", ["automatic", "card,sepa_debit", "ideal"])
+def test_the_emulator_refuses_any_method_but_card(methods):
+    env = {"JWT_SECRET_KEY": JWT, "STRIPE_PAYMENT_METHODS": methods}  # development: localstripe stands in
+    message = _refused(env, "STRIPE_PAYMENT_METHODS")
+    assert "emulator" in message

@@ -1,4 +1,5 @@
-"""The customer's order routes: place (cash on delivery, or with an online payment), pay, read, cancel.
+"""The customer's order routes: place (cash on delivery, or with an online payment), pay, resume a payment,
+read, cancel.
 
 They call the checkout use cases of `payments/` and the order services of `orders/`."""
 from uuid import UUID
@@ -14,12 +15,15 @@ from orders_service.api.orders.schemas import (
     OrderPageSchema,
     OrderQuerySchema,
     OrderSchema,
+    PaymentProcessingSchema,
     PaymentStartedSchema,
+    PaymentStateSchema,
 )
 from orders_service.api.rate_limits import ORDERS, limited
 from orders_service.api.security import authenticated, current_actor
 from orders_service.orders import service
-from orders_service.orders.models import PaymentMethod
+from orders_service.orders.models import PaymentMethod, PaymentStatus
+from orders_service.orders.payment_state import payment_state
 from orders_service.payments import checkout
 
 # The seed's examples (seed-api-reference.txt), shown in the OpenAPI document.
@@ -85,14 +89,38 @@ def place_order_with_payment(body, idempotency_key=None):
     return order
 
 
+_PROCESSING = PaymentProcessingSchema()
+
+
 @blp.route("/<uuid:order_id>/paid", methods=["PATCH"])
 @authenticated()
-@blp.response(204)
-@blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order",
+@blp.response(204, description="The payment succeeded: the order is confirmed")
+@blp.alt_response(202, schema=PaymentProcessingSchema, example={"orderId": "order-uuid", "paymentStatus": "processing"},
+                  description="The provider accepted the payment and confirms it later (a bank debit): the "
+                              "order keeps its stock and is confirmed or failed by the provider's outcome")
+@blp.alt_response(400, description="Already paid, not paid at the provider (the message names its status, "
+                                   "requires_action included), or a cash-on-delivery order",
                   example=error_example(400, "Order has already been marked as paid"))
 @blp.alt_response(404, description="Unknown order, or another customer's")
 def mark_order_paid(order_id: UUID):
-    checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
+    status = checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
+    if status == PaymentStatus.PROCESSING:
+        return _PROCESSING.dump({"order_id": order_id, "payment_status": status}), 202
+    return None
+
+
+@blp.route("/<uuid:order_id>/payment", methods=["GET"])
+@authenticated()
+@blp.response(200, PaymentStateSchema, example={
+    "orderId": "order-uuid", "paymentStatus": "action_required",
+    "clientSecret": PAYMENT_STARTED_EXAMPLE["clientSecret"],
+    "nextAction": {"type": "redirect_to_url", "redirectUrl": "https://hooks.stripe.com/redirect/authenticate/src_123"},
+    "lastError": None})
+@blp.alt_response(404, description="Unknown order, or another customer's (the client secret is its customer's alone)")
+def get_order_payment(order_id: UUID):
+    """What a client needs to resume the order's payment: after a reload, a decline, or a return from a bank's
+    page. Read from the order (kept current by the provider's events and `PATCH …/paid`), not from the provider."""
+    return payment_state(db_session(), current_actor(), order_id)
 
 
 @blp.route("", methods=["GET"])

@@ -62,6 +62,8 @@ class OrderSchema(Schema):
     status = fields.String()
     paymentMethod = fields.String(attribute="payment_method")
     paymentStatus = fields.String(attribute="payment_status")
+    # The provider's type of the method used (`card`, `sepa_debit`, …), or null.
+    paymentMethodType = fields.String(attribute="payment_method_type", allow_none=True)
     currency = fields.String()
     subtotal = Money(attribute="subtotal_cents")
     deliveryPrice = Money(attribute="delivery_price_cents")
@@ -87,6 +89,35 @@ class PaymentStartedSchema(Schema):
     clientSecret = fields.String(attribute="client_secret")
     totalAmount = Money(attribute="total_cents")
     currency = fields.String()
+
+
+class PaymentProcessingSchema(Schema):
+    """`PATCH …/paid` when the provider accepted the payment and confirms it later (a bank debit)."""
+
+    orderId = fields.UUID(attribute="order_id")
+    paymentStatus = fields.String(attribute="payment_status", metadata={"enum": ["processing"]})
+
+
+class NextActionSchema(Schema):
+    """The step the payment provider waits for from the customer."""
+
+    type = fields.String(metadata={"description": "Stripe's `next_action.type`: `redirect_to_url` (send the customer "
+                                                  "to `redirectUrl`), `use_stripe_sdk` (Stripe.js finishes it "
+                                                  "with the client secret), …"})
+    redirectUrl = fields.String(metadata={"description": "the page the customer must visit, when the step is one"})
+
+
+class PaymentStateSchema(Schema):
+    """What a client needs to resume an order's payment."""
+
+    orderId = fields.UUID(attribute="order_id")
+    paymentStatus = fields.String(attribute="payment_status")
+    clientSecret = fields.String(attribute="client_secret", allow_none=True,
+                                 metadata={"description": "null while the order cannot be paid"})
+    nextAction = fields.Nested(NextActionSchema, attribute="next_action", allow_none=True)
+    lastError = fields.String(attribute="last_error", allow_none=True,
+                              metadata={"description": "the last decline's message, while the order's payment "
+                                                       "is failed"})
 
 
 class AdminOrderPatchSchema(Schema):

@@ -85,3 +85,60 @@ def test_payment_collected_is_json_true_only(client, make, db, value):
     assert response.status_code == 400, response.json
     assert "paymentCollected" in response.json["errors"]
     assert _snapshot(db, order_id, product.id) == before
+
+
+# A pending online order in each payment state before the money arrives (the public API's promise): cancelling is
+# refused only while the provider processes the payment; the client secret is handed out while it can
+# be paid, the step to finish while there is one, the last decline while the last attempt failed.
+STEP = {"type": "redirect_to_url", "redirectUrl": "https://hooks.stripe.com/redirect/authenticate/src_1"}
+DECLINE = "Your card was declined."
+ONLINE_EXPECTED = {
+    #                   cancel      secret  nextAction  lastError  payment once canceled (nothing waits on a step)
+    "unpaid":          ("canceled", True,   None,       None,      "unpaid"),
+    "action_required": ("canceled", True,   STEP,       None,      "unpaid"),
+    "processing":      (REFUSED,    False,  None,       None,      None),
+    "failed":          ("canceled", True,   None,       DECLINE,   "failed"),
+}
+
+
+def _online_order(client, make, db, payment):
+    """A pending online order of 2 from a stock of 5, put in the payment state under test."""
+    customer, auth = make.shopper()
+    product = make.product(stock=5)
+    method = make.delivery_method(countries=[])
+    placed = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 2)]),
+                         headers=auth)
+    assert placed.status_code == 200, placed.json
+    order_id = placed.json["orderId"]
+    with db.begin():
+        db.execute(update(Order).where(Order.id == order_id).values(
+            payment_status=payment, payment_next_action=STEP if payment == "action_required" else None,
+            payment_error=DECLINE))  # the last decline stays on the order; it is shown only while failed
+    return order_id, placed.json["clientSecret"], product, auth
+
+
+@pytest.mark.parametrize("payment", sorted(ONLINE_EXPECTED))
+def test_a_pending_online_orders_payment_states(client, make, db, payment):
+    order_id, secret, product, auth = _online_order(client, make, db, payment)
+    cancel, gives_secret, next_action, last_error, payment_after = ONLINE_EXPECTED[payment]
+
+    state = client.get(f"/api/orders/{order_id}/payment", headers=auth)
+
+    assert state.status_code == 200, state.json
+    assert state.json == {"orderId": order_id, "paymentStatus": payment, "clientSecret": secret if gives_secret
+                          else None, "nextAction": next_action, "lastError": last_error}
+    before = _snapshot(db, order_id, product.id)
+
+    response = client.post(f"/api/orders/{order_id}/cancel", headers=auth)
+
+    if cancel == REFUSED:
+        assert response.status_code == 400, response.json
+        assert response.json["message"].startswith("The payment for this order is still being processed")
+        assert _snapshot(db, order_id, product.id) == before
+    else:
+        assert response.status_code == 200, response.json
+        assert (response.json["status"], response.json["paymentStatus"]) == (cancel, payment_after)
+        after = _snapshot(db, order_id, product.id)
+        assert after[4] == before[4] + 2  # the stock goes back
+        # the PaymentIntent was canceled at Stripe too: the order's payment is over
+        assert client.get(f"/api/orders/{order_id}/payment", headers=auth).json["clientSecret"] is None

@@ -95,3 +95,49 @@ def test_collect_payment_only_for_an_unpaid_cash_on_delivery_order(status, metho
     with pytest.raises(InvalidRequest) as caught:
         transition(_order(status, method, payment), "collect_payment")
     assert caught.value.message == "Only an unpaid cash-on-delivery order can have its payment collected"
+
+
+# The public API: a pending order whose payment the provider is processing keeps its stock and does not
+# expire, and cancelling it answers 400 until the provider settles it; every other payment state of a
+# pending online order may be canceled or expire. (status, payment) → allowed for cancel and expire.
+PAYMENT_STATES = {
+    #                  cancel  expire
+    "unpaid":          (X,     E),
+    "action_required": (X,     E),
+    "processing":      (NO,    NO),
+    "failed":          (X,     E),
+}
+
+
+@pytest.mark.parametrize("payment", sorted(PAYMENT_STATES))
+@pytest.mark.parametrize("action", ["cancel", "expire"])
+def test_a_pending_order_while_its_payment_is_processing(payment, action):
+    expected = PAYMENT_STATES[payment][("cancel", "expire").index(action)]
+    order = _order(P, ONLINE, payment)
+    if expected is NO:
+        with pytest.raises(InvalidRequest) as caught:
+            transition(order, action)
+        assert caught.value.status == 400
+    else:
+        assert transition(order, action) == expected
+
+
+def test_cancelling_while_processing_says_when_it_can_be():
+    with pytest.raises(InvalidRequest) as caught:
+        transition(_order(P, ONLINE, PaymentStatus.PROCESSING), "cancel")
+    assert caught.value.message == ("The payment for this order is still being processed; the order can be "
+                                    "canceled once the payment has gone through or failed")
+
+
+@pytest.mark.parametrize("status", [C, S, D, E, X])
+def test_other_refusals_come_first_whatever_the_payment(status):
+    """A processing payment on an order that is not pending (a stale state) is refused for its status."""
+    with pytest.raises(InvalidRequest) as caught:
+        transition(_order(status, ONLINE, PaymentStatus.PROCESSING), "expire")
+    assert caught.value.message == f"An order that is {status} cannot expire"
+
+
+def test_the_payment_statuses_are_the_contracts():
+    # (`authorized` comes with capture on shipment, which the service does not offer yet.)
+    assert set(PaymentStatus.ALL) == {"unpaid", "action_required", "processing", "paid", "failed",
+                                      "partially_refunded", "refunded"}

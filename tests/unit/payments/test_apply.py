@@ -10,7 +10,8 @@ DUE = {("expired", "paid"), ("canceled", "paid"), ("expired", "partially_refunde
 
 
 @pytest.mark.parametrize("status", ["pending", "confirmed", "shipped", "delivered", "expired", "canceled"])
-@pytest.mark.parametrize("payment", ["unpaid", "failed", "paid", "partially_refunded", "refunded"])
+@pytest.mark.parametrize("payment", ["unpaid", "action_required", "processing", "failed", "paid",
+                                     "partially_refunded", "refunded"])
 def test_a_refund_is_due_only_for_a_closed_order_holding_money(status, payment):
     order = Order(status=status, payment_status=payment)
     assert refund_due(order) is ((status, payment) in DUE)

@@ -2,91 +2,128 @@
 
 Every order status × payment status × PaymentIntent status × amount/currency match × belongs-or-not,
 with the expected answer written out by hand from docs/api.md, "Orders" and "Stripe webhooks in" (paid only
-for the exact amount and currency; forward only; a canceled order is never revived; a refund at the provider
-is reflected).
-Changing any branch of `decide` fails a row here.
+for the exact amount and currency; forward only once the money arrived; a canceled order is never revived;
+a refund at the provider is reflected; a step for the customer and a processing payment are shown; a
+processing payment that fails is payable again). Changing any branch of `decide` fails a row here.
 """
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from orders_service.orders.models import Order, PaymentMethod
-from orders_service.payments.decisions import Action, decide
-from orders_service.payments.gateway import PaymentIntent
+from orders_service.payments.decisions import Action, decide, method_type_of, next_action_of
+from orders_service.payments.gateway import NextAction, PaymentIntent
 
 CONFIRM, REVIVE, LATE, REFUND, CANCEL, FAIL = (Action.CONFIRM, Action.REVIVE, Action.RECORD_LATE_PAYMENT,
                                                 Action.RECORD_REFUND, Action.CANCEL, Action.RECORD_FAILURE)
+ACT, PROC, TYPE = Action.RECORD_ACTION_REQUIRED, Action.RECORD_PROCESSING, Action.RECORD_METHOD_TYPE
 __ = None  # nothing to change
 
 STATUSES = ("pending", "confirmed", "shipped", "delivered", "expired", "canceled")
-PAYMENTS = ("unpaid", "failed", "paid", "partially_refunded", "refunded")
+PAYMENTS = ("unpaid", "action_required", "processing", "failed", "paid", "partially_refunded", "refunded")
 TOTAL, CURRENCY = 45998, "USD"
 # What the order shows as refunded so far, for each payment status.
-REFUNDED_ON_ORDER = {"unpaid": 0, "failed": 0, "paid": 0, "partially_refunded": 500, "refunded": TOTAL}
+REFUNDED_ON_ORDER = {"unpaid": 0, "action_required": 0, "processing": 0, "failed": 0, "paid": 0,
+                     "partially_refunded": 500, "refunded": TOTAL}
+DECLINE = "Your card was declined."
+BANK_PAGE = "https://hooks.stripe.com/redirect/authenticate/src_1?client_secret=src_client_secret_1"
+STEP = NextAction("redirect_to_url", BANK_PAGE)
 
 # For each kind of PaymentIntent: one row per order status, one column per payment status
-# (unpaid, failed, paid, partially_refunded, refunded), when the PaymentIntent is the order's and its
-# amount and currency match.
+# (unpaid, action_required, processing, failed, paid, partially_refunded, refunded), when the
+# PaymentIntent is the order's and its amount and currency match. An `action_required` order waits on
+# the same step the intent shows; a `failed` one has recorded the same decline.
 TABLE = {
     "succeeded": {               # the customer paid
-        "pending":   (CONFIRM, CONFIRM, __, __, __),
-        "confirmed": (LATE,    LATE,    __, __, __),
-        "shipped":   (LATE,    LATE,    __, __, __),
-        "delivered": (LATE,    LATE,    __, __, __),
-        "expired":   (REVIVE,  REVIVE,  __, __, __),   # fulfilled if its stock is still there, else refunded
-        "canceled":  (LATE,    LATE,    __, __, __),   # never revived: the money goes back
+        #             unpaid   action   process  failed   paid  part  refunded
+        "pending":   (CONFIRM, CONFIRM, CONFIRM, CONFIRM, __,   __,   __),
+        "confirmed": (LATE,    LATE,    LATE,    LATE,    __,   __,   __),
+        "shipped":   (LATE,    LATE,    LATE,    LATE,    __,   __,   __),
+        "delivered": (LATE,    LATE,    LATE,    LATE,    __,   __,   __),
+        "expired":   (REVIVE,  REVIVE,  REVIVE,  REVIVE,  __,   __,   __),   # fulfilled if the stock is still there
+        "canceled":  (LATE,    LATE,    LATE,    LATE,    __,   __,   __),   # never revived: the money goes back
     },
     "partly_refunded": {         # succeeded, then 1000 of it refunded at the provider
-        "pending":   (CONFIRM, CONFIRM, REFUND, REFUND, __),   # first paid; the refund is the next change
-        "confirmed": (LATE,    LATE,    REFUND, REFUND, __),
-        "shipped":   (LATE,    LATE,    REFUND, REFUND, __),
-        "delivered": (LATE,    LATE,    REFUND, REFUND, __),
-        "expired":   (REVIVE,  REVIVE,  REFUND, REFUND, __),
-        "canceled":  (LATE,    LATE,    REFUND, REFUND, __),
+        "pending":   (CONFIRM, CONFIRM, CONFIRM, CONFIRM, REFUND, REFUND, __),   # first paid; the refund next
+        "confirmed": (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
+        "shipped":   (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
+        "delivered": (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
+        "expired":   (REVIVE,  REVIVE,  REVIVE,  REVIVE,  REFUND, REFUND, __),
+        "canceled":  (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
     },
     "refunded": {                # succeeded, then refunded in full at the provider
-        "pending":   (REFUND, REFUND, REFUND, REFUND, __),
-        "confirmed": (REFUND, REFUND, REFUND, REFUND, __),
-        "shipped":   (REFUND, REFUND, REFUND, REFUND, __),
-        "delivered": (REFUND, REFUND, REFUND, REFUND, __),
-        "expired":   (REFUND, REFUND, REFUND, REFUND, __),
-        "canceled":  (REFUND, REFUND, REFUND, REFUND, __),
+        "pending":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
+        "confirmed": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
+        "shipped":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
+        "delivered": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
+        "expired":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
+        "canceled":  (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
     },
     "canceled": {                # the PaymentIntent was canceled at the provider
-        "pending":   (CANCEL, CANCEL, CANCEL, CANCEL, CANCEL),
-        "confirmed": (__, __, __, __, __),
-        "shipped":   (__, __, __, __, __),
-        "delivered": (__, __, __, __, __),
-        "expired":   (__, __, __, __, __),
-        "canceled":  (__, __, __, __, __),
+        "pending":   (CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL),
+        "confirmed": (__, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __),
     },
-    "declined": {                # the last attempt failed; the customer may try again
-        "pending":   (FAIL, __, __, __, __),
-        "confirmed": (__, __, __, __, __),
-        "shipped":   (__, __, __, __, __),
-        "delivered": (__, __, __, __, __),
-        "expired":   (__, __, __, __, __),
-        "canceled":  (__, __, __, __, __),
+    "declined": {                # the last attempt failed (a card declined, a step failed, a bank debit
+        "pending":   (FAIL, FAIL, FAIL, __, __, __, __),   # returned): the customer may pay again
+        "confirmed": (__, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __),
+    },
+    "requires_action": {         # an event: the customer must finish a step (3-D Secure, a bank's page)
+        "pending":   (ACT, __, __, ACT, __, __, __),   # processing never goes back to a step: an older event
+        "confirmed": (__, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __),
+    },
+    "requires_action_read": {    # the same, read from the provider now: a processing attempt failed since
+        "pending":   (ACT, __, ACT, ACT, __, __, __),
+        "confirmed": (__, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __),
+    },
+    "processing": {              # the provider accepted the payment and tells the outcome later
+        "pending":   (PROC, PROC, __, PROC, __, __, __),
+        "confirmed": (__, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __),
     },
 }
-# PaymentIntents on their way (nothing decided yet at the provider) ask for nothing, whatever the order.
-IN_PROGRESS = ("requires_payment_method", "requires_confirmation", "requires_action", "processing",
-               "requires_capture")
+# PaymentIntents with nothing decided or tried (requires_capture: this service never asks for a hold)
+# ask for nothing, whatever the order.
+IN_PROGRESS = ("requires_payment_method", "requires_confirmation", "requires_capture")
 REFUNDED_AT_PROVIDER = {"partly_refunded": 1000, "refunded": TOTAL}
+_STATUS_OF = {"refunded": "succeeded", "partly_refunded": "succeeded", "declined": "requires_payment_method",
+              "requires_action_read": "requires_action"}
 
 
-def _intent(kind: str, order_id, pi_id="pi_1", amount=TOTAL, currency=CURRENCY) -> PaymentIntent:
-    status = {"refunded": "succeeded", "partly_refunded": "succeeded", "declined": "requires_payment_method"}.get(
-        kind, kind)
-    return PaymentIntent(id=pi_id, status=status, amount=amount, currency=currency, order_id=str(order_id),
-                         failure="Your card was declined." if kind == "declined" else None,
-                         amount_refunded=min(REFUNDED_AT_PROVIDER.get(kind, 0), amount))
+def _intent(kind: str, order_id, pi_id="pi_1", amount=TOTAL, currency=CURRENCY, **changes) -> PaymentIntent:
+    status = _STATUS_OF.get(kind, kind)
+    return replace(PaymentIntent(id=pi_id, status=status, amount=amount, currency=currency, order_id=str(order_id),
+                                 failure=DECLINE if kind == "declined" else None,
+                                 amount_refunded=min(REFUNDED_AT_PROVIDER.get(kind, 0), amount),
+                                 next_action=STEP if status == "requires_action" else None,
+                                 live=kind.endswith("_read")), **changes)
 
 
-def _order(status, payment, pi_id="pi_1", method=PaymentMethod.ONLINE) -> Order:
+def _order(status, payment, pi_id="pi_1", method=PaymentMethod.ONLINE, **columns) -> Order:
+    waiting = {"action_required": {"payment_next_action": {"type": "redirect_to_url", "redirectUrl": BANK_PAGE}},
+               "failed": {"payment_error": DECLINE}}.get(payment, {})
     return Order(id=uuid.uuid4(), status=status, payment_status=payment, payment_method=method,
                  total_cents=TOTAL, currency=CURRENCY, payment_intent_id=pi_id,
-                 refunded_cents=REFUNDED_ON_ORDER[payment])
+                 refunded_cents=REFUNDED_ON_ORDER[payment], **{**waiting, **columns})
 
 
 CASES = [(kind, status, payment, TABLE[kind][status][i])
@@ -166,7 +203,82 @@ def test_an_order_that_does_not_know_its_intent_yet_accepts_the_one_naming_it():
     ("canceled", "expired", "unpaid", "order is expired"),
     ("declined", "pending", "failed", "payment is failed"),
     ("declined", "canceled", "unpaid", "order is canceled"),
+    ("declined", "pending", "paid", "payment is paid"),
+    ("processing", "pending", "processing", "payment is processing"),
+    ("processing", "expired", "unpaid", "order is expired"),
+    ("processing", "pending", "paid", "payment is paid"),
+    ("requires_action", "pending", "action_required", "payment is action_required"),
+    ("requires_action", "pending", "processing", "payment is processing"),
+    ("requires_action", "confirmed", "paid", "order is confirmed"),
 ])
 def test_refusals_say_why(kind, status, payment, reason):
     order = _order(status, payment)
     assert decide(order, _intent(kind, order.id)).reason == reason
+
+
+def test_another_step_than_the_one_the_order_shows_is_recorded():
+    """The customer tried again (another bank, another card needing 3-D Secure): the step to resume changes."""
+    order = _order("pending", "action_required")
+    other = NextAction("redirect_to_url", "https://hooks.stripe.com/redirect/authenticate/src_2")
+    assert decide(order, _intent("requires_action", order.id, next_action=other)).action == ACT
+    assert decide(order, _intent("requires_action", order.id, next_action=NextAction("use_stripe_sdk"))).action == ACT
+
+
+def test_another_decline_than_the_one_the_order_shows_is_recorded():
+    """The last decline's message is what a customer resuming the payment reads: a new one replaces it."""
+    order = _order("pending", "failed")
+    assert decide(order, _intent("declined", order.id, failure="Your card has insufficient funds.")).action == FAIL
+    assert decide(order, _intent("declined", order.id)).action is None
+
+
+@pytest.mark.parametrize("next_action, kept", [
+    (STEP, {"type": "redirect_to_url", "redirectUrl": BANK_PAGE}),
+    (NextAction("use_stripe_sdk"), {"type": "use_stripe_sdk"}),   # Stripe.js finishes it with the client secret
+    (None, None),
+])
+def test_the_step_is_kept_as_a_client_reads_it(next_action, kept):
+    assert next_action_of(_intent("requires_action", "o", next_action=next_action)) == kept
+
+
+# The type of the method used, when nothing else changes (a processing order read again, a paid order's
+# refund event): (what the order shows, what the intent tells, read now?) → what the order shows after.
+# A read is the payment as it is; a snapshot (a webhook's) only fills what the order does not know.
+METHOD_TYPES = [
+    (None, None, False, None),
+    (None, None, True, None),
+    (None, "sepa_debit", False, "sepa_debit"),
+    (None, "sepa_debit", True, "sepa_debit"),
+    ("card", "sepa_debit", False, "card"),        # an older event of a declined card attempt
+    ("card", "sepa_debit", True, "sepa_debit"),   # the customer paid another way: the provider says so now
+    ("sepa_debit", None, True, "sepa_debit"),     # an intent that does not tell changes nothing
+    ("sepa_debit", "sepa_debit", True, "sepa_debit"),
+]
+
+
+@pytest.mark.parametrize("known, told, live, after", METHOD_TYPES)
+@pytest.mark.parametrize("status, payment, kind", [("pending", "processing", "processing"),
+                                                   ("confirmed", "paid", "succeeded"),
+                                                   ("confirmed", "partially_refunded", "partly_refunded"),
+                                                   ("canceled", "unpaid", "canceled")])
+def test_the_type_of_the_method_used_is_recorded_when_it_is_news(known, told, live, after, status, payment, kind):
+    order = _order(status, payment, payment_method_type=known)
+    if kind == "partly_refunded":
+        order.refunded_cents = 1000  # what the provider shows: no refund to record
+    intent = _intent(kind, order.id, method_type=told, live=live)
+    assert method_type_of(order, intent) == after
+    decision = decide(order, intent)
+    assert decision.action == (TYPE if after != known else None)
+    assert bool(decision.reason) is (decision.action is None)
+
+
+@pytest.mark.parametrize("kind", ["succeeded", "refunded"])
+def test_a_payment_of_another_amount_tells_no_method_type_either(kind):
+    order = _order("confirmed", "paid")
+    decision = decide(order, _intent(kind, order.id, amount=TOTAL - 1, method_type="card", live=True))
+    assert (decision.action, decision.reason) == (None, "amount or currency differs from the order")
+
+
+def test_a_change_is_decided_before_the_type_of_the_method_used():
+    """The change comes first; `apply_payment_intent` records the type with it (and asks again after)."""
+    order = _order("pending", "unpaid")
+    assert decide(order, _intent("processing", order.id, method_type="sepa_debit", live=True)).action == PROC

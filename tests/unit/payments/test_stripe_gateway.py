@@ -7,7 +7,7 @@ import json
 import pytest
 import stripe
 
-from orders_service.payments.gateway import PaymentGatewayError, PaymentProviderBusy, PaymentRefused
+from orders_service.payments.gateway import NextAction, PaymentGatewayError, PaymentProviderBusy, PaymentRefused
 from orders_service.payments.stripe_gateway import (
     _translate,
     charge_payment_intent,
@@ -80,6 +80,78 @@ def test_the_fixtures_idempotency_error_is_still_a_failure():
     assert to_payment_intent(_sdk(stripe.PaymentIntent, FIXTURES["payment_intent"])).failure == "payment failed"
 
 
+# Stripe's shapes for the methods cards are not: a SEPA Direct Debit charge's details, and a redirect.
+SEPA_DETAILS = {"type": "sepa_debit", "sepa_debit": {"bank_code": "37040044", "branch_code": None, "country": "DE",
+                                                     "fingerprint": "e1PQm4gUbWHqPsXq", "last4": "3000",
+                                                     "mandate": "mandate_1PgafyB7WZ01zgkW"}}
+REDIRECT = {"type": "redirect_to_url",
+            "redirect_to_url": {"url": "https://hooks.stripe.com/redirect/authenticate/src_1Pgafy?client_secret=x",
+                                "return_url": "https://shop.example.com/shop/?order=7f0b"}}
+AUTOMATIC = ["card", "ideal", "sepa_debit"]  # what a PaymentIntent with automatic payment methods offers
+
+
+def _method(kind: str) -> dict:
+    pm = _fixture("payment_method", type=kind)
+    if kind != "card":
+        pm.pop("card")
+        pm[kind] = {}
+    return pm
+
+
+@pytest.mark.parametrize("changes, expected", [
+    # The charge that moved the money says how (expanded, as PATCH …/paid and reconciliation read it).
+    ({"status": "processing", "payment_method_types": AUTOMATIC,
+      "latest_charge": _paid_charge(status="pending", paid=False, payment_method_details=SEPA_DETAILS)}, "sepa_debit"),
+    ({"status": "succeeded", "payment_method_types": AUTOMATIC, "latest_charge": _paid_charge()}, "card"),
+    # Before there is a charge, the PaymentMethod (expanded) does.
+    ({"status": "requires_action", "payment_method_types": AUTOMATIC, "payment_method": _method("ideal")}, "ideal"),
+    # A failure carries the PaymentMethod that failed, expanded even in a webhook.
+    ({"status": "requires_payment_method", "payment_method_types": AUTOMATIC, "payment_method": None,
+      "last_payment_error": {"type": "invalid_request_error", "code": "insufficient_funds",
+                             "message": "The customer's account has insufficient funds to cover this payment.",
+                             "payment_method": _method("sepa_debit")}}, "sepa_debit"),
+    # Ids only (a webhook's snapshot): what it offered tells only when it offered one method.
+    ({"status": "processing", "payment_method_types": AUTOMATIC, "latest_charge": "ch_1", "payment_method": "pm_1"},
+     None),
+    ({"status": "processing", "payment_method_types": ["sepa_debit"], "latest_charge": "ch_1"}, "sepa_debit"),
+    ({"status": "succeeded", "payment_method_types": ["card"], "latest_charge": "ch_1"}, "card"),
+    # Nothing tried yet: no method was used, whatever was offered.
+    ({"status": "requires_payment_method", "payment_method_types": ["card"], "last_payment_error": None}, None),
+    ({"status": "canceled", "payment_method_types": ["card"], "last_payment_error": None}, None),
+])
+def test_the_type_of_the_method_used_comes_from_the_charge_or_the_payment_method(changes, expected):
+    pi = _fixture("payment_intent", **{"last_payment_error": None, "payment_method": None, **changes})
+    assert to_payment_intent(_sdk(stripe.PaymentIntent, pi)).method_type == expected
+
+
+def test_a_charge_tells_the_type_of_its_method():
+    charge = _sdk(stripe.Charge, _paid_charge(refunded=300, payment_method_details=SEPA_DETAILS))
+    assert charge_payment_intent(charge).method_type == "sepa_debit"
+
+
+@pytest.mark.parametrize("status, next_action, expected", [
+    ("requires_action", REDIRECT, NextAction("redirect_to_url", REDIRECT["redirect_to_url"]["url"])),
+    # 3-D Secure in Stripe.js: nothing to visit, the client secret is enough.
+    ("requires_action", {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect",
+                                                                      "stripe_js": "https://hooks.stripe.com/3ds"}},
+     NextAction("use_stripe_sdk", None)),
+    ("requires_action", {"type": "oxxo_display_details", "oxxo_display_details": {
+        "expires_after": 1234567890, "hosted_voucher_url": "https://payments.stripe.com/oxxo/voucher/x"}},
+     NextAction("oxxo_display_details", "https://payments.stripe.com/oxxo/voucher/x")),
+    ("requires_action", {"type": "type"}, NextAction("type", None)),   # Stripe's own example object
+    ("requires_payment_method", REDIRECT, None),                        # only a PaymentIntent waiting on it has one
+    ("requires_action", None, None),
+])
+def test_the_next_action_a_payment_intent_waits_for(status, next_action, expected):
+    pi = _fixture("payment_intent", status=status, next_action=next_action)
+    assert to_payment_intent(_sdk(stripe.PaymentIntent, pi)).next_action == expected
+
+
+def test_what_is_read_from_stripe_is_live_and_an_events_snapshot_is_not():
+    pi = _sdk(stripe.PaymentIntent, FIXTURES["payment_intent"])
+    assert (to_payment_intent(pi).live, to_payment_intent(pi, live=True).live) == (False, True)
+
+
 @pytest.mark.parametrize("refunded", [0, 300, 1099])
 def test_a_refunded_charge_tells_its_payment_intents_running_total(refunded):
     charge = _sdk(stripe.Charge, _paid_charge(refunded=refunded, metadata={}))
@@ -108,6 +180,7 @@ def test_an_event_object_is_read_from_the_stored_payload():
     class Settings:  # what the gateway reads from Settings
         stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
         stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
+        stripe_payment_methods = ("card",)
 
     gateway = StripeGateway(Settings())
     event = _fixture("event", type="payment_intent.succeeded",
@@ -118,6 +191,27 @@ def test_an_event_object_is_read_from_the_stored_payload():
     assert gateway.event_payment_intent(FIXTURES["event"]) is None  # plan.created: not about a payment
     broken = _fixture("event", type="payment_intent.succeeded", data={"object": {"object": "payment_intent"}})
     assert gateway.event_payment_intent(broken) is None
+
+
+class _Settings:
+    stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
+    stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
+
+    def __init__(self, methods):
+        self.stripe_payment_methods = methods
+
+
+@pytest.mark.parametrize("methods, offered", [
+    (None, {"automatic_payment_methods": {"enabled": True}}),            # the Dashboard's methods
+    (("card",), {"payment_method_types": ["card"]}),
+    (("card", "sepa_debit"), {"payment_method_types": ["card", "sepa_debit"]}),
+])
+def test_a_payment_intent_offers_the_configured_methods(methods, offered):
+    from orders_service.payments.stripe_gateway import StripeGateway
+
+    params = StripeGateway(_Settings(methods))._payment_intent_params("order-1", 1099, "EUR")
+    assert {k: v for k, v in params.items() if k in ("automatic_payment_methods", "payment_method_types")} == offered
+    assert (params["amount"], params["currency"], params["metadata"]) == (1099, "eur", {"order_id": "order-1"})
 
 
 def _error(cls, status, code=None, headers=None, message="Stripe says no"):
