@@ -97,12 +97,23 @@ def _smtp_url(env) -> str | None:
     return url
 
 
+# An origin as a browser sends it in `Origin`: scheme, a host name (DNS labels), an IPv4 address or a
+# bracketed IPv6 one, and a port. Nothing else: no wildcard, no pattern (flask-cors would read `*`, `?`,
+# `[`, `$`… as an unanchored regular expression, so `https://*.example.com` let in
+# `https://aexample.com.attacker.net`).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ORIGIN = re.compile(rf"https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?")
+
+
 def _origins(env) -> tuple[str, ...]:
-    """CORS_ORIGINS: comma-separated `scheme://host[:port]`, as browsers send them in `Origin`."""
+    """CORS_ORIGINS: comma-separated `scheme://host[:port]`, exactly as browsers send them in `Origin`."""
     origins = tuple(o.strip().rstrip("/") for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip())
     for origin in origins:
-        if origin == "*" or not re.fullmatch(r"https?://[^/\s?#]+", origin):
-            raise ConfigError("CORS_ORIGINS", f"must list origins such as https://shop.example.com, got {origin!r}")
+        match = _ORIGIN.fullmatch(origin)
+        if match is None or int(match["port"] or 1) > 65535:
+            raise ConfigError("CORS_ORIGINS", "must list origins exactly as browsers send them, such as "
+                                              "https://shop.example.com or http://localhost:3000 (no wildcards "
+                                              f"or patterns: list each origin), got {origin!r}")
     return origins
 
 
