@@ -7,6 +7,7 @@ the same here.
 """
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable
 
@@ -80,6 +81,18 @@ def to_refund(refund) -> Refund:
     charge = _as_dict(refund.get("charge"))
     return Refund(id=refund["id"], amount=int(refund["amount"]),
                   refunded_total=_refunded_total(charge) if charge else None)
+
+
+def _signed_at(signature: str) -> int | None:
+    """The `t=` of a Stripe-Signature header: when Stripe signed the payload (Unix seconds)."""
+    for item in signature.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _describe(exc: stripe.StripeError) -> str:
@@ -175,6 +188,11 @@ class StripeGateway:
             raise InvalidWebhook(f"invalid webhook: {exc}") from None
         except (ValueError, TypeError, AttributeError):  # signed, but not JSON (or not a JSON object)
             raise InvalidWebhook("the body is not a Stripe event") from None
+        # The SDK refuses a signature older than the tolerance, not one dated ahead of it: a payload signed
+        # "in the future" (a leaked secret, or a clock far off) would be replayable for as long.
+        signed_at = _signed_at(signature)
+        if signed_at is None or signed_at > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+            raise InvalidWebhook("invalid webhook: the signature's timestamp is in the future")
         data = body.get("data")
         obj = data.get("object") if isinstance(data, dict) else None
         if not (isinstance(obj, dict) and body.get("object") == "event" and isinstance(body.get("id"), str)
