@@ -186,6 +186,10 @@ class Settings:
     # budget of docs/operations.md, or DB_POOL_SIZE when an operator sets it.
     db_pool_size: int = 15
     db_pool_timeout_seconds: float = 5.0
+    # How long a web transaction waits for a row lock, and how long one statement of it may run (0: no
+    # bound); set per transaction (SET LOCAL), so safe behind a transaction-mode pooler.
+    db_lock_timeout_ms: int = 5000
+    db_statement_timeout_ms: int = 10_000
     # CONTRACT §2, §3, §5: requests per client address (login and registration together), orders per
     # customer (both routes together), and wrong passwords per account (any address).
     auth_rate_limit: str = "20/minute"
@@ -348,6 +352,8 @@ class Settings:
             port=_int(env, "PORT", 5000, minimum=1, maximum=65535),
             db_pool_size=_db_pool_size(env),
             db_pool_timeout_seconds=_int(env, "DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=600),
+            db_lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", 5000, maximum=600_000),
+            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, maximum=3_600_000),
             auth_rate_limit=_rate_limit(env, "AUTH_RATE_LIMIT", "20/minute"),
             order_rate_limit=_rate_limit(env, "ORDER_RATE_LIMIT", "30/minute"),
             login_failure_limit=_rate_limit(env, "LOGIN_FAILURE_LIMIT", "10/15minutes"),
