@@ -194,6 +194,9 @@ class Settings:
     # customer (both routes together), and wrong passwords per account (any address).
     auth_rate_limit: str = "20/minute"
     order_rate_limit: str = "30/minute"
+    # How often one customer may ask whether an order is paid (PATCH …/paid, all orders together): each
+    # ask may cost a Stripe read, and Stripe allows 25 a second per endpoint for the whole shop.
+    payment_check_rate_limit: str = "30/minute"
     login_failure_limit: str = "10/15minutes"
     # How many proxies (load balancers) in front of gunicorn append to X-Forwarded-For: the client
     # address the per-address limit counts is the one the nearest of them saw. 0: the socket's peer.
@@ -356,6 +359,7 @@ class Settings:
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, maximum=3_600_000),
             auth_rate_limit=_rate_limit(env, "AUTH_RATE_LIMIT", "20/minute"),
             order_rate_limit=_rate_limit(env, "ORDER_RATE_LIMIT", "30/minute"),
+            payment_check_rate_limit=_rate_limit(env, "PAYMENT_CHECK_RATE_LIMIT", "30/minute"),
             login_failure_limit=_rate_limit(env, "LOGIN_FAILURE_LIMIT", "10/15minutes"),
             proxy_hops=_int(env, "PROXY_HOPS", 0, maximum=10),
             password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1, maximum=1000),

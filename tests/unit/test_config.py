@@ -132,10 +132,14 @@ def test_a_payment_ttl_is_refused_or_usable_by_the_expiry_job():
 def test_rate_limits_default_to_the_contracts():
     settings = Settings.from_env(PRODUCTION)
     assert (settings.auth_rate_limit, settings.order_rate_limit) == ("20/minute", "30/minute")
+    assert settings.payment_check_rate_limit == "30/minute"
     assert settings.metrics_token is None
+    assert Settings.from_env({**PRODUCTION, "PAYMENT_CHECK_RATE_LIMIT": "3/10seconds"}
+                             ).payment_check_rate_limit == "3/10seconds"
 
 
-@pytest.mark.parametrize("variable", ["AUTH_RATE_LIMIT", "ORDER_RATE_LIMIT", "LOGIN_FAILURE_LIMIT"])
+@pytest.mark.parametrize("variable", ["AUTH_RATE_LIMIT", "ORDER_RATE_LIMIT", "LOGIN_FAILURE_LIMIT",
+                                      "PAYMENT_CHECK_RATE_LIMIT"])
 @pytest.mark.parametrize("value", ["lots", "20/fortnight", "-1/minute"])
 def test_a_malformed_rate_limit_stops_start_up(variable, value):
     _refused({**PRODUCTION, variable: value}, variable)

@@ -16,7 +16,7 @@ from orders_service.api.orders.schemas import (
     OrderSchema,
     PaymentStartedSchema,
 )
-from orders_service.api.rate_limits import ORDERS, limited
+from orders_service.api.rate_limits import ORDERS, PAYMENT_CHECKS, limited
 from orders_service.api.security import authenticated, current_actor
 from orders_service.orders import service
 from orders_service.orders.models import PaymentMethod
@@ -87,10 +87,13 @@ def place_order_with_payment(body, idempotency_key=None):
 
 @blp.route("/<uuid:order_id>/paid", methods=["PATCH"])
 @authenticated()
+@limited(PAYMENT_CHECKS)
 @blp.response(204)
-@blp.alt_response(400, description="Already paid, not paid at the provider, or a cash-on-delivery order",
+@blp.alt_response(400, description="Already paid, not paid at the provider, closed, or a cash-on-delivery order",
                   example=error_example(400, "Order has already been marked as paid"))
 @blp.alt_response(404, description="Unknown order, or another customer's")
+@blp.alt_response(429, description="Too many payment checks from this customer (PAYMENT_CHECK_RATE_LIMIT); "
+                                   "see Retry-After")
 def mark_order_paid(order_id: UUID):
     checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
 
