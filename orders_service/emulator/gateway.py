@@ -7,8 +7,10 @@ PaymentIntent with it. Real Stripe's browsers never need that.
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from orders_service.payments.gateway import PaymentIntent
-from orders_service.payments.stripe_gateway import StripeGateway, to_payment_intent
+from orders_service.payments.stripe_gateway import StripeGateway, naming, pick_payment_intent, to_payment_intent
 
 
 class LocalStripeGateway(StripeGateway):
@@ -18,6 +20,16 @@ class LocalStripeGateway(StripeGateway):
         params = super()._payment_intent_params(order_id, amount, currency)
         del params["description"]  # localstripe answers 400 "Unexpected description"
         return params
+
+    def find_payment_intent(self, order_id: str, placed_at: datetime) -> PaymentIntent | None:
+        """localstripe has no search, nor a `created` filter on its list: every PaymentIntent it holds is read."""
+        params, intents = {"limit": 100, "expand": ["data.latest_charge"]}, []
+        while True:
+            listed = self._call(self._client.v1.payment_intents.list, params=params)
+            intents += naming(listed.data, order_id)
+            if not listed.has_more:
+                return pick_payment_intent(intents)
+            params = {**params, "starting_after": listed.data[-1].id}
 
     def create_setup_intent(self) -> str:
         """A SetupIntent for the page to save a card with; its client secret."""

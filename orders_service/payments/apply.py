@@ -10,7 +10,7 @@ from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
-from orders_service.payments.decisions import Action, Decision, decide
+from orders_service.payments.decisions import Action, Decision, belongs_to, decide
 from orders_service.payments.gateway import PaymentIntent
 
 CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
@@ -73,6 +73,10 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
     events = []
     with session.begin():
         order = actions.lock_order(session, order_id)
+        if order.payment_intent_id is None and belongs_to(order, intent):
+            # Its create answer was lost: the provider's word names the order; from now on its id does
+            # (a refund of it must name it).
+            actions.record_payment_intent(session, order, intent.id, intent.client_secret)
         decision = decide(order, intent)
         # One PaymentIntent may ask for two changes (paid, then partly refunded): decide again after each.
         while decision.action is not None and len(events) < 3:

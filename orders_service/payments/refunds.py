@@ -92,6 +92,10 @@ def send_refund(session: Session, gateway: PaymentGateway, refund_id: uuid.UUID)
         payment_intent_id = session.scalar(select(Order.payment_intent_id).where(Order.id == refund.order_id))
     if refund.status != RefundStatus.PENDING:
         return refund
+    if payment_intent_id is None:  # never sent without one: Stripe would refuse it, for good
+        log.warning("refund %s: the order's PaymentIntent is not known yet; reconciliation finds it, then sends "
+                    "the refund", refund_id)
+        return refund
     try:
         accepted = gateway.refund_payment_intent(payment_intent_id, refund.amount_cents,
                                                  refund.provider_idempotency_key)
