@@ -70,6 +70,10 @@ class Order(UUIDKey, Base):
     # refunded): until then reconciliation keeps asking, so that no money stays stuck.
     payment_closed_at: Mapped[datetime | None]
     reconciled_at: Mapped[datetime | None]  # when reconciliation last asked the provider about it
+    # Automatic refunds of a closed order the provider refused in a row, and when the next may be tried
+    # (none after the last allowed: the order then waits for a person).
+    refund_failures: Mapped[int] = mapped_column(default=0)
+    refund_retry_at: Mapped[datetime | None]
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from orders_service.db import utcnow
+from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.lifecycle import allowed
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus, Refund, RefundStatus
@@ -30,7 +31,7 @@ from orders_service.payments.gateway import (
     PaymentProviderBusy,
     PaymentRefused,
 )
-from orders_service.payments.refunds import send_refund
+from orders_service.payments.refunds import REFUND_ATTEMPTS, count_needing_attention, send_refund
 from orders_service.payments.settlement import recover_payment_intent, settle_closed_order
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
     - pending online orders older than `older_than_seconds`, once per that interval each;
     - closed orders whose PaymentIntent may still be open or paid (cancel it, or refund what it holds),
       from SETTLE_GRACE on (the cancel that closed one may still be talking to the provider);
-    - refunds whose answer never came (asked again with the same idempotency key).
+    - refunds whose answer never came (asked again with the same idempotency key);
+    and then counts the orders whose refund the provider refused (`/metrics`).
     """
     deadline = time.monotonic() + time_budget_seconds
     age = timedelta(seconds=older_than_seconds)
@@ -106,10 +108,14 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
                                         .returning(Order.id)))
 
     def closed_batch(seen: set):
+        now = utcnow()
         with session_factory() as session, session.begin():
             ids = list(session.scalars(select(Order.id).where(
                 Order.payment_method == PaymentMethod.ONLINE, Order.status.in_(CLOSED),
-                Order.payment_closed_at.is_(None), Order.created_at <= utcnow() - grace)
+                Order.payment_closed_at.is_(None), Order.created_at <= now - grace,
+                # A refund the provider refused waits its turn, or a person (refunds.REFUND_RETRY_SCHEDULE).
+                Order.refund_failures < REFUND_ATTEMPTS,
+                or_(Order.refund_retry_at.is_(None), Order.refund_retry_at <= now))
                 .order_by(Order.created_at).limit(BATCH)))
         fresh = [i for i in ids if i not in seen]  # one attempt per order and run
         seen.update(fresh)
@@ -135,6 +141,9 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
     for ids in _batches(lambda: refund_batch(seen_refunds), deadline):
         _each(session_factory, lambda s, i: send_refund(s, gateway, i), ids, concurrency)
         changed += len(ids)
+    with session_factory() as session:
+        for state, count in count_needing_attention(session).items():
+            metrics.REFUNDS_NEEDING_ATTENTION.labels(state).set(count)
     return changed
 
 
