@@ -214,6 +214,9 @@ class Settings:
     maintenance_interval_seconds: int = 60
     notification_interval_seconds: int = 5
     reconcile_after_seconds: int = 300
+    # A confirmed online order not yet shipped is read at Stripe once this long after it was paid, and again
+    # each time as long after (a dashboard refund whose event never came).
+    reconcile_confirmed_seconds: int = 3600
     redrive_after_seconds: int = 60
     # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
     provider_concurrency: int = 6
@@ -371,6 +374,7 @@ class Settings:
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),
             notification_interval_seconds=_int(env, "NOTIFICATION_INTERVAL_SECONDS", 5, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
+            reconcile_confirmed_seconds=_int(env, "RECONCILE_CONFIRMED_SECONDS", 3600, minimum=60),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
             cors_origins=_origins(env),

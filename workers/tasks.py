@@ -20,7 +20,8 @@ def process_stripe_event(event_id: str) -> str:
 @shared_task(name=Tasks.RECONCILE_PAYMENTS)
 def reconcile_payments() -> int:
     return reconcile.reconcile_payments(runtime.session_factory, runtime.gateway, settings.reconcile_after_seconds,
-                                        settings.provider_concurrency, _time_budget())
+                                        settings.provider_concurrency, _time_budget(),
+                                        settings.reconcile_confirmed_seconds)
 
 
 @shared_task(name=Tasks.EXPIRE_UNPAID_ORDERS)
