@@ -25,7 +25,7 @@ from workload import WEBHOOK_PATH, WITH_PAYMENT, Api, HttpOrders, signed_event, 
 from orders_service.config import Settings
 from orders_service.queue import TaskQueue, Tasks
 
-STRIPE_RATE_LIMIT = 25  # Stripe's default per endpoint and second (../shared/stripe/README.md)
+STRIPE_RATE_LIMIT = 25  # Stripe's default per endpoint and second (docs/operations.md, "Stripe")
 CALLERS = 16
 
 

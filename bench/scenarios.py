@@ -203,7 +203,8 @@ def hot_path(ctx: Context) -> list[Table]:
                       f"hotpath, {description}: the service, POST {CASH_ON_DELIVERY.path} ({web_setting}), "
                       f"{per_level}", "order", results["service"],
                       extra={"path": CASH_ON_DELIVERY.path, "web_setting": web_setting, "reference": args.reference,
-                             "reference_command": " ".join(stack.reference_argv(reference_port, args.reference)),
+                             "reference_command": " ".join(stack.reference_argv(reference_port, args.reference))
+                             .replace(f"{stack.ROOT}/", ""),  # the checkout's path is this machine's
                              "catalogs": {c: len(f.product_ids) for c, (_, f) in catalogs.items()}}),
                 Table("hotpath", f"reference-{catalog}",
                       f"hotpath, {description}: the bare reference (bench/reference/app.py, {args.reference}), "

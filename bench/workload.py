@@ -122,7 +122,7 @@ class HttpOrders(Api):
         ])
 
     def place(self) -> tuple[str | None, bytes]:
-        """(None, body) for an order placed as the contract says, else (what went wrong, body)."""
+        """(None, body) for an order placed as docs/api.md says, else (what went wrong, body)."""
         status, payload = self.post(self.scenario.path, *next(self.requests))
         if status != self.scenario.ok_status:
             return f"HTTP {status}: {payload[:160].decode(errors='replace')}", payload

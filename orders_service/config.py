@@ -190,8 +190,8 @@ class Settings:
     # bound); set per transaction (SET LOCAL), so safe behind a transaction-mode pooler.
     db_lock_timeout_ms: int = 5000
     db_statement_timeout_ms: int = 10_000
-    # CONTRACT §2, §3, §5: requests per client address (login and registration together), orders per
-    # customer (both routes together), and wrong passwords per account (any address).
+    # docs/api.md, "Rate limits": requests per client address (login and registration together), orders
+    # per customer (both routes together), and wrong passwords per account (any address).
     auth_rate_limit: str = "20/minute"
     order_rate_limit: str = "30/minute"
     # How often one customer may ask whether an order is paid (PATCH …/paid, all orders together): each
@@ -208,7 +208,7 @@ class Settings:
     # long one waits for its turn before it goes in anyway.
     web_active_requests: int = 2
     web_gate_stall_ms: int = 250
-    # Periodic jobs (not in the contract; defaults suit production, tests shorten them).
+    # Mail and the periodic jobs (defaults suit production, tests shorten them).
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
     maintenance_interval_seconds: int = 60

@@ -1,4 +1,4 @@
-"""Domain errors: what services raise. `web.py` maps them to the contract's JSON error body."""
+"""Domain errors: what services raise. `api/errors.py` maps them to the JSON error body of docs/api.md, "Errors"."""
 from __future__ import annotations
 
 import math

@@ -1,7 +1,7 @@
 """Fixtures: a fresh PostgreSQL database per test process (migrated with Alembic, as in production),
 the Flask app on it, the Procfile's processes on it for tests that need real servers, a private
-localstripe and broker per process, and factories for test data. Tables are emptied before each
-test. The helpers behind them live in `tests/support/`."""
+localstripe and broker per process, and factories for test data. A test that writes gets empty tables
+(`clean_database`). The helpers behind them live in `tests/support/`."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from tests.support.database import PrivatePostgres, create_database, drop_database
 from tests.support.factories import JWT_SECRET, Make
+from tests.support.fake_gateway import FakeGateway
 from tests.support.processes import (
     STACK_TIMINGS,
     PrivateRedis,
@@ -190,33 +191,34 @@ def engine(runtime):
     return runtime.engine
 
 
-_DB_FIXTURES = {"engine", "app", "client", "db", "session_factory", "live_server", "make", "runtime"}
-
-
-@pytest.fixture(autouse=True)
-def _clean_tables(request):
-    """Every test that touches the database starts from empty tables."""
-    if not _DB_FIXTURES & set(request.fixturenames):
-        yield
-        return
-    engine = request.getfixturevalue("engine")
+@pytest.fixture
+def clean_database(engine, stripe_emulator, real_stripe):
+    """Empty tables and a Stripe that remembers nothing: where every test that writes starts from. The
+    fixtures a test writes through (`session_factory`, `client`, and so `db`, `make`…) ask for it."""
     from orders_service.models import metadata
 
     names = ", ".join(t.name for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
-    request.getfixturevalue("stripe_emulator").flush()
-    request.getfixturevalue("real_stripe").reset()
-    yield
+    stripe_emulator.flush()
+    real_stripe.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clean_first(request):
+    """A test that wants a clean database gets it before any other fixture runs (one that sets up faults
+    at Stripe, say), not in the middle of them."""
+    if "clean_database" in request.fixturenames:
+        request.getfixturevalue("clean_database")
 
 
 @pytest.fixture
-def client(app):
+def client(app, clean_database):
     return app.test_client()
 
 
 @pytest.fixture
-def session_factory(runtime):
+def session_factory(runtime, clean_database):
     return runtime.session_factory
 
 
@@ -230,6 +232,20 @@ def db(session_factory):
 @pytest.fixture
 def make(app, session_factory):
     return Make(app, session_factory)
+
+
+@pytest.fixture
+def fake_gateway():
+    """An in-memory payment provider (`tests/support/fake_gateway.py`) for the use cases' own branches: put a
+    payment in any state, or make the provider fail, with no network. Stripe itself is `real_stripe`."""
+    return FakeGateway()
+
+
+@pytest.fixture
+def shop(make):
+    """A shopper, a product at 20.00 with 10 in stock, free delivery everywhere; a module wanting other
+    figures defines its own `shop` with `make.shop(...)`."""
+    return make.shop()
 
 
 @pytest.fixture(scope="session")

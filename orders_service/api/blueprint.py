@@ -44,7 +44,7 @@ def _add_responses(doc: dict, statuses) -> None:
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with the contract's validation status and a document generators can use."""
+    """flask-smorest's Blueprint with the API's validation status (400) and a document generators can use."""
 
     ARGUMENTS_PARSER = Parser()
 
@@ -66,7 +66,7 @@ class Blueprint(flask_smorest.Blueprint):
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
     def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
-        # An error documented by its description alone still has the contract's body: say so, or a
+        # An error documented by its description alone still has the API's error body: say so, or a
         # generated client reads nothing from it.
         if response is None and schema is None and int(status_code) >= 400:
             schema = flask_smorest.Api.ERROR_SCHEMA
@@ -88,8 +88,8 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class CamelCasePathParameters(BasePlugin):
-    """The document names path parameters as the contract does (`{orderId}`), not as Flask's rules do
-    (`{order_id}`): a generated client's arguments then match the contract's names."""
+    """The document names path parameters as docs/api.md does (`{orderId}`), not as Flask's rules do
+    (`{order_id}`): a generated client's arguments then match the documented names."""
 
     def path_helper(self, path=None, operations=None, parameters=None, **kwargs):
         for parameter in parameters or ():

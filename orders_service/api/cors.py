@@ -21,7 +21,7 @@ def exactly(origin: str) -> re.Pattern:
 def init_cors(app: Flask, origins: tuple[str, ...]) -> None:
     @app.after_request
     def _route_methods_only(response):
-        # flask-cors offers every method in a preflight; the contract offers the route's own (Flask's
+        # flask-cors offers every method in a preflight; the API offers the route's own (Flask's
         # automatic OPTIONS answer lists them in Allow). Registered first, so it runs after flask-cors.
         if request.method == "OPTIONS" and "Access-Control-Allow-Methods" in response.headers \
                 and response.headers.get("Allow"):

@@ -1,5 +1,5 @@
-"""Every error answer has the contract's body `{code, status, message, errors?}`: domain errors, HTTP
-errors, validation failures, a database that refuses, and whatever else went wrong."""
+"""Every error answer has the body of docs/api.md, "Errors": `{code, status, message, errors?}`, for domain
+errors, HTTP errors, validation failures, a database that refuses, and whatever else went wrong."""
 from __future__ import annotations
 
 import logging
@@ -35,7 +35,7 @@ def _validation_message() -> str:
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api, whose error body is the contract's; this only words it for clients."""
+    """flask-smorest's Api, whose error body is already the API's; this only words it for clients."""
 
     def handle_http_exception(self, error):
         payload, status, headers = super().handle_http_exception(error)

@@ -1,5 +1,5 @@
 """Reading request bodies: Flask's JSON with integers no wider than the service stores, and webargs'
-parser answering the contract's 400 for a body that fails validation."""
+parser answering 400 for a body that fails validation (docs/api.md, "Errors")."""
 from __future__ import annotations
 
 import json
@@ -42,7 +42,7 @@ class JSONProvider(DefaultJSONProvider):
 
 
 class Parser(FlaskParser):
-    # The contract answers 400 for a body that fails validation; 422 is kept for Idempotency-Key reuse.
+    # The API answers 400 for a body that fails validation; 422 is kept for Idempotency-Key reuse.
     DEFAULT_VALIDATION_STATUS = 400
 
     def _raw_load_json(self, req):

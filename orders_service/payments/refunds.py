@@ -94,9 +94,10 @@ def count_needing_attention(session: Session) -> dict[str, int]:
     return {Attention.STOPPED: counts.get(True, 0), Attention.RETRYING: counts.get(False, 0)}
 
 
-def _under_way(session: Session, order_id: uuid.UUID) -> int:
-    return session.scalar(select(func.coalesce(func.sum(Refund.amount_cents), 0))
-                          .where(Refund.order_id == order_id, Refund.status == RefundStatus.PENDING))
+def _sum_of_refunds(session: Session, order_id: uuid.UUID, status: str) -> int:
+    # int(): PostgreSQL's sum of a BIGINT is a NUMERIC, which would reach the trail's JSON as a Decimal.
+    return int(session.scalar(select(func.coalesce(func.sum(Refund.amount_cents), 0))
+                              .where(Refund.order_id == order_id, Refund.status == status)))
 
 
 def _fingerprint(amount: int | None, reason: str | None) -> str:
@@ -119,7 +120,7 @@ def refund_order(session: Session, gateway: PaymentGateway, order_id: uuid.UUID,
         if order.payment_method != PaymentMethod.ONLINE or order.payment_status not in PaymentStatus.RECEIVED:
             raise InvalidRequest("Only an order paid online can be refunded")
         cur = currency(order.currency)
-        left = order.refundable_cents - _under_way(session, order.id)
+        left = order.refundable_cents - _sum_of_refunds(session, order.id, RefundStatus.PENDING)
         amount = left if amount is None else amount
         if left <= 0:
             raise InvalidRequest("Nothing is left to refund: the order has been refunded in full")
@@ -222,8 +223,7 @@ def send_refund(session: Session, gateway: PaymentGateway, refund_id: uuid.UUID)
         total = accepted.refunded_total
         if total is None:  # the answer did not carry the charge: our own refunds are a lower bound
             session.flush()
-            total = session.scalar(select(func.sum(Refund.amount_cents)).where(
-                Refund.order_id == order.id, Refund.status == RefundStatus.SUCCEEDED))
+            total = _sum_of_refunds(session, order.id, RefundStatus.SUCCEEDED)
         actions.record_refund(session, order, payment_intent_id, max(total, order.refunded_cents), refund.source)
         refund.order = order
     return refund

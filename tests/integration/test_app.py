@@ -1,10 +1,10 @@
-"""Errors outside the routes, the OpenAPI document, the offline API docs and /healthz (CONTRACT §3-§7)."""
+"""Errors outside the routes, the OpenAPI document, the offline API docs and /healthz (docs/api.md)."""
 import re
 
 import pytest
 
-# Every route of CONTRACT §3-§7, as the contract writes them (path parameters as {…}).
-CONTRACT_ROUTES = [
+# Every route of docs/api.md, as it writes them (path parameters as {…}).
+API_ROUTES = [
     ("POST", "/api/auth/register"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/refresh"),
@@ -75,14 +75,14 @@ def test_every_contract_route_is_served_and_the_api_ones_documented(app, client)
     documented = {(method.upper(), _shape(path)) for path, item in spec["paths"].items() for method in item
                   if method in ("get", "post", "put", "patch", "delete")}
     served = _app_routes(app)
-    contract = {(m, _shape(p)) for m, p in [*CONTRACT_ROUTES, *OPERATIONS_ROUTES]}
-    assert contract - served == set()
-    api = {(m, _shape(p)) for m, p in CONTRACT_ROUTES}
+    routes = {(m, _shape(p)) for m, p in [*API_ROUTES, *OPERATIONS_ROUTES]}
+    assert routes - served == set()
+    api = {(m, _shape(p)) for m, p in API_ROUTES}
     assert api - documented == set()
 
 
 def test_openapi_documents_validation_errors_as_400_not_422(client):
-    """CONTRACT §7: validation answers 400; 422 is only for a reused Idempotency-Key."""
+    """docs/api.md, "Errors": validation answers 400; 422 is only for a reused Idempotency-Key."""
     spec = client.get("/api/openapi.json").json
     wrong = [f"{method.upper()} {path}" for path, item in spec["paths"].items() for method, op in item.items()
              if isinstance(op, dict) and "responses" in op and "422" in op["responses"]
@@ -123,7 +123,7 @@ def test_the_document_names_path_parameters_as_the_contract_does(client):
     """`{orderId}`, not Flask's `{order_id}`: a generated client's arguments carry the contract's names."""
     spec = client.get("/api/openapi.json").json
     documented = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
-    assert set(CONTRACT_ROUTES) <= documented
+    assert set(API_ROUTES) <= documented
     for path, item in spec["paths"].items():
         names = set(re.findall(r"\{(\w+)\}", path))
         declared = {p["name"] for p in item.get("parameters", []) if p.get("in") == "path"}

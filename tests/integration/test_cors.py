@@ -1,4 +1,5 @@
-"""CORS (CONTRACT §7): a page on a listed origin may call /api from a browser; any other origin gets nothing."""
+"""CORS (docs/api.md, "Conventions"): a page on a listed origin may call /api from a browser; any other origin
+gets nothing."""
 import dataclasses
 
 import pytest

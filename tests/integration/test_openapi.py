@@ -1,4 +1,5 @@
-"""The OpenAPI document (CONTRACT §7) is one a client generator can use: names, types, errors, examples."""
+"""The OpenAPI document (docs/api.md, "Operations routes") is one a client generator can use: names, types,
+errors, examples."""
 import re
 
 import pytest

@@ -1,4 +1,4 @@
-"""Rate limits (CONTRACT §2, §3, §5): per client address on login and registration, per account on wrong
+"""Rate limits (docs/api.md, "Rate limits"): per client address on login and registration, per account on wrong
 passwords whatever the address, per customer on placing orders; 429 with Retry-After, nothing changed.
 
 Each test runs an app of its own with small limits (the suite's app has generous ones)."""
@@ -89,14 +89,12 @@ def test_successful_logins_do_not_count_as_failures(limited, make):
 
 @pytest.fixture
 def shop(make):
-    product = make.product(stock=100)
-    method = make.delivery_method(countries=[])
-    return product, method
+    return make.shop(price_cents=199_99, stock=100, delivery_price_cents=10_00)
 
 
 def test_orders_are_limited_per_customer_on_both_routes_and_reserve_nothing(limited, make, db, shop):
     client = limited(order_rate_limit="2/minute")
-    product, method = shop
+    product, method = shop.product, shop.method
     ada, ada_auth = make.shopper()
     bob, bob_auth = make.shopper()
     body = make.order_body(ada, method, [(product, 1)])
@@ -118,7 +116,7 @@ def test_orders_are_limited_per_customer_on_both_routes_and_reserve_nothing(limi
 
 def test_without_a_token_an_order_is_401_and_counts_nothing(limited, make, shop):
     client = limited(order_rate_limit="1/minute")
-    product, method = shop
+    product, method = shop.product, shop.method
     ada, ada_auth = make.shopper()
     body = make.order_body(ada, method, [(product, 1)])
     for _ in range(3):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
 from argon2 import PasswordHasher
 
@@ -13,6 +14,19 @@ from orders_service.catalog.models import DeliveryMethod, Product, Variant
 JWT_SECRET = "test-jwt-secret-that-is-long-enough"
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+
+
+class Shop(NamedTuple):
+    """What most order tests start from: a customer and their token, a product in stock, a delivery method."""
+
+    customer: Customer
+    auth: dict
+    product: Product
+    method: DeliveryMethod
+
+    def body(self, quantity: int = 1, **extra) -> dict:
+        """An order body for `quantity` of the product, delivered by the method."""
+        return Make.order_body(self.customer, self.method, [(self.product, quantity)], **extra)
 
 
 class Make:
@@ -55,6 +69,12 @@ class Make:
         return self._save(DeliveryMethod(name=name, price_cents=price_cents, countries=list(countries),
                                          cash_on_delivery=cash_on_delivery, max_weight_grams=max_weight_grams,
                                          active=active))
+
+    def shop(self, price_cents=20_00, stock=10, delivery_price_cents=0, name="Premium Headphones") -> Shop:
+        """A shopper, one product and a delivery method to everywhere (the tests' shop; `shop` fixture)."""
+        customer, auth = self.shopper()
+        return Shop(customer, auth, self.product(name, price_cents=price_cents, stock=stock),
+                    self.delivery_method(price_cents=delivery_price_cents, countries=[]))
 
     @staticmethod
     def order_body(customer, method, lines, **extra) -> dict:

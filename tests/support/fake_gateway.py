@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from orders_service.payments.gateway import (
     PaymentGatewayError,
@@ -26,16 +27,29 @@ class FakeGateway:
     calls: list[tuple[str, str]] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)  # operations that raise PaymentGatewayError
     busy: set[str] = field(default_factory=set)  # operations answered with a rate limit
+    refusing: dict[str, str] = field(default_factory=dict)  # operation → the code of the refusal it gets
+    losing: set[str] = field(default_factory=set)  # operations done at the provider whose answer is lost
+    meanwhile: dict[str, Callable[[], None]] = field(default_factory=dict)  # what happens while one is asked
     by_order: dict[str, str] = field(default_factory=dict)  # a create is idempotent per order
     refunds: dict[str, Refund] = field(default_factory=dict)  # by idempotency key
     _ids: itertools.count = field(default_factory=itertools.count)
 
     def _enter(self, operation: str, subject: str) -> None:
         self.calls.append((operation, subject))
+        if operation in self.meanwhile:
+            self.meanwhile.pop(operation)()
         if operation in self.busy:
             raise PaymentProviderBusy("Request rate limit exceeded", retry_after=2)
         if operation in self.failing:
             raise PaymentGatewayError(f"the payment provider failed ({operation})")
+        if operation in self.refusing:
+            raise PaymentRefused(f"the payment provider refused ({operation})", self.refusing[operation])
+
+    def _answer(self, operation: str, result):
+        if operation in self.losing:
+            self.losing.discard(operation)
+            raise PaymentGatewayError("could not reach the payment provider")  # done all the same
+        return result
 
     def count(self, operation: str) -> int:
         return sum(1 for op, _ in self.calls if op == operation)
@@ -46,12 +60,12 @@ class FakeGateway:
         self._enter("create", order_id)
         key = order_id if not attempt else f"{order_id}-{attempt}"
         if key in self.by_order:
-            return self.intents[self.by_order[key]]
+            return self._answer("create", self.intents[self.by_order[key]])
         pi_id = self.by_order[key] = f"pi_fake_{next(self._ids)}"
         intent = PaymentIntent(id=pi_id, status=PaymentIntentStatus.REQUIRES_PAYMENT_METHOD, amount=amount,
                                currency=currency.upper(), order_id=order_id, client_secret=f"{pi_id}_secret_x")
         self.intents[pi_id] = intent
-        return intent
+        return self._answer("create", intent)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         self._enter("retrieve", payment_intent_id)
@@ -67,7 +81,7 @@ class FakeGateway:
         if intent.status in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.CANCELED):
             raise PaymentRefused(f"You cannot cancel this PaymentIntent because it has a status of {intent.status}.",
                                  "payment_intent_unexpected_state")
-        return self._set(payment_intent_id, status=PaymentIntentStatus.CANCELED)
+        return self._answer("cancel", self._set(payment_intent_id, status=PaymentIntentStatus.CANCELED))
 
     def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund:
         self._enter("refund", payment_intent_id)
@@ -80,7 +94,7 @@ class FakeGateway:
             raise PaymentRefused("Refund amount is greater than unrefunded amount on charge", "amount_too_large")
         intent = self._set(payment_intent_id, amount_refunded=intent.amount_refunded + amount)
         refund = self.refunds[idempotency_key] = Refund(f"re_fake_{next(self._ids)}", amount, intent.amount_refunded)
-        return refund
+        return self._answer("refund", refund)
 
     def verify_webhook(self, payload: bytes, signature: str | None):
         raise NotImplementedError("webhooks are tested against the Stripe gateway")

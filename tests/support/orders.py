@@ -3,7 +3,7 @@ import requests
 from sqlalchemy import func, select
 
 from orders_service.orders.models import Order, OrderEvent
-from tests.support.stripe import signed_event
+from tests.support.stripe import payment_intent_of, signed_event
 
 
 def place_online(client, make, shop, quantity=1):
@@ -12,7 +12,7 @@ def place_online(client, make, shop, quantity=1):
     response = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, quantity)]),
                            headers=auth)
     assert response.status_code == 200, response.json
-    return response.json["orderId"], response.json["clientSecret"].split("_secret_")[0]
+    return response.json["orderId"], payment_intent_of(response.json["clientSecret"])
 
 
 def fresh_order(db, order_id):
@@ -42,5 +42,5 @@ def paid_orders(client, make, shop, stripe_emulator, n):
     for _ in range(n):
         created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
                               headers=auth).json
-        paid.append((created["orderId"], stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])))
+        paid.append((created["orderId"], stripe_emulator.pay(payment_intent_of(created["clientSecret"]))))
     return paid

@@ -58,3 +58,8 @@ def signed_event(event_type: str, obj: dict, event_id: str | None = None, secret
                        "created": int(time.time()), "livemode": False, "data": {"object": obj}})
     signature = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp)
     return body.encode(), {"Stripe-Signature": signature, "Content-Type": "application/json"}
+
+
+def payment_intent_of(client_secret: str) -> str:
+    """The PaymentIntent id a client secret belongs to (`pi_…_secret_…`), as Stripe.js reads it."""
+    return client_secret.split("_secret_")[0]

@@ -1,6 +1,6 @@
 """RealStripe: an HTTP proxy that makes localstripe look like real Stripe (API 2022-11-15 and later).
 
-localstripe speaks an old API version (see /work/shared/stripe/README.md and /work/shared/localstripe.md):
+localstripe speaks an old API version (docs/operations.md, "The Stripe emulator", lists how it differs):
 `latest_charge` always expanded, a `charges` list, no `amount_received`, idempotency keys ignored, no
 `charge.refunded` / `payment_intent.canceled` events, no rate limits, no minimum amount. Code that only
 ever met localstripe can be wrong on real Stripe while every test passes. This proxy sits in front of a

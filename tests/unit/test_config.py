@@ -1,4 +1,5 @@
-"""Settings.from_env (CONTRACT §2): a bad setting stops start-up with one line naming the variable."""
+"""Settings.from_env (docs/operations.md, "Configuration"): a bad setting stops start-up with one line naming
+the variable."""
 import pytest
 
 from orders_service import config

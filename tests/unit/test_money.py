@@ -1,5 +1,5 @@
 """Money: a JSON number in major units with the currency's decimals ↔ integer minor units as Stripe counts
-them (CONTRACT preamble and §2 STORE_CURRENCY; Stripe's currency rules in ../shared/stripe/README.md).
+them (docs/api.md, "Conventions", and STORE_CURRENCY; Stripe's currency rules: stripe.com/docs/currencies).
 
 `make mutate` runs mutmut over money.py against these tests; the mutants that survive are explained here.
 """

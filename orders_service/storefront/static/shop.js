@@ -148,9 +148,10 @@ async function payByCard(order) {
   return null;
 }
 
-// localstripe's Stripe.js cannot confirm a PaymentIntent with card data (localstripe.md §5): the card is
-// saved with a SetupIntent, the service confirms the order's payment with it, and a 3-D Secure card then
-// needs confirmCardPayment. These /api/emulator routes exist only while the emulator is in use.
+// localstripe's Stripe.js cannot confirm a PaymentIntent with card data (docs/operations.md, "The Stripe
+// emulator"): the card is saved with a SetupIntent, the service confirms the order's payment with it, and
+// a 3-D Secure card then needs confirmCardPayment. These /api/emulator routes exist only while the
+// emulator is in use.
 async function payWithEmulator(order) {
   const setup = await api("POST", "/api/emulator/setup-intents");
   const saved = await state.stripe.confirmCardSetup(setup.data.clientSecret, { payment_method: { card: state.card } });

@@ -1,4 +1,5 @@
-"""GET /api/config (CONTRACT §7): what a browser needs to load Stripe.js and pay, from where it really is."""
+"""GET /api/config (docs/api.md, "Storefront configuration"): what a browser needs to load Stripe.js and pay,
+from where it really is."""
 import requests
 
 

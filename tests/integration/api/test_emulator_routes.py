@@ -1,10 +1,11 @@
-"""The emulator's card routes (CONTRACT §8, localstripe.md §5) through the API, with the real gateway against
-the real-shaped Stripe: what the browser tests do not reach — other customers, wrong orders, bad input,
+"""The emulator's card routes (docs/api.md, "The Stripe emulator's card flow") through the API, with the real
+gateway against the real-shaped Stripe: what the browser tests do not reach — other customers, wrong orders, bad input,
 and the replaced PaymentIntent's own events."""
 import pytest
 from sqlalchemy import select
 
 from tests.support.processes import wait_until
+from tests.support.stripe import payment_intent_of
 
 pytestmark = pytest.mark.xdist_group("redis_stack")  # the web + worker stack, started once per process
 
@@ -53,7 +54,7 @@ def test_a_decline_is_recorded_and_the_next_card_pays_through_a_new_payment_inte
 
     paid = _pay(client, placed["orderId"], auth, _card(stripe_emulator))
     assert paid.json["status"] == "succeeded" and paid.json["clientSecret"] != placed["clientSecret"]
-    first_pi = placed["clientSecret"].split("_secret_")[0]
+    first_pi = payment_intent_of(placed["clientSecret"])
     assert stripe_emulator.payment_intent(first_pi).status == "canceled"
     # The old PaymentIntent's cancel event reaches the worker, and closes nothing: it is not the order's now.
     real_stripe.wait_for_webhooks("payment_intent.canceled")
@@ -65,7 +66,7 @@ def test_a_decline_is_recorded_and_the_next_card_pays_through_a_new_payment_inte
     with db.begin():
         stored = db.get(Order, placed["orderId"])
         assert (stored.status, stored.payment_status) == ("confirmed", "paid")
-        assert stored.payment_intent_id == paid.json["clientSecret"].split("_secret_")[0]
+        assert stored.payment_intent_id == payment_intent_of(paid.json["clientSecret"])
         assert [e.type for e in stored.events].count("payment_intent_replaced") == 1
 
 

@@ -1,5 +1,5 @@
-"""A client generated from /api/openapi.json (openapi-python-client) places the seed's orders (CONTRACT §7):
-the names it gets are the contract's, and `totalAmount` is a number."""
+"""A client generated from /api/openapi.json (openapi-python-client) places the seed's orders (docs/api.md,
+"Operations routes"): the names it gets are the documented ones, and `totalAmount` is a number."""
 import importlib
 import json
 import shutil

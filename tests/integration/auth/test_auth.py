@@ -1,4 +1,5 @@
-"""Accounts, tokens and who may see what (CONTRACT §3, §5 GET routes)."""
+"""Accounts, tokens and who may see what (docs/api.md: "Authentication", "Accounts and tokens", the order
+GET routes)."""
 import time
 import uuid
 from datetime import timedelta
@@ -63,7 +64,8 @@ def test_email_is_taken_in_any_case(client):
     ({"email": "ada@example.com\u0000", "password": PASSWORD, "name": "Ada"}, "email"),
     ({"email": "ada@example.com", "password": PASSWORD + "\ud83d", "name": "Ada"}, "password"),
     ({"email": "ada@example.com", "password": PASSWORD + "\u0000", "name": "Ada"}, "password"),
-    # CONTRACT §3: at least 8 characters, not all whitespace, not among the most common passwords.
+    # docs/api.md, `POST /api/auth/register`: at least 8 characters, not all whitespace, not among the most
+    # common passwords.
     ({"email": "ada@example.com", "password": "1234567", "name": "Ada"}, "password"),
     ({"email": "ada@example.com", "password": " " * 8, "name": "Ada"}, "password"),
     ({"email": "ada@example.com", "password": "\t \n \u3000  \r", "name": "Ada"}, "password"),
@@ -315,7 +317,7 @@ def test_bad_page_arguments_are_400(client, orders, query):
     _error(client.get(f"/api/orders?{query}", headers=alice_auth), 400)
 
 
-ORDER_ROUTES = {  # every order route of CONTRACT §5, with a body that would otherwise be accepted
+ORDER_ROUTES = {  # every order route of docs/api.md, "Orders", with a body that would otherwise be accepted
     "place-order": lambda o, body: ("post", "/api/orders", body),
     "place-order-with-payment": lambda o, body: ("post", "/api/orders/with-payment", body),
     "mark-paid": lambda o, body: ("patch", f"/api/orders/{o}/paid", None),

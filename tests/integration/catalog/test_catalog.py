@@ -1,4 +1,4 @@
-"""Products, variants and delivery methods through the API (CONTRACT §4)."""
+"""Products, variants and delivery methods through the API (docs/api.md, "Catalog")."""
 import uuid
 
 import pytest

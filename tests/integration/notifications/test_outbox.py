@@ -8,7 +8,7 @@ from sqlalchemy import select
 from orders_service.catalog.models import Product
 from orders_service.notifications.models import Notification
 from tests.support.processes import STACK_TIMINGS, PrivateRedis, Stack, wait_until
-from tests.support.stripe import signed_event
+from tests.support.stripe import payment_intent_of, signed_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notifications")]
 
@@ -88,7 +88,7 @@ def test_a_refund_made_in_the_stripe_dashboard_is_reflected(stack, client, make,
     product, method = make.product(stock=5), make.delivery_method(countries=[])
     created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 2)]),
                           headers=auth).json
-    pi_id = created["clientSecret"].split("_secret_")[0]
+    pi_id = payment_intent_of(created["clientSecret"])
     stripe_emulator.pay(pi_id)
     assert client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth).status_code == 204
 

@@ -1,4 +1,5 @@
-"""GET /metrics behind `Authorization: Bearer <METRICS_TOKEN>` when the token is set (CONTRACT §2, §7)."""
+"""GET /metrics behind `Authorization: Bearer <METRICS_TOKEN>` when the token is set
+(docs/api.md, "Operations routes")."""
 import pytest
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from tests.support.faults import TcpProxy
 from tests.support.processes import PrivateRedis, Stack, wait_until
-from tests.support.stripe import signed_event
+from tests.support.stripe import payment_intent_of, signed_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ops")]
 
@@ -37,7 +37,7 @@ def test_metrics_move_when_an_order_is_placed_and_paid(live_server, client, make
     body = make.order_body(customer, method, [(product, 1)])
     assert requests.post(f"{live_server}/api/orders", json=body, headers=auth, timeout=30).status_code == 204
     created = requests.post(f"{live_server}/api/orders/with-payment", json=body, headers=auth, timeout=30).json()
-    stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
+    stripe_emulator.pay(payment_intent_of(created["clientSecret"]))
     assert requests.patch(f"{live_server}/api/orders/{created['orderId']}/paid", headers=auth,
                           timeout=30).status_code == 204
     # Several requests, so that both gunicorn workers have served some: /metrics must add them up.

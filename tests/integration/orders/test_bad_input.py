@@ -1,5 +1,5 @@
-"""Malformed POST /api/orders requests: every one is a 4xx with the contract's JSON error body, and
-nothing is written (CONTRACT §5, §7: no input a client can send produces a 500)."""
+"""Malformed POST /api/orders requests: every one is a 4xx with the API's JSON error body, and
+nothing is written (docs/api.md, "Errors": no input a client can send produces a 500)."""
 import json
 
 import pytest
@@ -88,19 +88,17 @@ BODY_CASES = [
 
 
 @pytest.fixture
-def shop(make, db):
-    customer, auth = make.shopper()
-    product = make.product("Premium Headphones", price_cents=199_99, stock=STOCK, weight_grams=1)
-    method = make.delivery_method("Standard Shipping", countries=[])
-    body = make.order_body(customer, method, [(product, 1)], notes="Leave at the door")
+def attempt(make, db):
+    """A valid order body, its token, and a check that nothing was written."""
+    shop = make.shop(price_cents=199_99, stock=STOCK)
 
     def assert_nothing_written():
-        assert make.stock_of(Product, product.id) == STOCK
+        assert make.stock_of(Product, shop.product.id) == STOCK
         for model in (Order, OrderItem, IdempotencyRecord):
             db.rollback()
             assert db.scalar(select(func.count()).select_from(model)) == 0, model.__tablename__
 
-    return body, auth, assert_nothing_written
+    return shop.body(notes="Leave at the door"), shop.auth, assert_nothing_written
 
 
 def _error_body(response, status):
@@ -122,16 +120,16 @@ def _names(errors, path):
     return node
 
 
-def test_the_valid_body_is_accepted(client, shop):
+def test_the_valid_body_is_accepted(client, attempt):
     """The cases below each break one thing in this body; on its own it places an order."""
-    body, auth, _ = shop
+    body, auth, _ = attempt
     assert client.post("/api/orders", json=body, headers=auth).status_code == 204
 
 
 @pytest.mark.parametrize("mutate, field", [(m, f) for _id, m, f in BODY_CASES],
                          ids=[case_id for case_id, _m, _f in BODY_CASES])
-def test_invalid_body_is_400_naming_the_field(client, shop, mutate, field):
-    body, auth, assert_nothing_written = shop
+def test_invalid_body_is_400_naming_the_field(client, attempt, mutate, field):
+    body, auth, assert_nothing_written = attempt
     response = client.post("/api/orders", json=mutate(json.loads(json.dumps(body))), headers=auth)
     payload = _error_body(response, 400)
     assert payload["message"] == INVALID
@@ -170,8 +168,8 @@ RAW_CASES = [
 
 @pytest.mark.parametrize("request_kwargs, status, message", [(k, s, m) for _id, k, s, m in RAW_CASES],
                          ids=[case_id for case_id, *_ in RAW_CASES])
-def test_unreadable_body_is_4xx(client, shop, request_kwargs, status, message):
-    body, auth, assert_nothing_written = shop
+def test_unreadable_body_is_4xx(client, attempt, request_kwargs, status, message):
+    body, auth, assert_nothing_written = attempt
     response = client.post("/api/orders", headers=auth, **request_kwargs(body))
     payload = _error_body(response, status)
     if message is not None:
@@ -180,17 +178,17 @@ def test_unreadable_body_is_4xx(client, shop, request_kwargs, status, message):
 
 
 @pytest.mark.parametrize("key", ["k" * 256, ""], ids=["256-chars", "empty"])
-def test_bad_idempotency_key_is_400(client, shop, key):
-    body, auth, assert_nothing_written = shop
+def test_bad_idempotency_key_is_400(client, attempt, key):
+    body, auth, assert_nothing_written = attempt
     response = client.post("/api/orders", json=body, headers={**auth, "Idempotency-Key": key})
     payload = _error_body(response, 400)
     _names(payload["errors"], ("Idempotency-Key",))
     assert_nothing_written()
 
 
-def test_a_19_digit_integer_is_read_and_refused_by_its_range(client, shop):
+def test_a_19_digit_integer_is_read_and_refused_by_its_range(client, attempt):
     """The widest integer a BIGINT holds is still parsed: the field's own range answers."""
-    body, auth, assert_nothing_written = shop
+    body, auth, assert_nothing_written = attempt
     data = json.dumps(body).replace('"quantity": 1', '"quantity": 9223372036854775807')
     payload = _error_body(client.post("/api/orders", data=data, content_type="application/json", headers=auth), 400)
     assert payload["message"] == INVALID
@@ -204,10 +202,10 @@ def test_a_19_digit_integer_is_read_and_refused_by_its_range(client, shop):
     ("unitPrice", ("items", "0", "unitPrice")),
     ("extra", ("items", "0", "extra")),  # an unknown field is named too
 ], ids=["quantity", "unitPrice", "unknown-field"])
-def test_an_integer_wider_than_a_bigint_is_invalid_order_data_naming_its_field(client, shop, number, field, path):
+def test_an_integer_wider_than_a_bigint_is_invalid_order_data_naming_its_field(client, attempt, number, field, path):
     """More digits than a BIGINT holds are never converted (int() gives up past 4,300), yet the answer is the
     contract's shape for invalid order data: its message and the field's reason under `errors`."""
-    body, auth, assert_nothing_written = shop
+    body, auth, assert_nothing_written = attempt
     line = f'"quantity": {number}' if field == "quantity" else f'"quantity": 1, "{field}": {number}'
     data = json.dumps(body).replace('"quantity": 1', line)
     response = client.post("/api/orders", data=data, content_type="application/json", headers=auth)
@@ -219,8 +217,8 @@ def test_an_integer_wider_than_a_bigint_is_invalid_order_data_naming_its_field(c
     assert_nothing_written()
 
 
-def test_non_uuid_order_id_is_404(client, shop):
-    _body, auth, assert_nothing_written = shop
+def test_non_uuid_order_id_is_404(client, attempt):
+    _body, auth, assert_nothing_written = attempt
     _error_body(client.get("/api/orders/not-a-uuid", headers=auth), 404)
     assert_nothing_written()
 

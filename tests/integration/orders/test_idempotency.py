@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /api/orders (CONTRACT §5)."""
+"""Idempotency-Key on POST /api/orders (docs/api.md, "Idempotency")."""
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

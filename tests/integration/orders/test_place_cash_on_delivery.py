@@ -1,4 +1,4 @@
-"""POST /api/orders: the seed's cash-on-delivery example and every non-payment error row of CONTRACT §5."""
+"""POST /api/orders: the seed's cash-on-delivery example and every non-payment error row of docs/api.md, "Orders"."""
 import uuid
 
 import pytest
@@ -7,7 +7,8 @@ from orders_service.catalog.models import Product, Variant
 
 
 @pytest.fixture
-def shop(make):
+def catalog(make):
+    """A shopper; headphones (one left) and a phone case sold by variant; standard shipping to the US and Canada."""
     customer, auth = make.shopper()
     headphones = make.product("Premium Headphones", price_cents=199_99, stock=1)
     case = make.product("Phone Case", price_cents=50_00, stock=0,
@@ -16,8 +17,8 @@ def shop(make):
     return customer, auth, headphones, case, method
 
 
-def test_seed_cash_on_delivery_example(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_seed_cash_on_delivery_example(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     body = make.order_body(customer, method, [(headphones, 1)])
     response = client.post("/api/orders", json=body, headers=auth)
     assert response.status_code == 204, response.json
@@ -37,8 +38,8 @@ def test_seed_cash_on_delivery_example(client, make, shop):
     assert make.stock_of(Product, headphones.id) == 0
 
 
-def test_variant_lines_are_priced_from_the_variant(client, make, shop):
-    customer, auth, headphones, case, method = shop
+def test_variant_lines_are_priced_from_the_variant(client, make, catalog):
+    customer, auth, headphones, case, method = catalog
     black, clear = case.variants
     body = make.order_body(customer, method, [(case, 2, black), (case, 1, clear)])
     response = client.post("/api/orders", json=body, headers=auth)
@@ -57,24 +58,24 @@ def _error(response, status, message):
     return response.json
 
 
-def test_insufficient_stock_uses_the_seed_sentence_and_changes_nothing(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_insufficient_stock_uses_the_seed_sentence_and_changes_nothing(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     response = client.post("/api/orders", json=make.order_body(customer, method, [(headphones, 2)]), headers=auth)
     _error(response, 400, "Product 'Premium Headphones' has insufficient stock. Available: 1, Requested: 2")
     assert make.stock_of(Product, headphones.id) == 1
     assert client.get("/api/orders", headers=auth).json["total"] == 0
 
 
-def test_lines_for_the_same_product_are_summed_before_the_check(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_lines_for_the_same_product_are_summed_before_the_check(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     body = make.order_body(customer, method, [(headphones, 1), (headphones, 1)])
     _error(client.post("/api/orders", json=body, headers=auth), 400,
            "Product 'Premium Headphones' has insufficient stock. Available: 1, Requested: 2")
     assert make.stock_of(Product, headphones.id) == 1
 
 
-def test_a_later_line_failing_releases_the_earlier_reservations(client, make, shop):
-    customer, auth, headphones, case, method = shop
+def test_a_later_line_failing_releases_the_earlier_reservations(client, make, catalog):
+    customer, auth, headphones, case, method = catalog
     black = case.variants[0]
     body = make.order_body(customer, method, [(headphones, 1), (case, 6, black)])
     _error(client.post("/api/orders", json=body, headers=auth), 400,
@@ -83,16 +84,16 @@ def test_a_later_line_failing_releases_the_earlier_reservations(client, make, sh
     assert make.stock_of(Variant, black.id) == 5
 
 
-def test_invalid_order_data_lists_field_reasons(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_invalid_order_data_lists_field_reasons(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     body = make.order_body(customer, method, [(headphones, 0)])
     payload = _error(client.post("/api/orders", json=body, headers=auth), 400, "Invalid order data")
     assert "items" in payload["errors"]
 
 
 @pytest.mark.parametrize("case_name", ["unknown_customer", "unknown_method", "inactive_method", "unknown_product"])
-def test_not_found_rows(client, make, shop, case_name):
-    customer, auth, headphones, _case, method = shop
+def test_not_found_rows(client, make, catalog, case_name):
+    customer, auth, headphones, _case, method = catalog
     admin, admin_auth = make.admin()
     body = make.order_body(customer, method, [(headphones, 1)])
     headers, message = auth, None
@@ -110,8 +111,8 @@ def test_not_found_rows(client, make, shop, case_name):
     assert make.stock_of(Product, headphones.id) == 1
 
 
-def test_price_changed_is_refused(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_price_changed_is_refused(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     body = make.order_body(customer, method, [(headphones, 1)])
     body["items"][0]["unitPrice"] = 189.99
     _error(client.post("/api/orders", json=body, headers=auth), 400,
@@ -120,8 +121,8 @@ def test_price_changed_is_refused(client, make, shop):
     assert client.post("/api/orders", json=body, headers=auth).status_code == 204
 
 
-def test_variant_rules(client, make, shop):
-    customer, auth, headphones, case, method = shop
+def test_variant_rules(client, make, catalog):
+    customer, auth, headphones, case, method = catalog
     other = make.product("Cable", variants=[{"name": "Red", "stock": 3}])
     body = make.order_body(customer, method, [(case, 1)])
     _error(client.post("/api/orders", json=body, headers=auth), 400,
@@ -135,15 +136,15 @@ def test_variant_rules(client, make, shop):
            f"Variant {foreign.id} is not a variant of product 'Premium Headphones'")
 
 
-def test_inactive_product_is_not_sold(client, make, shop):
-    customer, auth, _h, _c, method = shop
+def test_inactive_product_is_not_sold(client, make, catalog):
+    customer, auth, _h, _c, method = catalog
     retired = make.product("Old Radio", active=False)
     _error(client.post("/api/orders", json=make.order_body(customer, method, [(retired, 1)]), headers=auth), 400,
            "Product 'Old Radio' is not available")
 
 
-def test_delivery_compatibility(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_delivery_compatibility(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     body = make.order_body(customer, method, [(headphones, 1)])
     body["deliveryAddress"]["country"] = "Germany"
     _error(client.post("/api/orders", json=body, headers=auth), 400,
@@ -161,8 +162,8 @@ def test_delivery_compatibility(client, make, shop):
     assert make.stock_of(Product, headphones.id) == 1
 
 
-def test_customer_id_of_someone_else_is_forbidden(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_customer_id_of_someone_else_is_forbidden(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     other = make.customer()
     body = make.order_body(other, method, [(headphones, 1)])
     _error(client.post("/api/orders", json=body, headers=auth), 403,
@@ -170,8 +171,8 @@ def test_customer_id_of_someone_else_is_forbidden(client, make, shop):
     assert make.stock_of(Product, headphones.id) == 1
 
 
-def test_admin_may_order_for_a_customer(client, make, shop):
-    customer, auth, headphones, _case, method = shop
+def test_admin_may_order_for_a_customer(client, make, catalog):
+    customer, auth, headphones, _case, method = catalog
     _admin, admin_auth = make.admin()
     response = client.post("/api/orders", json=make.order_body(customer, method, [(headphones, 1)]),
                            headers=admin_auth)
@@ -179,11 +180,11 @@ def test_admin_may_order_for_a_customer(client, make, shop):
     assert client.get(response.headers["Location"], headers=auth).json["customerId"] == str(customer.id)
 
 
-def test_the_order_representation_is_the_contracts(client, make, shop):
-    """CONTRACT §5 "Order representation", every field, with its JSON type."""
+def test_the_order_representation_is_the_contracts(client, make, catalog):
+    """docs/api.md, "The order": every field, with its JSON type."""
     import re
 
-    customer, auth, headphones, _case, method = shop
+    customer, auth, headphones, _case, method = catalog
     body = make.order_body(customer, method, [(headphones, 1)], notes="Ring twice")
     order = client.get(client.post("/api/orders", json=body, headers=auth).headers["Location"], headers=auth).json
 

@@ -1,5 +1,5 @@
 """Every (status, action) pair the API offers, through the API: allowed ones succeed with one trail event,
-forbidden ones are 400 and change nothing. The expected outcomes are written by hand from CONTRACT §5."""
+forbidden ones are 400 and change nothing. The expected outcomes are written by hand from docs/api.md, "Orders"."""
 import pytest
 from sqlalchemy import func, select, update
 
@@ -16,8 +16,9 @@ API_ACTIONS = {
         f"/api/admin/orders/{order_id}", json={"paymentCollected": True}, headers=admin),
 }
 REFUSED = 400
-# A cash-on-delivery order put in each status, then each admin action (CONTRACT §5): cancel before it
-# has shipped; ship a confirmed order; deliver a shipped one; collect the cash once it is confirmed.
+# A cash-on-delivery order put in each status, then each admin action (docs/api.md, "Fulfilment and
+# refunds"): cancel before it has shipped; ship a confirmed order; deliver a shipped one; collect the cash
+# once it is confirmed.
 EXPECTED = {
     ("pending", "cancel"): "canceled", ("pending", "ship"): REFUSED,
     ("pending", "deliver"): REFUSED, ("pending", "collect_payment"): REFUSED,

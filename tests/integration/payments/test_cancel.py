@@ -5,19 +5,19 @@ import pytest
 import requests
 
 from orders_service.catalog.models import Product
+from tests.support.stripe import payment_intent_of
 
 
 @pytest.fixture
 def shop(make):
-    customer, auth = make.shopper()
-    return customer, auth, make.product(stock=10), make.delivery_method(countries=[])
+    return make.shop(price_cents=199_99, delivery_price_cents=10_00)
 
 
 def _online(client, make, shop, quantity=2):
     customer, auth, product, method = shop
     created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, quantity)]),
                           headers=auth).json
-    return created["orderId"], created["clientSecret"].split("_secret_")[0]
+    return created["orderId"], payment_intent_of(created["clientSecret"])
 
 
 def _refunds(stripe_emulator, pi_id):

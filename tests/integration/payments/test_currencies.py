@@ -1,4 +1,4 @@
-"""Every currency Stripe charges in, in its own minor unit (CONTRACT §2 STORE_CURRENCY, §5): JPY has none,
+"""Every currency Stripe charges in, in its own minor unit (STORE_CURRENCY; docs/api.md, "Conventions"): JPY has none,
 KWD three; and online totals below Stripe's minimum are refused before any stock is taken."""
 import dataclasses
 
@@ -9,6 +9,7 @@ from orders_service.app import create_app
 from orders_service.catalog.models import Product
 from orders_service.orders.models import Order
 from orders_service.runtime import Runtime
+from tests.support.stripe import payment_intent_of
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_a_payment_intent_in_the_currencys_own_minor_unit(store_in, make, stripe
     assert created.status_code == 200, created.json
     assert (created.json["totalAmount"], created.json["currency"]) == (total, code)
     assert type(created.json["totalAmount"]) is type(total)  # 1500, not 1500.0, for yen
-    intent = stripe_emulator.payment_intent(created.json["clientSecret"].split("_secret_")[0])
+    intent = stripe_emulator.payment_intent(payment_intent_of(created.json["clientSecret"]))
     assert (intent.amount, intent.currency) == (minor, code.lower())
     stripe_emulator.pay(intent.id)
     assert client.patch(f"/api/orders/{created.json['orderId']}/paid", headers=auth).status_code == 204

@@ -2,20 +2,13 @@
 with no webhook at all, whatever failed on the way (faults injected at the real-shaped Stripe)."""
 import threading
 
-import pytest
 from sqlalchemy import select
 
 from orders_service.catalog.models import Product
 from orders_service.orders.models import Order
 from orders_service.payments import reconcile
 from tests.support.processes import wait_until
-
-
-@pytest.fixture
-def shop(make):
-    customer, auth = make.shopper()
-    return customer, auth, make.product(price_cents=20_00, stock=10), make.delivery_method(price_cents=0,
-                                                                                           countries=[])
+from tests.support.stripe import payment_intent_of
 
 
 def _reconcile(session_factory, runtime):
@@ -38,7 +31,7 @@ def test_stripe_fails_the_cancel_the_customer_pays_anyway_and_reconciliation_ref
     customer, auth, product, method = shop
     created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
                           headers=auth).json
-    pi_id = created["clientSecret"].split("_secret_")[0]
+    pi_id = payment_intent_of(created["clientSecret"])
     real_stripe.fail_next("POST /v1/payment_intents/{id}/cancel", status=500)
 
     canceled = client.post(f"/api/orders/{created['orderId']}/cancel", headers=auth)
@@ -64,7 +57,7 @@ def test_an_unpaid_payment_intent_the_cancel_left_open_is_canceled_by_reconcilia
     customer, auth, product, method = shop
     created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
                           headers=auth).json
-    pi_id = created["clientSecret"].split("_secret_")[0]
+    pi_id = payment_intent_of(created["clientSecret"])
     real_stripe.fail_next("POST /v1/payment_intents/{id}/cancel", status=500)
     client.post(f"/api/orders/{created['orderId']}/cancel", headers=auth)
 

@@ -1,5 +1,5 @@
-"""Refunds through the API against a Stripe that answers in real shapes (CONTRACT §5, §6): full and
-partial, by an admin or in Stripe's dashboard, never more than was paid, each counted once."""
+"""Refunds through the API against a Stripe that answers in real shapes (docs/api.md: refunds, "Stripe
+webhooks in"): full and partial, by an admin or in Stripe's dashboard, never more than was paid, each counted once."""
 import uuid
 from datetime import timedelta
 
@@ -12,7 +12,7 @@ from orders_service.orders.models import Order, Refund
 from orders_service.payments import reconcile
 from orders_service.payments.models import StripeEvent
 from tests.support.processes import wait_until
-from tests.support.stripe import WEBHOOK_SECRET
+from tests.support.stripe import WEBHOOK_SECRET, payment_intent_of
 
 PRICE, DELIVERY = 20_00, 5_00  # two of them: 45.00
 
@@ -27,7 +27,7 @@ def paid_order(client, make, stripe_emulator):
     created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 2)]),
                           headers=auth)
     assert created.status_code == 200, created.json
-    order_id, pi_id = created.json["orderId"], created.json["clientSecret"].split("_secret_")[0]
+    order_id, pi_id = created.json["orderId"], payment_intent_of(created.json["clientSecret"])
     stripe_emulator.pay(pi_id)
     assert client.patch(f"/api/orders/{order_id}/paid", headers=auth).status_code == 204
     return order_id, pi_id, auth, admin_auth, product

@@ -9,16 +9,9 @@ from orders_service.orders.models import Order, Refund
 from orders_service.payments import reconcile
 from orders_service.payments.models import StripeEvent
 from tests.support.processes import wait_until
-from tests.support.stripe import WEBHOOK_SECRET
+from tests.support.stripe import WEBHOOK_SECRET, payment_intent_of
 
 CREATE, READ = "POST /v1/payment_intents", "GET /v1/payment_intents/{id}"
-
-
-@pytest.fixture
-def shop(make):
-    customer, auth = make.shopper()
-    return customer, auth, make.product(price_cents=20_00, stock=10), make.delivery_method(price_cents=0,
-                                                                                           countries=[])
 
 
 def _place(client, make, shop, **headers):
@@ -41,7 +34,7 @@ def test_a_paid_order_costs_at_most_two_stripe_calls(stack, make, shop, db, real
     _customer, auth, _product, _method = shop
     created = requests.post(f"{stack.url}/api/orders/with-payment", timeout=30, headers=auth,
                             json=make.order_body(shop[0], shop[3], [(shop[2], 1)])).json()
-    order_id, pi_id = created["orderId"], created["clientSecret"].split("_secret_")[0]
+    order_id, pi_id = created["orderId"], payment_intent_of(created["clientSecret"])
     real_stripe.forward_webhooks_to(f"{stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
     try:
         if first == "webhook":
@@ -86,7 +79,7 @@ def test_a_rate_limited_create_is_503_with_retry_after_and_reserves_nothing(clie
 def test_a_rate_limited_paid_call_is_503_and_changes_nothing(client, make, shop, db, real_stripe, stripe_emulator):
     _customer, auth, _product, _method = shop
     created = _place(client, make, shop).json
-    stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
+    stripe_emulator.pay(payment_intent_of(created["clientSecret"]))
     real_stripe.fail_next(READ, status=429)
 
     busy = client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth)
@@ -103,7 +96,7 @@ def test_reconciliation_backs_off_on_a_rate_limit_and_loses_nothing(client, make
                                                                    stripe_emulator, session_factory, runtime):
     orders = [_place(client, make, shop).json for _ in range(6)]
     for created in orders:
-        stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])  # no webhook will come
+        stripe_emulator.pay(payment_intent_of(created["clientSecret"]))  # no webhook will come
     real_stripe.reset_calls()
     real_stripe.fail_next(READ, status=429, times=1)
 
@@ -132,7 +125,7 @@ def test_expiry_under_a_rate_limit_releases_the_stock_on_time_and_cancels_later(
     real_stripe.reset()  # the rate limit is over
     reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=0)
     for created in orders:
-        assert stripe_emulator.payment_intent(created["clientSecret"].split("_secret_")[0]).status == "canceled"
+        assert stripe_emulator.payment_intent(payment_intent_of(created["clientSecret"])).status == "canceled"
 
 
 def test_a_rate_limited_refund_stays_pending_and_goes_through_later(client, make, shop, db, real_stripe,
@@ -140,7 +133,7 @@ def test_a_rate_limited_refund_stays_pending_and_goes_through_later(client, make
     _customer, auth, _product, _method = shop
     _admin, admin_auth = make.admin()
     created = _place(client, make, shop).json
-    pi_id = created["clientSecret"].split("_secret_")[0]
+    pi_id = payment_intent_of(created["clientSecret"])
     stripe_emulator.pay(pi_id)
     assert client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth).status_code == 204
     real_stripe.fail_next("POST /v1/refunds", status=429)

@@ -37,8 +37,9 @@ def test_unknown_event_types_are_stored_and_acknowledged(client, db):
     ("\udfff", "\ufffd"),
 ], ids=["nul", "lone-high-surrogate", "lone-low-surrogate"])
 def test_a_verified_event_with_text_postgresql_cannot_store_is_stored_anyway(client, db, text, cleaned):
-    """CONTRACT §6: any verified event is stored and acknowledged whatever text it carries; else Stripe
-    would send it again for days. The JSON the workers read has U+FFFD instead, the signed body is kept."""
+    """docs/api.md, "Stripe webhooks in": any verified event is stored and acknowledged whatever text it
+    carries; else Stripe would send it again for days. The JSON the workers read has U+FFFD instead, the
+    signed body is kept."""
     obj = {"id": "pi_123", "object": "payment_intent", "description": text, "metadata": {text: text}}
     body, headers = signed_event("payment_intent.succeeded", obj)
     response = client.post("/api/webhooks/stripe", data=body, headers=headers)

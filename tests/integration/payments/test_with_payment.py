@@ -14,6 +14,7 @@ from orders_service.orders.models import Order, OrderEvent
 from tests.support.database import TrailGate
 from tests.support.faults import faulty_http_server
 from tests.support.processes import free_port
+from tests.support.stripe import payment_intent_of
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_seed_with_payment_example(client, stripe_emulator, seed_shop, make):
     assert response.json["currency"] == "USD"
     assert re.fullmatch(r"pi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+", response.json["clientSecret"])
 
-    pi_id = response.json["clientSecret"].split("_secret_")[0]
+    pi_id = payment_intent_of(response.json["clientSecret"])
     intent = stripe_emulator.payment_intent(pi_id)
     assert (intent.amount, intent.currency) == (45998, "usd")
     assert intent.metadata["order_id"] == response.json["orderId"]
@@ -55,7 +56,7 @@ def test_seed_with_payment_example(client, stripe_emulator, seed_shop, make):
 def test_seed_stripe_flow_end_to_end(client, stripe_emulator, seed_shop):
     customer, auth, *_rest, body = seed_shop
     created = _place(client, auth, body).json
-    paid = stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
+    paid = stripe_emulator.pay(payment_intent_of(created["clientSecret"]))
     assert paid.status == "succeeded"
 
     first = client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth)
@@ -81,7 +82,7 @@ def test_paid_before_paying_names_the_status(client, seed_shop):
 def test_declined_card_marks_the_payment_failed(client, stripe_emulator, seed_shop):
     customer, auth, *_rest, body = seed_shop
     created = _place(client, auth, body).json
-    stripe_emulator.decline(created["clientSecret"].split("_secret_")[0])
+    stripe_emulator.decline(payment_intent_of(created["clientSecret"]))
     response = client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth)
     assert response.status_code == 400
     assert "requires_payment_method" in response.json["message"]
@@ -141,7 +142,7 @@ def test_twenty_concurrent_paid_calls_make_one_transition(live_server, client, d
                                                            seed_shop):
     customer, auth, *_rest, body = seed_shop
     created = _place(client, auth, body).json
-    stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
+    stripe_emulator.pay(payment_intent_of(created["clientSecret"]))
 
     def mark_paid(_):
         return requests.patch(f"{live_server}/api/orders/{created['orderId']}/paid", headers=auth, timeout=60)
@@ -210,7 +211,7 @@ def test_stripe_faults_release_the_stock(app_with_stripe_at, broken_stripe, seed
     assert make.stock_of(Product, headphones.id) == 8
 
 
-SHARED_ERRORS = {  # CONTRACT §5 "Errors shared by both ways of placing an order", on the with-payment route
+SHARED_ERRORS = {  # docs/api.md, "Placing an order": the errors shared by both routes, on with-payment
     "insufficient-stock": (lambda b, h, c, o: b["items"][0].update(quantity=11), 400,
                            "Product 'Premium Headphones' has insufficient stock. Available: 10, Requested: 11"),
     "invalid-data": (lambda b, h, c, o: b["items"][0].update(quantity=0), 400, "Invalid order data"),

@@ -1,4 +1,5 @@
-"""/shop/ is served by the service (CONTRACT §7, §8): its files, nothing beside them, and nothing inline."""
+"""/shop/ is served by the service (docs/api.md, "The reference storefront"): its files, nothing beside them,
+and nothing inline."""
 import re
 
 import pytest

@@ -1,7 +1,8 @@
-"""The reference storefront (CONTRACT §8) in a real browser: headless Chromium driving /shop/ against the
-Procfile's web and worker, Stripe.js and the Stripe API of the emulator behind RealStripe, webhooks on.
+"""The reference storefront (docs/api.md, "The reference storefront") in a real browser: headless Chromium
+driving /shop/ against the Procfile's web and worker, Stripe.js and the Stripe API of the emulator behind
+RealStripe, webhooks on.
 
-Every control is found by the accessible name §8 gives it, as a person (or a screen reader) finds it.
+Every control is found by the accessible name that section gives it, as a person (or a screen reader) finds it.
 Each step saves a screenshot; the folder is printed at the start of the module.
 """
 from __future__ import annotations

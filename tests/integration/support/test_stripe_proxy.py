@@ -6,17 +6,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 import stripe
 
+from tests.support.stripe_fixtures import stripe_fixtures
 from tests.support.stripe_proxy import RealStripe, endpoint_template
 
 KEY = "sk_test_real_stripe_proxy_tests"
 RECEIVER_SECRET = "whsec_receiver_of_the_proxy_tests"
-FIXTURES = Path("/work/shared/stripe/fixtures3.json")
 
 
 @pytest.fixture
@@ -468,7 +467,7 @@ def test_dozens_of_concurrent_requests(sdk, proxy):
 def test_rewritten_objects_carry_the_keys_of_stripes_own_fixtures(sdk, proxy, receiver):
     from orders_service.payments.stripe_gateway import to_payment_intent
 
-    fixtures = json.loads(FIXTURES.read_text())["resources"]
+    fixtures = stripe_fixtures()
     paid = _paid(sdk)
     sdk.v1.refunds.create(params={"payment_intent": paid.id, "amount": 100})
     shapes = {

@@ -3,7 +3,4 @@ import pytest
 
 @pytest.fixture
 def shop(make):
-    customer, auth = make.shopper()
-    product = make.product("Premium Headphones", price_cents=199_99, stock=100)
-    method = make.delivery_method(countries=[])
-    return customer, auth, product, method
+    return make.shop(price_cents=199_99, stock=100, delivery_price_cents=10_00)

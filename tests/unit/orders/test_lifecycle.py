@@ -1,5 +1,5 @@
 """The order state machine on transient orders, no database. The expected answers are written out by
-hand from CONTRACT §5, not read from the table under test: a wrong entry in `TRANSITIONS` fails here."""
+hand from docs/api.md ("The order"), not read from the table under test: a wrong entry in `TRANSITIONS` fails here."""
 import pytest
 
 from orders_service.errors import InvalidRequest
@@ -10,7 +10,7 @@ P, C, S, D, E, X = "pending", "confirmed", "shipped", "delivered", "expired", "c
 COD, ONLINE = PaymentMethod.CASH_ON_DELIVERY, PaymentMethod.ONLINE
 NO = None  # refused: 400, nothing changes
 
-# CONTRACT §5: pending → confirmed (paid) → shipped → delivered; pending → expired (unpaid past the TTL);
+# docs/api.md, "The order": pending → confirmed (paid) → shipped → delivered; pending → expired (unpaid past the TTL);
 # any state before shipped → canceled; an expired order whose late payment could take its stock again is
 # revived; cash on delivery is collected from confirmed on and keeps the status.
 EXPECTED = {

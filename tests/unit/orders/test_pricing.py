@@ -1,4 +1,4 @@
-"""Order totals from the service's own prices, in integer minor units (CONTRACT §5: totalAmount =
+"""Order totals from the service's own prices, in integer minor units (docs/api.md, "Placing an order": totalAmount =
 sum(unit price × quantity) + delivery price)."""
 import uuid
 

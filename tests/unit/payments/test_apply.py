@@ -4,7 +4,7 @@ import pytest
 from orders_service.orders.models import Order
 from orders_service.payments.apply import Applied, refund_due
 
-# CONTRACT §5: a closed order keeps none of the customer's money, whether it was paid in full or in part.
+# docs/api.md, "Orders": a closed order keeps none of the customer's money, whether it was paid in full or in part.
 DUE = {("expired", "paid"), ("canceled", "paid"), ("expired", "partially_refunded"),
        ("canceled", "partially_refunded")}
 

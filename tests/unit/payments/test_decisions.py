@@ -1,8 +1,9 @@
 """The payment decision table: (order state, PaymentIntent) → the action it calls for, or none.
 
 Every order status × payment status × PaymentIntent status × amount/currency match × belongs-or-not,
-with the expected answer written out by hand from CONTRACT §5 and §6 (paid only for the exact amount
-and currency; forward only; a canceled order is never revived; a refund at the provider is reflected).
+with the expected answer written out by hand from docs/api.md, "Orders" and "Stripe webhooks in" (paid only
+for the exact amount and currency; forward only; a canceled order is never revived; a refund at the provider
+is reflected).
 Changing any branch of `decide` fails a row here.
 """
 import uuid

@@ -1,8 +1,8 @@
 """The Stripe gateway reads Stripe's real object shapes: SDK objects built from Stripe's own example objects
-(`stripe_fixtures.json`, from stripe/openapi's fixtures3.json) exactly as the SDK builds them from a response."""
+(`tests/support/stripe_fixtures.json`, from stripe/openapi's fixtures3.json) exactly as the SDK builds them from
+a response."""
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import stripe
@@ -14,8 +14,9 @@ from orders_service.payments.stripe_gateway import (
     to_payment_intent,
     to_refund,
 )
+from tests.support.stripe_fixtures import stripe_fixtures
 
-FIXTURES = json.loads((Path(__file__).parent / "stripe_fixtures.json").read_text())
+FIXTURES = stripe_fixtures()
 KEY = "sk_test_fixtures"
 
 
