@@ -1,8 +1,9 @@
 """Rate limits, with flask-limiter: per client address on login and registration, per customer on placing
 orders and on asking whether one is paid, and repeated wrong passwords per account whatever the address.
 
-A route declares the limit it counts toward with `@limited(AUTH)` or `@limited(ORDERS)`; `init_rate_limits`
-puts each app's limiter on the routes so declared (an app of its own per test, each with its settings).
+A route declares the limit it counts toward with `@limited(AUTH)`, `@limited(ORDERS)` or
+`@limited(PAYMENT_CHECKS)`; `init_rate_limits` puts each app's limiter on the routes so declared (an app of
+its own per test, each with its settings).
 
 Counts live in Redis when REDIS_URL is set (every process and host sees the same counts), in each
 process's memory otherwise (development). A storage that fails lets requests through (logged): a Redis
@@ -64,6 +65,7 @@ def init_rate_limits(app: Flask, config: Settings) -> Limiter:
         get_remote_address, app=app, storage_uri=config.redis_url or "memory://",
         strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
     )
+
     def per_customer(limit: str, scope: str):
         return limiter.shared_limit(limit, scope=scope, key_func=lambda: f"customer:{_token_customer()}",
                                     exempt_when=lambda: _token_customer() is None)
