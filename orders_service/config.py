@@ -97,12 +97,23 @@ def _smtp_url(env) -> str | None:
     return url
 
 
+# An origin as a browser sends it in `Origin`: scheme, a host name (DNS labels), an IPv4 address or a
+# bracketed IPv6 one, and a port. Nothing else: no wildcard, no pattern (flask-cors would read `*`, `?`,
+# `[`, `$`… as an unanchored regular expression, so `https://*.example.com` let in
+# `https://aexample.com.attacker.net`).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ORIGIN = re.compile(rf"https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{{1,5}}))?")
+
+
 def _origins(env) -> tuple[str, ...]:
-    """CORS_ORIGINS: comma-separated `scheme://host[:port]`, as browsers send them in `Origin`."""
+    """CORS_ORIGINS: comma-separated `scheme://host[:port]`, exactly as browsers send them in `Origin`."""
     origins = tuple(o.strip().rstrip("/") for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip())
     for origin in origins:
-        if origin == "*" or not re.fullmatch(r"https?://[^/\s?#]+", origin):
-            raise ConfigError("CORS_ORIGINS", f"must list origins such as https://shop.example.com, got {origin!r}")
+        match = _ORIGIN.fullmatch(origin)
+        if match is None or int(match["port"] or 1) > 65535:
+            raise ConfigError("CORS_ORIGINS", "must list origins exactly as browsers send them, such as "
+                                              "https://shop.example.com or http://localhost:3000 (no wildcards "
+                                              f"or patterns: list each origin), got {origin!r}")
     return origins
 
 
@@ -220,10 +231,17 @@ class Settings:
     # budget of docs/operations.md, or DB_POOL_SIZE when an operator sets it.
     db_pool_size: int = 15
     db_pool_timeout_seconds: float = 5.0
+    # How long a web transaction waits for a row lock, and how long one statement of it may run (0: no
+    # bound); set per transaction (SET LOCAL), so safe behind a transaction-mode pooler.
+    db_lock_timeout_ms: int = 5000
+    db_statement_timeout_ms: int = 10_000
     # docs/api.md, "Rate limits": requests per client address (login and registration together), orders
     # per customer (both routes together), and wrong passwords per account (any address).
     auth_rate_limit: str = "20/minute"
     order_rate_limit: str = "30/minute"
+    # How often one customer may ask whether an order is paid (PATCH …/paid, all orders together): each
+    # ask may cost a Stripe read, and Stripe allows 25 a second per endpoint for the whole shop.
+    payment_check_rate_limit: str = "30/minute"
     login_failure_limit: str = "10/15minutes"
     # How many proxies (load balancers) in front of gunicorn append to X-Forwarded-For: the client
     # address the per-address limit counts is the one the nearest of them saw. 0: the socket's peer.
@@ -244,6 +262,9 @@ class Settings:
     # A payment the provider is processing (a bank debit: days) is asked about this rarely: its webhook
     # normally tells, and each ask is a call of Stripe's budget.
     reconcile_processing_every_seconds: int = 3600
+    # A confirmed online order not yet shipped is read at Stripe once this long after it was paid, and again
+    # each time as long after (a dashboard refund whose event never came).
+    reconcile_confirmed_seconds: int = 3600
     redrive_after_seconds: int = 60
     # Stripe calls a periodic job makes at once (Stripe allows 25 requests a second per endpoint).
     provider_concurrency: int = 6
@@ -388,8 +409,11 @@ class Settings:
             web_bind=_bind_address(env),
             db_pool_size=_db_pool_size(env),
             db_pool_timeout_seconds=_int(env, "DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=600),
+            db_lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", 5000, maximum=600_000),
+            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, maximum=3_600_000),
             auth_rate_limit=_rate_limit(env, "AUTH_RATE_LIMIT", "20/minute"),
             order_rate_limit=_rate_limit(env, "ORDER_RATE_LIMIT", "30/minute"),
+            payment_check_rate_limit=_rate_limit(env, "PAYMENT_CHECK_RATE_LIMIT", "30/minute"),
             login_failure_limit=_rate_limit(env, "LOGIN_FAILURE_LIMIT", "10/15minutes"),
             proxy_hops=_int(env, "PROXY_HOPS", 0, maximum=10),
             password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1, maximum=1000),
@@ -402,6 +426,7 @@ class Settings:
             notification_interval_seconds=_int(env, "NOTIFICATION_INTERVAL_SECONDS", 5, minimum=1),
             reconcile_after_seconds=_int(env, "RECONCILE_AFTER_SECONDS", 300),
             reconcile_processing_every_seconds=_int(env, "RECONCILE_PROCESSING_EVERY_SECONDS", 3600),
+            reconcile_confirmed_seconds=_int(env, "RECONCILE_CONFIRMED_SECONDS", 3600, minimum=60),
             redrive_after_seconds=_int(env, "REDRIVE_AFTER_SECONDS", 60),
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
             cors_origins=_origins(env),

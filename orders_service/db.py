@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,6 +28,11 @@ Cents = BigInteger
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time, aware: SQLite hands back naive datetimes that were written as UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
@@ -59,9 +64,29 @@ def make_engine(url: str, pool_size: int = 15, pool_timeout: float = 5.0) -> Eng
                          pool_pre_ping=True, connect_args={"connect_timeout": 3})
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, lock_timeout_ms: int = 0, statement_timeout_ms: int = 0
+                         ) -> sessionmaker[Session]:
+    """Sessions on `engine`. With timeouts (PostgreSQL), each transaction waits at most `lock_timeout_ms`
+    for a lock and runs each statement at most `statement_timeout_ms` (0: no bound); PostgreSQL then
+    cancels the statement (SQLSTATE 55P03 or 57014) and the transaction rolls back.
+
+    The bounds are set at the start of each transaction with `set_config(…, true)` (SET LOCAL): they end
+    with it, so a connection a transaction-mode pooler (PgBouncer) hands to another client next carries
+    nothing over, and no pooler setting is needed (PgBouncer refuses an `options` startup parameter it
+    does not track). One short statement per transaction.
+    """
     # expire_on_commit=False: services return loaded objects that routes serialise after commit.
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    if engine.dialect.name == "postgresql" and (lock_timeout_ms or statement_timeout_ms):
+        bounds = text("SELECT set_config('lock_timeout', :lock, true), "
+                      "set_config('statement_timeout', :statement, true)").bindparams(
+            lock=f"{lock_timeout_ms}ms", statement=f"{statement_timeout_ms}ms")
+
+        @event.listens_for(factory, "after_begin")
+        def _bound_waits(_session, _transaction, connection):
+            connection.execute(bounds)
+
+    return factory
 
 
 def insert_ignoring_conflicts(session: Session, model, values: dict) -> bool:

@@ -56,6 +56,15 @@ class Runtime:
 
         return make_session_factory(self.engine)
 
+    @cached_property
+    def request_session_factory(self):
+        """Sessions for web requests: their transactions wait a bounded time for locks and statements
+        (DB_LOCK_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS); a request past a bound answers 503."""
+        from orders_service.db import make_session_factory
+
+        return make_session_factory(self.engine, self.settings.db_lock_timeout_ms,
+                                    self.settings.db_statement_timeout_ms)
+
     @contextmanager
     def task_session(self) -> Iterator[Session]:
         """A session on one connection for the few short transactions of one task: one pool checkout

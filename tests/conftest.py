@@ -132,6 +132,7 @@ def base_env(database_url, real_stripe, redis_broker_url, tmp_path_factory) -> d
         # The suite signs in and orders far more often than any customer: the limits' own tests set small
         # ones on an app of their own (tests/integration/test_rate_limits.py).
         AUTH_RATE_LIMIT="100000/minute", ORDER_RATE_LIMIT="100000/minute", LOGIN_FAILURE_LIMIT="100000/minute",
+        PAYMENT_CHECK_RATE_LIMIT="100000/minute",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         CELERY_BROKER_URL=redis_broker_url,
         ORDERS_INSTANCE_DIR=str(instance),

@@ -21,7 +21,8 @@ def process_stripe_event(event_id: str) -> str:
 def reconcile_payments() -> int:
     return reconcile.reconcile_payments(runtime.session_factory, runtime.gateway, settings.reconcile_after_seconds,
                                         settings.provider_concurrency, _time_budget(),
-                                        settings.reconcile_processing_every_seconds)
+                                        processing_every_seconds=settings.reconcile_processing_every_seconds,
+                                        confirmed_every_seconds=settings.reconcile_confirmed_seconds)
 
 
 @shared_task(name=Tasks.EXPIRE_UNPAID_ORDERS)

@@ -35,9 +35,10 @@ def passwords() -> Passwords:
 
 
 def db_session() -> Session:
-    """The request's session; services open and commit their own transactions on it."""
+    """The request's session; services open and commit their own transactions on it (each one's lock
+    waits and statements bounded: `Runtime.request_session_factory`)."""
     if "db_session" not in g:
-        g.db_session = runtime().session_factory()
+        g.db_session = runtime().request_session_factory()
     return g.db_session
 
 

@@ -2,12 +2,20 @@
 headers at all."""
 from __future__ import annotations
 
+import re
+
 from flask import Flask, request
 from flask_cors import CORS
 
 # What a page on a listed origin may send and read.
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
 EXPOSED_HEADERS = ["Location", "X-Request-ID"]
+
+
+def exactly(origin: str) -> re.Pattern:
+    """The origin as a pattern that matches it and nothing else: flask-cors reads a string holding `*`, `?`,
+    `[`, `$`… as an unanchored regular expression (an IPv6 origin's brackets included), never as itself."""
+    return re.compile(re.escape(origin) + r"\Z", re.IGNORECASE)
 
 
 def init_cors(app: Flask, origins: tuple[str, ...]) -> None:
@@ -20,5 +28,5 @@ def init_cors(app: Flask, origins: tuple[str, ...]) -> None:
             response.headers["Access-Control-Allow-Methods"] = response.headers["Allow"]
         return response
 
-    CORS(app, resources={r"/api/*": {"origins": list(origins)}}, allow_headers=ALLOWED_HEADERS,
-         expose_headers=EXPOSED_HEADERS, supports_credentials=False, max_age=600)
+    CORS(app, resources={r"/api/*": {"origins": [exactly(origin) for origin in origins]}},
+         allow_headers=ALLOWED_HEADERS, expose_headers=EXPOSED_HEADERS, supports_credentials=False, max_age=600)

@@ -64,6 +64,15 @@ def _database_unavailable(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) and (exc.statement is None or exc.connection_invalidated)
 
 
+# PostgreSQL canceled the statement: a lock waited for longer than lock_timeout (55P03), or a statement ran
+# past statement_timeout (57014). Another transaction held on too long: the request may simply try again.
+WAITED_TOO_LONG = {"55P03", "57014"}
+
+
+def _waited_too_long(exc: Exception) -> bool:
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) in WAITED_TOO_LONG
+
+
 def register_error_handlers(app: Flask) -> None:
     """Domain errors and unexpected ones; HTTP errors are the Api's (above)."""
 
@@ -76,8 +85,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        if _database_unavailable(exc):
-            log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
+        if _database_unavailable(exc) or _waited_too_long(exc):
+            log.warning("database unavailable or too slow: %s", type(exc.__cause__ or exc).__name__)
             response, status = error_response(503, "The service is busy; try again shortly")
             response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
             return response, status

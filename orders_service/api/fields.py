@@ -10,6 +10,7 @@ from decimal import Decimal
 import pycountry
 from marshmallow import ValidationError, fields, validate
 
+from orders_service.api.parsing import MAX_INT_DIGITS, OversizedInteger
 from orders_service.money import currency, json_amount, to_minor
 from orders_service.text import unstorable_text_problem
 
@@ -37,6 +38,11 @@ class Email(Text):
         self.validators.insert(0, validate.Email(error="Not a valid email address."))
 
 
+def _refuse_oversized(value) -> None:
+    if isinstance(value, OversizedInteger):
+        raise ValidationError(f"Must have at most {MAX_INT_DIGITS} digits.")
+
+
 class StrictInteger(fields.Integer):
     """An integer that refuses floats, numeric strings and booleans."""
 
@@ -44,6 +50,7 @@ class StrictInteger(fields.Integer):
         super().__init__(strict=True, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
+        _refuse_oversized(value)
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -73,6 +80,7 @@ class Money(fields.Number):
     num_type = Decimal  # not used to convert (the methods below do): marshmallow asks every Number for one
 
     def _deserialize(self, value, attr, data, **kwargs):
+        _refuse_oversized(value)
         if isinstance(value, str):
             raise ValidationError("Must be a JSON number, not a string.")
         try:

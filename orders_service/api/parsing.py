@@ -9,21 +9,28 @@ from flask.json.provider import DefaultJSONProvider
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from orders_service.errors import InvalidRequest
-
 # The widest integer the service stores (BIGINT). Longer digit strings are refused before int() sees
 # them: past 4,300 digits int() raises ValueError (CPython's guard against quadratic conversion).
 MAX_INT_DIGITS = 19
 
 
-class IntegerTooLong(ValueError):
-    pass
+class OversizedInteger:
+    """A JSON integer wider than the service stores, read without converting it. It reaches the schema in
+    its field's place, so the field refuses it by name (the contract's field-level `errors`); no field
+    takes it as a number."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits} digits>"
 
 
-def _bounded_int(digits: str) -> int:
-    if len(digits) - digits.startswith("-") > MAX_INT_DIGITS:
-        raise IntegerTooLong(digits[:20])
-    return int(digits)
+def _bounded_int(digits: str) -> int | OversizedInteger:
+    width = len(digits) - digits.startswith("-")
+    return OversizedInteger(width) if width > MAX_INT_DIGITS else int(digits)
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -43,9 +50,6 @@ class Parser(FlaskParser):
             return missing
         try:
             return current_app.json.loads(req.get_data(cache=True))
-        except IntegerTooLong:
-            raise InvalidRequest(f"Request body has an integer of more than {MAX_INT_DIGITS} digits, "
-                                 "more than the service stores") from None
         except RecursionError:  # absurdly nested JSON: not a body we read
             return self._handle_invalid_json_error(json.JSONDecodeError("too deeply nested", "", 0), req)
         except UnicodeDecodeError as exc:

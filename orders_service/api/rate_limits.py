@@ -1,8 +1,9 @@
 """Rate limits, with flask-limiter: per client address on login and registration, per customer on placing
-orders, and repeated wrong passwords per account whatever the address.
+orders and on asking whether one is paid, and repeated wrong passwords per account whatever the address.
 
-A route declares the limit it counts toward with `@limited(AUTH)` or `@limited(ORDERS)`; `init_rate_limits`
-puts each app's limiter on the routes so declared (an app of its own per test, each with its settings).
+A route declares the limit it counts toward with `@limited(AUTH)`, `@limited(ORDERS)` or
+`@limited(PAYMENT_CHECKS)`; `init_rate_limits` puts each app's limiter on the routes so declared (an app of
+its own per test, each with its settings).
 
 Counts live in Redis when REDIS_URL is set (every process and host sees the same counts), in each
 process's memory otherwise (development). A storage that fails lets requests through (logged): a Redis
@@ -31,10 +32,11 @@ from orders_service.errors import Throttled, Unauthorized
 # The limits, by scope: the routes declaring one count together.
 AUTH = "auth"  # AUTH_RATE_LIMIT, per client address
 ORDERS = "orders"  # ORDER_RATE_LIMIT, per customer
+PAYMENT_CHECKS = "payment_checks"  # PAYMENT_CHECK_RATE_LIMIT, per customer: each may cost a Stripe read
 
 
 def limited(scope: str):
-    """Declare that the route counts toward the `scope` limit (AUTH or ORDERS); a breach is a 429."""
+    """Declare that the route counts toward the `scope` limit (AUTH, ORDERS, PAYMENT_CHECKS); a breach is a 429."""
 
     def decorator(view):
         view = document(view, rate_limit=scope)
@@ -63,11 +65,15 @@ def init_rate_limits(app: Flask, config: Settings) -> Limiter:
         get_remote_address, app=app, storage_uri=config.redis_url or "memory://",
         strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
     )
+
+    def per_customer(limit: str, scope: str):
+        return limiter.shared_limit(limit, scope=scope, key_func=lambda: f"customer:{_token_customer()}",
+                                    exempt_when=lambda: _token_customer() is None)
+
     limits = {
         AUTH: limiter.shared_limit(config.auth_rate_limit, scope=AUTH),
-        ORDERS: limiter.shared_limit(config.order_rate_limit, scope=ORDERS,
-                                     key_func=lambda: f"customer:{_token_customer()}",
-                                     exempt_when=lambda: _token_customer() is None),
+        ORDERS: per_customer(config.order_rate_limit, ORDERS),
+        PAYMENT_CHECKS: per_customer(config.payment_check_rate_limit, PAYMENT_CHECKS),
     }
     for endpoint, view in list(app.view_functions.items()):
         scope = getattr(view, "rate_limit_scope", None)

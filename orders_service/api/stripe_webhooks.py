@@ -14,7 +14,7 @@ blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="P
 @blp.route("/stripe", methods=["POST"])
 @blp.doc(description="Authenticated by the Stripe-Signature header, not a token.")
 @blp.response(200)
-@blp.alt_response(400, description="Missing or bad signature, stale timestamp, or not a Stripe event")
+@blp.alt_response(400, description="Missing or bad signature, a timestamp over 300 s old or ahead, or not an event")
 def receive_stripe_webhook():
     try:
         event = payment_gateway().verify_webhook(request.get_data(cache=False), request.headers.get("Stripe-Signature"))

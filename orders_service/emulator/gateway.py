@@ -9,9 +9,10 @@ when it restarts (`server.py` keeps nothing on disk), which real Stripe never do
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from orders_service.payments.gateway import PaymentIntent, PaymentIntentStatus, PaymentRefused
-from orders_service.payments.stripe_gateway import StripeGateway, to_payment_intent
+from orders_service.payments.stripe_gateway import StripeGateway, naming, pick_payment_intent, to_payment_intent
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,16 @@ class LocalStripeGateway(StripeGateway):
                         " nothing to do but place that order again", payment_intent_id)
         return PaymentIntent(id=payment_intent_id, status=PaymentIntentStatus.CANCELED, amount=0, currency="",
                              order_id=None)
+
+    def find_payment_intent(self, order_id: str, placed_at: datetime) -> PaymentIntent | None:
+        """localstripe has no search, nor a `created` filter on its list: every PaymentIntent it holds is read."""
+        params, intents = {"limit": 100, "expand": ["data.latest_charge"]}, []
+        while True:
+            listed = self._call(self._client.v1.payment_intents.list, params=params)
+            intents += naming(listed.data, order_id)
+            if not listed.has_more:
+                return pick_payment_intent(intents)
+            params = {**params, "starting_after": listed.data[-1].id}
 
     def create_setup_intent(self) -> str:
         """A SetupIntent for the page to save a card with; its client secret."""

@@ -14,6 +14,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -26,6 +27,14 @@ LATENCY = Histogram("orders_http_request_duration_seconds", "HTTP request latenc
 ORDERS_PLACED = Counter("orders_placed_total", "Orders placed", ["payment_method"])
 PAYMENTS = Counter("orders_payments_total", "Payment state changes applied to orders, by outcome", ["outcome"])
 WEBHOOK_EVENTS = Counter("orders_webhook_events_total", "Stripe webhook events received", ["type", "duplicate"])
+REFUNDS_REFUSED = Counter("orders_refunds_refused_total",
+                          "Refunds the payment provider refused, by what the service does next: retry (later), "
+                          "stop (a person must act), none (an admin's refund, or one a refund made elsewhere "
+                          "explains)", ["next"])
+REFUNDS_NEEDING_ATTENTION = Gauge(
+    "orders_refunds_needing_attention", "Closed orders still holding money because the provider refused their "
+    "refund: retrying, or stopped (a person must act); as of the last reconciliation run", ["state"],
+    multiprocess_mode="mostrecent")
 GATE_WAIT = Histogram("orders_web_gate_wait_seconds", "Time a request waited for the web process's run gate",
                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 GATE_STALLS = Counter("orders_web_gate_stalls_total", "Requests that went past the run gate after waiting too long")

@@ -8,6 +8,7 @@ queues a message to its customer, so a change can never happen with one of its p
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -225,6 +226,15 @@ def record_refund(session: Session, order: Order, payment_intent_id: str, refund
 def record_refund_failure(session: Session, order: Order, amount: int, error: str, source: str) -> None:
     """The provider refused a refund: nothing went back; the trail says why."""
     _record(session, order, OrderEvents.REFUND_FAILED, amount=amount, error=error, source=source)
+
+
+def defer_refund(session: Session, order: Order, retry_at: datetime | None) -> None:
+    """The provider refused the refund a closed order is due: the next try waits until `retry_at`; with
+    none, the service stops trying and the order waits for a person (the trail says so)."""
+    order.refund_failures += 1
+    order.refund_retry_at = retry_at
+    if retry_at is None:
+        _record(session, order, OrderEvents.REFUND_NEEDS_ATTENTION, failures=order.refund_failures)
 
 
 def record_payment_closed(session: Session, order: Order, payment_intent_id: str | None, how: str) -> None:

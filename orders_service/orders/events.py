@@ -13,6 +13,7 @@ class OrderEvents:
     LATE_PAYMENT_REFUND_DUE = "late_payment_refund_due"  # paid after the order closed: the money goes back
     REFUNDED = "refunded"  # in part or in full: the detail gives the amount and the total refunded so far
     REFUND_FAILED = "refund_failed"  # the provider refused a refund
+    REFUND_NEEDS_ATTENTION = "refund_needs_attention"  # refused too often: the service stopped asking
     CASH_TO_HAND_BACK = "cash_to_hand_back"  # a collected cash-on-delivery order canceled by the shop
     PAYMENT_INTENT_REPLACED = "payment_intent_replaced"  # a new PaymentIntent for another attempt (emulator)
     PAYMENT_INTENT_CLOSED = "payment_intent_closed"  # the closed order's PaymentIntent is over at the provider

@@ -81,6 +81,10 @@ class Order(UUIDKey, Base):
     # When a payment the provider was processing failed: the order is payable again, and its time to pay
     # counts from then (expiry counts from the later of this and `created_at`).
     payable_since: Mapped[datetime | None]
+    # Automatic refunds of a closed order the provider refused in a row, and when the next may be tried
+    # (none after the last allowed: the order then waits for a person).
+    refund_failures: Mapped[int] = mapped_column(default=0)
+    refund_retry_at: Mapped[datetime | None]
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

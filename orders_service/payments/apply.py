@@ -10,7 +10,7 @@ from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
-from orders_service.payments.decisions import Action, Decision, decide, method_type_of, next_action_of
+from orders_service.payments.decisions import Action, Decision, belongs_to, decide, method_type_of, next_action_of
 from orders_service.payments.gateway import PaymentIntent
 
 CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
@@ -87,6 +87,10 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
     events = []
     with session.begin():
         order = actions.lock_order(session, order_id)
+        if order.payment_intent_id is None and belongs_to(order, intent):
+            # Its create answer was lost: the provider's word names the order; from now on its id does
+            # (a refund of it must name it).
+            actions.record_payment_intent(session, order, intent.id, intent.client_secret)
         decision = decide(order, intent)
         # One PaymentIntent may ask for more than one change (paid, then partly refunded, and the type of
         # the method used): decide again after each.

@@ -16,7 +16,7 @@ from orders_service.orders import actions, idempotency
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.orders.service import get_order, load_order, place_order
-from orders_service.payments.apply import apply_payment_intent
+from orders_service.payments.apply import CLOSED, apply_payment_intent
 from orders_service.payments.gateway import (
     PaymentGateway,
     PaymentGatewayError,
@@ -100,6 +100,8 @@ def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_
         raise InvalidRequest("Cash-on-delivery orders are paid on delivery, not online")
     if order.payment_status in PaymentStatus.RECEIVED:
         raise InvalidRequest("Order has already been marked as paid")
+    if order.status in CLOSED and order.payment_closed_at is not None:  # canceled at Stripe, or refunded
+        raise InvalidRequest(f"Order is {order.status}: it can no longer be paid")
     if order.payment_intent_id is None:
         raise Conflict("Payment for this order has not been initialized")
     try:

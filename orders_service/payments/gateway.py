@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -102,6 +103,10 @@ class PaymentGateway(Protocol):
         """
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
+
+    def find_payment_intent(self, order_id: str, placed_at: datetime) -> PaymentIntent | None:
+        """The PaymentIntent opened for the order (its metadata names it), or None when the provider has
+        none; `placed_at` is when the order was placed. Raises PaymentGatewayError when it cannot tell."""
 
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 

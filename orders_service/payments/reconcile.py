@@ -15,10 +15,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from orders_service.db import utcnow
+from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.lifecycle import allowed
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus, Refund, RefundStatus
@@ -30,7 +31,7 @@ from orders_service.payments.gateway import (
     PaymentProviderBusy,
     PaymentRefused,
 )
-from orders_service.payments.refunds import send_refund
+from orders_service.payments.refunds import REFUND_ATTEMPTS, count_needing_attention, send_refund
 from orders_service.payments.settlement import recover_payment_intent, settle_closed_order
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ BATCH = 500
 SETTLE_GRACE = timedelta(seconds=30)
 # A refund whose answer is unknown is asked about again after this long.
 REFUND_RETRY_AFTER = timedelta(seconds=60)
+# Confirmed online orders not yet shipped are read at Stripe now and then (a refund made in its dashboard
+# whose charge.refunded never came): at most this many a run, two calls at a time, the longest unread first
+# — about 2 reads a second on average, a twelfth of Stripe's 25 per endpoint, shared with PATCH /paid.
+CONFIRMED_PER_RUN = 120
+CONFIRMED_CONCURRENCY = 2
 
 
 def _each(session_factory: sessionmaker, work, ids: list, concurrency: int) -> int:
@@ -83,14 +89,18 @@ def _batches(select_batch, deadline: float):
 
 def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, older_than_seconds: int,
                        concurrency: int = 6, time_budget_seconds: float = 50.0,
-                       processing_every_seconds: int = 3600) -> int:
+                       processing_every_seconds: int = 3600, confirmed_every_seconds: int = 3600,
+                       confirmed_per_run: int = CONFIRMED_PER_RUN) -> int:
     """Ask the provider about what webhooks may have missed; the number of orders and refunds changed.
 
     - pending online orders older than `older_than_seconds`, once per that interval each; those whose
       payment the provider is processing (for days: a bank debit) once per `processing_every_seconds`;
+    - confirmed online orders holding money, not yet shipped, once per `confirmed_every_seconds` after they
+      were paid (a refund made in the provider's dashboard whose event never came), `confirmed_per_run` a run;
     - closed orders whose PaymentIntent may still be open or paid (cancel it, or refund what it holds),
       from SETTLE_GRACE on (the cancel that closed one may still be talking to the provider);
-    - refunds whose answer never came (asked again with the same idempotency key).
+    - refunds whose answer never came (asked again with the same idempotency key);
+    and then counts the orders whose refund the provider refused (`/metrics`).
     """
     deadline = time.monotonic() + time_budget_seconds
     age = timedelta(seconds=older_than_seconds)
@@ -112,11 +122,27 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
             return list(session.scalars(update(Order).where(Order.id.in_(due)).values(reconciled_at=now)
                                         .returning(Order.id)))
 
+    def confirmed_batch():
+        now = utcnow()
+        last_look = func.coalesce(Order.reconciled_at, Order.paid_at)
+        with session_factory() as session, session.begin():
+            due = (select(Order.id).where(
+                Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.CONFIRMED,
+                Order.payment_status.in_(PaymentStatus.HELD), Order.payment_intent_id.is_not(None),
+                last_look <= now - timedelta(seconds=confirmed_every_seconds))
+                .order_by(last_look).limit(confirmed_per_run).with_for_update(skip_locked=True))
+            return list(session.scalars(update(Order).where(Order.id.in_(due)).values(reconciled_at=now)
+                                        .returning(Order.id)))
+
     def closed_batch(seen: set):
+        now = utcnow()
         with session_factory() as session, session.begin():
             ids = list(session.scalars(select(Order.id).where(
                 Order.payment_method == PaymentMethod.ONLINE, Order.status.in_(CLOSED),
-                Order.payment_closed_at.is_(None), Order.created_at <= utcnow() - grace)
+                Order.payment_closed_at.is_(None), Order.created_at <= now - grace,
+                # A refund the provider refused waits its turn, or a person (refunds.REFUND_RETRY_SCHEDULE).
+                Order.refund_failures < REFUND_ATTEMPTS,
+                or_(Order.refund_retry_at.is_(None), Order.refund_retry_at <= now))
                 .order_by(Order.created_at).limit(BATCH)))
         fresh = [i for i in ids if i not in seen]  # one attempt per order and run
         seen.update(fresh)
@@ -133,7 +159,9 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
 
     changed = 0
     for ids in _batches(pending_batch, deadline):
-        changed += _each(session_factory, lambda s, i: _reconcile_pending(s, gateway, i), ids, concurrency)
+        changed += _each(session_factory, lambda s, i: _reconcile_order(s, gateway, i), ids, concurrency)
+    changed += _each(session_factory, lambda s, i: _reconcile_order(s, gateway, i), confirmed_batch(),
+                     min(concurrency, CONFIRMED_CONCURRENCY))
     seen_orders: set = set()
     for ids in _batches(lambda: closed_batch(seen_orders), deadline):
         _each(session_factory, lambda s, i: settle_closed_order(s, gateway, i, "reconciliation"), ids, concurrency)
@@ -142,10 +170,13 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
     for ids in _batches(lambda: refund_batch(seen_refunds), deadline):
         _each(session_factory, lambda s, i: send_refund(s, gateway, i), ids, concurrency)
         changed += len(ids)
+    with session_factory() as session:
+        for state, count in count_needing_attention(session).items():
+            metrics.REFUNDS_NEEDING_ATTENTION.labels(state).set(count)
     return changed
 
 
-def _reconcile_pending(session: Session, gateway: PaymentGateway, order_id: uuid.UUID) -> bool:
+def _reconcile_order(session: Session, gateway: PaymentGateway, order_id: uuid.UUID) -> bool:
     with session.begin():
         pi_id = session.scalar(select(Order.payment_intent_id).where(Order.id == order_id))
     if pi_id is None:  # the create answer was lost, or the process died before storing it

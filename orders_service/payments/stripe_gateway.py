@@ -7,7 +7,9 @@ the same here.
 """
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timedelta
 from typing import Callable
 
 import stripe
@@ -28,6 +30,13 @@ from orders_service.payments.provider_events import StripeEvents
 
 # Stripe's own default: a signature older than this is a replay.
 WEBHOOK_TOLERANCE_SECONDS = 300
+# Where, around the time its order was placed, a PaymentIntent the service opened was created at Stripe: the
+# create runs right after the order commits and with the SDK's retries is over within a minute; the rest
+# is room for the two clocks to differ. Listed in pages of 100, at most LIST_PAGES of them.
+CREATED_AROUND_ORDER = (timedelta(minutes=5), timedelta(minutes=15))
+LIST_PAGES = 20
+# A PaymentIntent holding (or about to hold) the customer's money is the one an order must not lose.
+HOLDING_MONEY = ("succeeded", "processing", "requires_capture")
 # Stripe sends no Retry-After with a 429; a second is what its rate-limit guide suggests to start with.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
@@ -42,6 +51,20 @@ def _refunded_total(charge) -> int:
     """A charge's running total of refunds; a charge given only by its id says nothing (0)."""
     charge = _as_dict(charge)
     return int(charge.get("amount_refunded") or 0) if charge else 0
+
+
+def naming(intents, order_id: str) -> list[dict]:
+    """The PaymentIntents (SDK objects) whose metadata names the order, as dicts."""
+    return [pi for pi in map(_as_dict, intents) if (pi.get("metadata") or {}).get("order_id") == order_id]
+
+
+def pick_payment_intent(intents: list[dict]) -> PaymentIntent | None:
+    """Of the PaymentIntents naming one order, the one holding its money, else the newest."""
+    if not intents:
+        return None
+    return to_payment_intent(max(intents, key=lambda pi: (pi["status"] in HOLDING_MONEY, pi["created"])), live=True)
+
+
 
 
 def _type_of(obj) -> str | None:
@@ -128,6 +151,18 @@ def to_refund(refund) -> Refund:
                   refunded_total=_refunded_total(charge) if charge else None)
 
 
+def _signed_at(signature: str) -> int | None:
+    """The `t=` of a Stripe-Signature header: when Stripe signed the payload (Unix seconds)."""
+    for item in signature.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def _describe(exc: stripe.StripeError) -> str:
     """Stripe's own message, or what went wrong on the wire; never the request or our key."""
     if isinstance(exc, stripe.APIConnectionError):
@@ -211,6 +246,35 @@ class StripeGateway:
         return to_payment_intent(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id,
                                             params={"expand": list(self.READ_EXPANDED)}), live=True)
 
+    def find_payment_intent(self, order_id: str, placed_at: datetime) -> PaymentIntent | None:
+        """The PaymentIntent whose metadata names the order; None when Stripe has none.
+
+        Search first (one call, `metadata['order_id']:'…'`); its index lags writes, "under a minute" normally
+        and up to an hour during Stripe's incidents (and it is not offered in every country), so when it
+        finds nothing the list of PaymentIntents created around the order's time, which has no such lag,
+        decides. Repeating the create with its idempotency key is no way to find one: Stripe keeps keys 24
+        hours, refuses a repeat whose parameters differ, and after that would open a second PaymentIntent.
+        """
+        expand = ["data.latest_charge"]  # the refunded total is part of what the order must learn
+        found = self._call(self._client.v1.payment_intents.search, params={
+            "query": f"metadata['order_id']:'{order_id}'", "limit": 100, "expand": expand})
+        intents = naming(found.data, order_id)
+        if not intents:
+            intents = self._created_around(order_id, placed_at, expand)
+        return pick_payment_intent(intents)
+
+    def _created_around(self, order_id: str, placed_at: datetime, expand: list[str]) -> list:
+        earliest, latest = placed_at - CREATED_AROUND_ORDER[0], placed_at + CREATED_AROUND_ORDER[1]
+        params = {"created": {"gte": int(earliest.timestamp()), "lte": int(latest.timestamp())}, "limit": 100,
+                  "expand": expand}
+        for _page in range(LIST_PAGES):
+            listed = self._call(self._client.v1.payment_intents.list, params=params)
+            intents = naming(listed.data, order_id)
+            if intents or not listed.has_more:
+                return intents
+            params = {**params, "starting_after": listed.data[-1].id}
+        raise PaymentGatewayError(f"more than {LIST_PAGES * 100} PaymentIntents were created around the order")
+
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         return to_payment_intent(self._call(self._client.v1.payment_intents.cancel, payment_intent_id), live=True)
 
@@ -230,6 +294,11 @@ class StripeGateway:
             raise InvalidWebhook(f"invalid webhook: {exc}") from None
         except (ValueError, TypeError, AttributeError):  # signed, but not JSON (or not a JSON object)
             raise InvalidWebhook("the body is not a Stripe event") from None
+        # The SDK refuses a signature older than the tolerance, not one dated ahead of it: a payload signed
+        # "in the future" (a leaked secret, or a clock far off) would be replayable for as long.
+        signed_at = _signed_at(signature)
+        if signed_at is None or signed_at > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+            raise InvalidWebhook("invalid webhook: the signature's timestamp is in the future")
         data = body.get("data")
         obj = data.get("object") if isinstance(data, dict) else None
         if not (isinstance(obj, dict) and body.get("object") == "event" and isinstance(body.get("id"), str)

@@ -74,3 +74,28 @@ def test_only_api_routes_answer_cross_origin(cors_client):
 def test_without_cors_origins_no_origin_gets_cors_headers(client):
     assert _cors(_preflight(client, "/api/orders", SHOP)) == {}
     assert _cors(client.get("/api/products", headers={"Origin": SHOP})) == {}
+
+
+@pytest.fixture
+def pattern_client(runtime):
+    """An app handed origins that look like patterns (CORS_ORIGINS refuses them at start-up: tests/unit/
+    test_config.py): each is still matched as itself, never read as a regular expression."""
+    from orders_service.app import create_app
+    from orders_service.runtime import Runtime
+
+    listed = Runtime(dataclasses.replace(runtime.settings, cors_origins=("https://*.example.com", "http://[::1]:3000")),
+                     db_pool_size=1)
+    yield create_app(runtime=listed).test_client()
+    listed.dispose()
+
+
+@pytest.mark.parametrize("origin", ["https://aexample.com.attacker.net", "https://shop.example.com",
+                                    "https:///example.com", "http://:3000", "http://1:3000"])
+def test_an_origin_that_looks_like_a_pattern_lets_in_no_other_origin(pattern_client, origin):
+    assert _cors(_preflight(pattern_client, "/api/orders", origin)) == {}
+    assert _cors(pattern_client.get("/api/products", headers={"Origin": origin})) == {}
+
+
+def test_an_ipv6_origin_is_matched_exactly(pattern_client):
+    assert _cors(pattern_client.get("/api/products", headers={"Origin": "http://[::1]:3000"}))[
+        "Access-Control-Allow-Origin"] == "http://[::1]:3000"

@@ -71,6 +71,10 @@ class FakeGateway:
         self._enter("retrieve", payment_intent_id)
         return replace(self.intents[payment_intent_id], live=True)
 
+    def find_payment_intent(self, order_id: str, placed_at) -> PaymentIntent | None:
+        self._enter("find", order_id)
+        return next((i for i in reversed(self.intents.values()) if i.order_id == order_id), None)
+
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent:
         self._enter("cancel", payment_intent_id)
         intent = self.intents[payment_intent_id]

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import threading
 import time
@@ -145,6 +146,28 @@ def _expanded(expand: set[str], path: str) -> bool:
     return any(e == path or e.startswith(path + ".") for e in expand)
 
 
+_SEARCH_CLAUSE = re.compile(r"(?:metadata\['(?P<key>[^'\]]+)'\]|(?P<field>status|currency))"
+                            r"\s*:\s*'(?P<value>[^']*)'")
+
+
+def _search_clauses(query: str) -> list[tuple[str, str]] | None:
+    """The (field, value) pairs of a search query made of `metadata['k']:'v'` and `status:'v'` clauses joined
+    by AND (the part of Stripe's search language the service uses); None when it is anything else."""
+    clauses = []
+    for part in re.split(r"\s+AND\s+", query.strip()):
+        match = _SEARCH_CLAUSE.fullmatch(part.strip())
+        if match is None:
+            return None
+        clauses.append((f"metadata.{match['key']}" if match["key"] else match["field"], match["value"]))
+    return clauses or None
+
+
+def _field(obj: dict, name: str):
+    if name.startswith("metadata."):
+        return (obj.get("metadata") or {}).get(name[len("metadata."):])
+    return obj.get(name)
+
+
 def _format_amount(amount: int, currency: str) -> str:
     major = str(amount) if currency in ZERO_DECIMAL else f"{amount / 100:.2f}"
     return f"{_SYMBOL.get(currency, '')}{major} {currency}"
@@ -215,8 +238,8 @@ class RealStripe:
     """A real-shaped Stripe on a free 127.0.0.1 port in front of the localstripe at `upstream`.
 
     Knobs (settable at any time): `delay`, `rate_limit`, `rate_limits`, `rate_window`,
-    `webhooks_paused`, `drop_webhooks`, `deliver_times`. Read: `url`, `calls`, `count()`, `log`,
-    `events`, `sent`, `deliveries`."""
+    `webhooks_paused`, `drop_webhooks`, `deliver_times`, `search_lag`. Read: `url`, `calls`, `count()`,
+    `log`, `events`, `sent`, `deliveries`."""
 
     def __init__(self, upstream: str, *, api_version: str = API_VERSION, webhook_delay=(0.1, 0.5),
                  rate_limit: int | None = None, delay: float = 0.0, port: int = 0):
@@ -229,6 +252,9 @@ class RealStripe:
         self.rate_window = 1.0
         self.drop_webhooks = False
         self.deliver_times = 1
+        # Search is eventually consistent at Stripe ("searchable in under 1 minute", up to an hour behind
+        # during outages): a PaymentIntent younger than this many seconds is not found by search yet.
+        self.search_lag = 0.0
         self._paused = False
         self._port = port
         self._lock = threading.RLock()
@@ -332,6 +358,11 @@ class RealStripe:
         """Forward the next `times` requests to `template` (the effect happens, the answer is stored under
         the idempotency key), then close the connection without answering, after `hang` seconds."""
         self._add_fault(template, {"kind": "lose", "hang": hang, "times": times})
+
+    def expire_idempotency_keys(self) -> None:
+        """Forget every stored idempotency key, as 24 hours passing would: a repeat then executes anew."""
+        with self._lock:
+            self._idempotency.clear()
 
     def _add_fault(self, template: str, fault: dict) -> None:
         with self._lock:
@@ -545,6 +576,8 @@ class RealStripe:
 
     def _execute(self, req: _Request) -> tuple[int, dict | bytes]:
         """Forward to localstripe (minus what it cannot take) and shape the answer."""
+        if req.template in ("GET /v1/payment_intents", "GET /v1/payment_intents/search"):
+            return self._list_payment_intents(req)
         fake = self._fake_object(req)
         if fake is not None:
             self._shape(fake, req.expand, "")
@@ -571,6 +604,62 @@ class RealStripe:
         self._remember(req, payload, kept)
         self._shape(payload, req.expand, "")
         return up.status_code, payload
+
+    def _upstream_payment_intents(self) -> list[dict]:
+        """Every PaymentIntent localstripe holds, newest first (it lists them oldest first, unfiltered)."""
+        found, after = [], None
+        while True:
+            page = self._upstream_json("GET", "/v1/payment_intents?limit=100"
+                                              + (f"&starting_after={after}" if after else ""))
+            data = page.get("data") or []
+            found += data
+            if not page.get("has_more") or not data:
+                return found[::-1]
+            after = data[-1]["id"]
+
+    def _list_payment_intents(self, req: _Request) -> tuple[int, dict]:
+        """List PaymentIntents (`created[gt|gte|lt|lte]`, newest first, `limit`, `starting_after`) and search
+        them (`metadata['key']:'value'` and `status:'value'` joined by AND; `limit`, `page`), as real Stripe
+        answers; localstripe has no filter and no search. What search finds lags by `search_lag` seconds."""
+        searching = req.template.endswith("/search")
+        try:
+            limit = int(req.param("limit") or 10)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return 400, _error("invalid_request_error", "This value must be between 1 and 100.", param="limit")
+        if req.param("ending_before") is not None:
+            return 400, _error("invalid_request_error", "real-stripe proxy: ending_before is not implemented")
+        intents = self._upstream_payment_intents()
+        if searching:
+            clauses = _search_clauses(req.param("query") or "")
+            if clauses is None:
+                return 400, _error("invalid_request_error", "We were unable to parse your search query. Try "
+                                   "using the format `metadata[\"key\"]:\"value\"` to query for metadata or "
+                                   "`key:\"value\"` to query for other fields.", param="query")
+            searchable_until = time.time() - self.search_lag
+            intents = [pi for pi in intents if pi.get("created", 0) <= searchable_until
+                       and all(_field(pi, name) == value for name, value in clauses)]
+            try:
+                start = int((req.param("page") or "page_0").removeprefix("page_"))
+            except ValueError:
+                return 400, _error("invalid_request_error", "Invalid page cursor.", param="page")
+        else:
+            for op, check in (("gt", int.__gt__), ("gte", int.__ge__), ("lt", int.__lt__), ("lte", int.__le__)):
+                bound = req.param(f"created[{op}]")
+                if bound is not None:
+                    intents = [pi for pi in intents if check(int(pi.get("created", 0)), int(bound))]
+            after = req.param("starting_after")
+            ids = [pi["id"] for pi in intents]
+            start = ids.index(after) + 1 if after in ids else 0
+        page = intents[start:start + limit]
+        more = start + limit < len(intents)
+        body = {"object": "list", "url": "/v1/payment_intents", "has_more": more, "data": page}
+        if searching:
+            body = {"object": "search_result", "url": "/v1/payment_intents/search", "has_more": more,
+                    "next_page": f"page_{start + limit}" if more else None, "data": page}
+        self._shape(body, req.expand, "")
+        return 200, body
 
     def _remember(self, req: _Request, obj: dict, kept: dict) -> None:
         """Keep what Stripe would have stored from the parameters localstripe never saw."""

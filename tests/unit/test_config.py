@@ -139,10 +139,14 @@ def test_a_payment_ttl_is_refused_or_usable_by_the_expiry_job():
 def test_rate_limits_default_to_the_contracts():
     settings = Settings.from_env(PRODUCTION)
     assert (settings.auth_rate_limit, settings.order_rate_limit) == ("20/minute", "30/minute")
+    assert settings.payment_check_rate_limit == "30/minute"
     assert settings.metrics_token is None
+    assert Settings.from_env({**PRODUCTION, "PAYMENT_CHECK_RATE_LIMIT": "3/10seconds"}
+                             ).payment_check_rate_limit == "3/10seconds"
 
 
-@pytest.mark.parametrize("variable", ["AUTH_RATE_LIMIT", "ORDER_RATE_LIMIT", "LOGIN_FAILURE_LIMIT"])
+@pytest.mark.parametrize("variable", ["AUTH_RATE_LIMIT", "ORDER_RATE_LIMIT", "LOGIN_FAILURE_LIMIT",
+                                      "PAYMENT_CHECK_RATE_LIMIT"])
 @pytest.mark.parametrize("value", ["lots", "20/fortnight", "-1/minute"])
 def test_a_malformed_rate_limit_stops_start_up(variable, value):
     _refused({**PRODUCTION, variable: value}, variable)
@@ -217,9 +221,22 @@ def test_stripe_emulator_is_refused_in_production_and_when_malformed(env):
 
 
 def test_cors_origins_are_a_list_of_origins():
-    env = dict(PRODUCTION, CORS_ORIGINS=" https://shop.example.com, http://localhost:3000/ ")
-    assert Settings.from_env(env).cors_origins == ("https://shop.example.com", "http://localhost:3000")
+    env = dict(PRODUCTION, CORS_ORIGINS=" https://shop.example.com, http://localhost:3000/ ,http://[::1]:8080,"
+                                        "http://192.168.1.20:3000")
+    assert Settings.from_env(env).cors_origins == ("https://shop.example.com", "http://localhost:3000",
+                                                   "http://[::1]:8080", "http://192.168.1.20:3000")
     assert Settings.from_env(PRODUCTION).cors_origins == ()
+
+
+@pytest.mark.parametrize("origin", [
+    "https://*.example.com",  # a wildcard: flask-cors would have read it as an unanchored regex
+    "https://shop.example.com$", "^https://shop.example.com", "https://(shop|admin).example.com",
+    "https://shop\\.example\\.com", "https://shop.example.com:99999", "https://shop..example.com",
+    "https://-shop.example.com", "https://shop_1.example.com", "https://shop.example.com?x", "https://user@shop.com",
+])
+def test_cors_origins_with_patterns_or_wildcards_are_refused_in_one_line(origin):
+    message = _refused(dict(PRODUCTION, CORS_ORIGINS=f"https://ok.example.com,{origin}"), "CORS_ORIGINS")
+    assert "no wildcards or patterns" in message and repr(origin) in message, message
 
 
 def test_stripe_js_comes_from_the_emulator_only_when_one_is_used():

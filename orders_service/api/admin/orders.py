@@ -1,12 +1,15 @@
-"""The shop's order routes (admin): fulfilment (ship, deliver, cash collected) and refunds."""
+"""The shop's order routes (admin): fulfilment (ship, deliver, cash collected), refunds, and the orders that
+need a person."""
 from uuid import UUID
 
 from orders_service.api.blueprint import Blueprint
 from orders_service.api.context import db_session, payment_gateway
 from orders_service.api.orders.schemas import (
     AdminOrderPatchSchema,
+    AttentionQuerySchema,
     IdempotencyHeaderSchema,
     OrderSchema,
+    RefundAttentionPageSchema,
     RefundInSchema,
     RefundSchema,
 )
@@ -16,6 +19,17 @@ from orders_service.orders import fulfilment
 from orders_service.payments import refunds
 
 blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", description="Fulfilment (admin)")
+
+
+@blp.route("", methods=["GET"])
+@authenticated(role=Role.ADMIN)
+@blp.arguments(AttentionQuerySchema, location="query")
+@blp.response(200, RefundAttentionPageSchema)
+@blp.doc(description="Orders that need a person: with `attention=refund`, closed orders still holding the "
+                     "customer's money because Stripe refused their refund (retrying with growing waits, or "
+                     "stopped after the last try), oldest first.")
+def list_orders_needing_attention(args):
+    return refunds.needing_attention(db_session(), args["page"], args["page_size"])
 
 
 @blp.route("/<uuid:order_id>", methods=["PATCH"])

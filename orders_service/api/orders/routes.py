@@ -19,7 +19,7 @@ from orders_service.api.orders.schemas import (
     PaymentStartedSchema,
     PaymentStateSchema,
 )
-from orders_service.api.rate_limits import ORDERS, limited
+from orders_service.api.rate_limits import ORDERS, PAYMENT_CHECKS, limited
 from orders_service.api.security import authenticated, current_actor
 from orders_service.orders import service
 from orders_service.orders.models import PaymentMethod, PaymentStatus
@@ -94,14 +94,17 @@ _PROCESSING = PaymentProcessingSchema()
 
 @blp.route("/<uuid:order_id>/paid", methods=["PATCH"])
 @authenticated()
+@limited(PAYMENT_CHECKS)
 @blp.response(204, description="The payment succeeded: the order is confirmed")
 @blp.alt_response(202, schema=PaymentProcessingSchema, example={"orderId": "order-uuid", "paymentStatus": "processing"},
                   description="The provider accepted the payment and confirms it later (a bank debit): the "
                               "order keeps its stock and is confirmed or failed by the provider's outcome")
 @blp.alt_response(400, description="Already paid, not paid at the provider (the message names its status, "
-                                   "requires_action included), or a cash-on-delivery order",
+                                   "requires_action included), closed, or a cash-on-delivery order",
                   example=error_example(400, "Order has already been marked as paid"))
 @blp.alt_response(404, description="Unknown order, or another customer's")
+@blp.alt_response(429, description="Too many payment checks from this customer (PAYMENT_CHECK_RATE_LIMIT); "
+                                   "see Retry-After")
 def mark_order_paid(order_id: UUID):
     status = checkout.confirm_paid(db_session(), payment_gateway(), current_actor(), order_id)
     if status == PaymentStatus.PROCESSING:

@@ -149,3 +149,23 @@ class RefundSchema(Schema):
     id = fields.UUID()
     amount = Money(attribute="amount_cents")
     status = fields.String()
+
+
+class AttentionQuerySchema(PageArgsSchema):
+    attention = Text(required=True, validate=validate.OneOf(["refund"]),
+                     metadata={"description": "`refund`: closed orders still holding money because Stripe "
+                                              "refused their refund"})
+
+
+class RefundAttentionSchema(Schema):
+    """A closed order still holding money because Stripe refused its refund, and where that stands."""
+
+    order = fields.Nested(OrderSchema)
+    state = fields.String(metadata={"description": "`retrying` (asked again at nextAttemptAt) or `stopped` "
+                                                   "(refused too often: a person must act)"})
+    failures = fields.Integer(metadata={"description": "automatic refunds Stripe refused in a row"})
+    nextAttemptAt = UtcDateTime(attribute="next_attempt_at", allow_none=True)
+    lastError = fields.String(attribute="last_error", allow_none=True)
+
+
+RefundAttentionPageSchema = page_schema(RefundAttentionSchema, "RefundAttentionPage")

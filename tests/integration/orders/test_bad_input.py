@@ -196,6 +196,27 @@ def test_a_19_digit_integer_is_read_and_refused_by_its_range(client, attempt):
     assert_nothing_written()
 
 
+@pytest.mark.parametrize("number", ["1" * 20, "-" + "1" * 20, "9" * 5000], ids=["20-digits", "negative", "5000-digits"])
+@pytest.mark.parametrize("field, path", [
+    ("quantity", ("items", "0", "quantity")),
+    ("unitPrice", ("items", "0", "unitPrice")),
+    ("extra", ("items", "0", "extra")),  # an unknown field is named too
+], ids=["quantity", "unitPrice", "unknown-field"])
+def test_an_integer_wider_than_a_bigint_is_invalid_order_data_naming_its_field(client, attempt, number, field, path):
+    """More digits than a BIGINT holds are never converted (int() gives up past 4,300), yet the answer is the
+    contract's shape for invalid order data: its message and the field's reason under `errors`."""
+    body, auth, assert_nothing_written = attempt
+    line = f'"quantity": {number}' if field == "quantity" else f'"quantity": 1, "{field}": {number}'
+    data = json.dumps(body).replace('"quantity": 1', line)
+    response = client.post("/api/orders", data=data, content_type="application/json", headers=auth)
+    payload = _error_body(response, 400)
+    assert payload["message"] == INVALID
+    reasons = _names(payload["errors"], path)
+    assert reasons and all(len(reason) < 100 for reason in reasons), reasons
+    assert number[:25] not in json.dumps(payload)  # the number is not echoed back
+    assert_nothing_written()
+
+
 def test_non_uuid_order_id_is_404(client, attempt):
     _body, auth, assert_nothing_written = attempt
     _error_body(client.get("/api/orders/not-a-uuid", headers=auth), 404)

@@ -88,7 +88,7 @@ def test_a_lost_create_answer_then_a_payment_is_refunded(client, make, shop, db,
 
     _reconcile(session_factory, runtime)
 
-    # Found again with the order's idempotency key: the same PaymentIntent, not a new one.
+    # Found again by the order id in its metadata: the same PaymentIntent, not a new one.
     assert [pi.id for pi in stripe_emulator.client.v1.payment_intents.list().data] == [opened.id]
     state = _order(client, str(order.id), auth)
     assert (state["status"], state["paymentStatus"], state["refundedAmount"]) == ("canceled", "refunded", 20.0)

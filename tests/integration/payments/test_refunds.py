@@ -1,13 +1,14 @@
 """Refunds through the API against a Stripe that answers in real shapes (docs/api.md: refunds, "Stripe
 webhooks in"): full and partial, by an admin or in Stripe's dashboard, never more than was paid, each counted once."""
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from orders_service.catalog.models import Product
-from orders_service.orders.models import Refund
+from orders_service.orders.models import Order, Refund
 from orders_service.payments import reconcile
 from orders_service.payments.models import StripeEvent
 from tests.support.processes import wait_until
@@ -250,3 +251,70 @@ def test_a_paid_order_canceled_through_the_stack_ends_refunded_with_one_refund(p
                message=lambda: f"deliveries: {real_stripe.deliveries}, stored: {_all_events(db)}")
     assert _processed_refund_events(db, pi_id) == ["already refunded"]
     assert [r.amount for r in stripe_emulator.refunds(pi_id)] == [4500]
+
+
+def _age(db, **columns):
+    """Move the orders' times back, as hours passing would."""
+    with db.begin():
+        db.execute(Order.__table__.update().values(
+            **{name: getattr(Order, name) - delta for name, delta in columns.items()}))
+
+
+READ = "GET /v1/payment_intents/{id}"
+
+
+def _stock(session_factory, product):
+    with session_factory() as session:
+        return session.get(Product, product.id).stock
+
+
+def test_a_dashboard_refund_whose_event_never_came_shows_on_a_confirmed_order_within_the_hour(
+        client, paid_order, real_stripe, stripe_emulator, session_factory, runtime, db):
+    order_id, pi_id, auth, _admin_auth, product = paid_order
+    real_stripe.refund_in_dashboard(pi_id, amount=5_00)  # charge.refunded goes nowhere: no endpoint listens
+    real_stripe.reset_calls()
+
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300)
+    assert real_stripe.count(READ) == 0  # paid a moment ago: its state is known
+    _age(db, paid_at=timedelta(minutes=61))
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300)
+
+    order = _order(client, order_id, auth)
+    assert (order["status"], order["paymentStatus"], order["refundedAmount"]) == (
+        "confirmed", "partially_refunded", 5.0)
+    assert real_stripe.count(READ) == 1
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300)
+    assert real_stripe.count(READ) == 1  # once an hour, not every run
+
+    real_stripe.refund_in_dashboard(pi_id)  # the rest, in the dashboard again, unheard of
+    _age(db, reconciled_at=timedelta(minutes=61))
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300)
+    order = _order(client, order_id, auth)
+    assert (order["status"], order["paymentStatus"], order["refundedAmount"]) == ("canceled", "refunded", 45.0)
+    assert _stock(session_factory, product) == 10  # refunded before shipping: the stock is back
+    assert real_stripe.count(READ) == 2
+
+
+def test_shipped_orders_are_not_read_and_the_look_is_bounded_per_run(
+        client, make, paid_order, real_stripe, stripe_emulator, session_factory, runtime, db):
+    order_id, _pi_id, _auth, admin_auth, product = paid_order
+    assert client.patch(f"/api/admin/orders/{order_id}", json={"status": "shipped", "trackingNumber": "1Z"},
+                        headers=admin_auth).status_code == 200
+    customer, auth = make.shopper()
+    method = make.delivery_method(price_cents=0, countries=[])
+    for _ in range(3):  # three confirmed, unshipped orders
+        created = client.post("/api/orders/with-payment", json=make.order_body(customer, method, [(product, 1)]),
+                              headers=auth).json
+        stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
+        assert client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth).status_code == 204
+    _age(db, paid_at=timedelta(hours=2))
+    real_stripe.reset_calls()
+
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300, confirmed_per_run=2)
+    assert real_stripe.count(READ) == 2  # at most the run's share; the shipped order is never among them
+    reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300, confirmed_per_run=2)
+    assert real_stripe.count(READ) == 3  # the third's turn; the first two wait their hour
+    read = {entry["path"].rsplit("/", 1)[1] for entry in real_stripe.log if entry["endpoint"] == READ}
+    with db.begin():
+        shipped_pi = db.get(Order, order_id).payment_intent_id
+    assert shipped_pi not in read and len(read) == 3

@@ -146,3 +146,68 @@ def test_a_rate_limited_refund_stays_pending_and_goes_through_later(client, make
     reconcile.reconcile_payments(session_factory, runtime.gateway, older_than_seconds=300)
     assert [r.amount for r in stripe_emulator.refunds(pi_id)] == [500]
     assert client.get(f"/api/orders/{created['orderId']}", headers=auth).json["refundedAmount"] == 5.0
+
+
+def test_a_burst_of_paid_calls_is_limited_per_customer_and_costs_a_bounded_number_of_reads(
+        app_with, make, shop, real_stripe):
+    """One customer used to drive ~126 Stripe reads a second through PATCH /paid; now each read is one
+    of PAYMENT_CHECK_RATE_LIMIT's, and the rest answer 429 with Retry-After, costing Stripe nothing."""
+    client = app_with(payment_check_rate_limit="5/minute").test_client()
+    _customer, auth, _product, _method = shop
+    order_id = _place(client, make, shop).json["orderId"]  # unpaid: every allowed check asks Stripe
+    real_stripe.reset_calls()
+
+    answers = [client.patch(f"/api/orders/{order_id}/paid", headers=auth) for _ in range(40)]
+
+    assert [a.status_code for a in answers] == [400] * 5 + [429] * 35
+    assert real_stripe.count(READ) == 5 and real_stripe.count() == 5
+    for refused in answers[5:]:
+        assert refused.json["code"] == 429 and "Too many requests" in refused.json["message"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # Another customer's checks are their own; a request without a valid token counts nothing (401).
+    other, other_auth = make.shopper()
+    other_order = client.post("/api/orders/with-payment", headers=other_auth,
+                              json=make.order_body(other, shop[3], [(shop[2], 1)])).json["orderId"]
+    assert client.patch(f"/api/orders/{other_order}/paid", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert client.patch(f"/api/orders/{other_order}/paid", headers=other_auth).status_code == 400
+    assert real_stripe.count(READ) == 6
+
+
+def test_paid_asks_stripe_only_when_the_order_cannot_answer(client, make, shop, real_stripe, stripe_emulator):
+    """Paid, closed with its payment over, or cash on delivery: the order answers, and Stripe is not asked."""
+    customer, auth, product, method = shop
+    paid = _place(client, make, shop).json
+    stripe_emulator.pay(paid["clientSecret"].split("_secret_")[0])
+    assert client.patch(f"/api/orders/{paid['orderId']}/paid", headers=auth).status_code == 204
+    canceled = _place(client, make, shop).json["orderId"]
+    assert client.post(f"/api/orders/{canceled}/cancel", headers=auth).json["status"] == "canceled"
+    cash = client.post("/api/orders", json=make.order_body(customer, method, [(product, 1)]), headers=auth)
+    cash_id = cash.headers["Location"].rsplit("/", 1)[1]
+    real_stripe.reset_calls()
+
+    answers = {name: client.patch(f"/api/orders/{order_id}/paid", headers=auth)
+               for name, order_id in (("paid", paid["orderId"]), ("canceled", canceled), ("cash", cash_id))}
+
+    assert {name: (a.status_code, a.json["message"]) for name, a in answers.items()} == {
+        "paid": (400, "Order has already been marked as paid"),
+        "canceled": (400, "Order is canceled: it can no longer be paid"),
+        "cash": (400, "Cash-on-delivery orders are paid on delivery, not online"),
+    }
+    assert real_stripe.count() == 0
+
+
+def test_a_closed_order_whose_payment_may_still_be_open_is_still_asked_about(client, make, shop, real_stripe,
+                                                                             stripe_emulator):
+    """Canceling could not cancel the PaymentIntent, and the customer paid it: only Stripe knows, and the
+    answer is that the money goes back."""
+    _customer, auth, _product, _method = shop
+    created = _place(client, make, shop).json
+    real_stripe.fail_next("POST /v1/payment_intents/{id}/cancel", status=500)
+    assert client.post(f"/api/orders/{created['orderId']}/cancel", headers=auth).json["status"] == "canceled"
+    stripe_emulator.pay(created["clientSecret"].split("_secret_")[0])
+    real_stripe.reset_calls()
+
+    answer = client.patch(f"/api/orders/{created['orderId']}/paid", headers=auth)
+
+    assert (answer.status_code, answer.json["message"]) == (400, "Order is canceled: the payment is being refunded")
+    assert real_stripe.count(READ) == 1

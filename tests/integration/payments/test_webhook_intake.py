@@ -80,6 +80,11 @@ def _bad_requests():
         "tampered-body": (good_body.replace(b"pi_1", b"pi_2"), good_headers),
         "wrong-secret": wrong_secret,
         "stale-timestamp": stale,
+        # The SDK checks only the past; a signature dated ahead of the tolerance is refused all the same.
+        "future-timestamp": signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},
+                                         timestamp=int(time.time()) + 600),
+        "far-future-timestamp": signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},
+                                             timestamp=int(time.time()) + 10 * 365 * 86400),
         "signed-but-not-json": signed_raw("hello"),
         "signed-json-array": signed_raw("[1, 2]"),
         "signed-not-an-event": signed_raw(json.dumps({"id": "evt_1", "object": "charge", "type": "x",
@@ -95,3 +100,13 @@ def test_bad_webhooks_are_400_and_store_nothing(client, db, case):
     assert response.status_code == 400, response.json
     assert response.json["code"] == 400
     assert _count(db) == 0
+
+
+@pytest.mark.parametrize("skew", [-240, 240], ids=["4-minutes-old", "4-minutes-ahead"])
+def test_a_signature_within_the_tolerance_either_way_is_accepted(client, db, skew):
+    """Clocks differ a little: Stripe's 300 s tolerance applies to both sides of now."""
+    body, headers = signed_event("payment_intent.succeeded", {"id": "pi_1", "object": "payment_intent"},
+                                 timestamp=int(time.time()) + skew)
+    response = client.post("/api/webhooks/stripe", data=body, headers=headers)
+    assert response.status_code == 200, response.json
+    assert _count(db) == 1

@@ -364,6 +364,72 @@ def test_the_sdks_own_retry_recovers_a_lost_answer_with_the_same_key(proxy, loca
     assert [e["replayed"] for e in proxy.log] == [False, True]
 
 
+def _for_order(sdk, order_id, **params):
+    return sdk.v1.payment_intents.create(params={"amount": 2000, "currency": "usd", "metadata": {"order_id": order_id},
+                                                 "payment_method_types": ["card"], **params})
+
+
+def test_search_finds_payment_intents_by_metadata_in_stripes_shape(sdk, proxy):
+    first, other, second = _for_order(sdk, "order-a"), _for_order(sdk, "order-b"), _for_order(sdk, "order-a")
+    sdk.v1.payment_intents.update(second.id, params={"payment_method": "pm_card_visa"})
+    sdk.v1.payment_intents.confirm(second.id)
+
+    found = sdk.v1.payment_intents.search(params={"query": "metadata['order_id']:'order-a'",
+                                                  "expand": ["data.latest_charge"]})
+
+    assert found.object == "search_result" and found.url == "/v1/payment_intents/search"
+    assert [pi.id for pi in found.data] == [second.id, first.id]  # newest first
+    assert found.data[0].latest_charge.object == "charge" and "charges" not in found.data[0]  # expanded
+    assert found.has_more is False and found.next_page is None
+    assert [pi.id for pi in sdk.v1.payment_intents.search(params={
+        "query": "metadata['order_id']:'order-a' AND status:'succeeded'"}).data] == [second.id]
+    plain = sdk.v1.payment_intents.search(params={"query": "metadata['order_id']:'order-b'"})
+    assert [pi.id for pi in plain.data] == [other.id] and isinstance(plain.data[0].latest_charge, (str, type(None)))
+    paged = sdk.v1.payment_intents.search(params={"query": "metadata['order_id']:'order-a'", "limit": 1})
+    assert (paged.has_more, [pi.id for pi in paged.data]) == (True, [second.id])
+    rest = sdk.v1.payment_intents.search(params={"query": "metadata['order_id']:'order-a'", "limit": 1,
+                                                 "page": paged.next_page})
+    assert [pi.id for pi in rest.data] == [first.id]
+    assert proxy.count("GET /v1/payment_intents/search") == 5
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        sdk.v1.payment_intents.search(params={"query": "order-a"})
+    assert refused.value.http_status == 400
+
+
+def test_search_lags_behind_writes_and_list_does_not(sdk, proxy):
+    """Stripe: "don't use search in read-after-write flows"; the list API is not subject to the delay."""
+    proxy.search_lag = 60
+    pi = _for_order(sdk, "order-new")
+    assert sdk.v1.payment_intents.search(params={"query": "metadata['order_id']:'order-new'"}).data == []
+    assert [p.id for p in sdk.v1.payment_intents.list(params={"created": {"gte": pi.created - 1}}).data] == [pi.id]
+    proxy.search_lag = 0
+    assert [p.id for p in sdk.v1.payment_intents.search(params={"query": "metadata['order_id']:'order-new'"}).data
+            ] == [pi.id]
+
+
+def test_list_filters_by_creation_time_newest_first_and_pages(sdk, proxy):
+    made = [_for_order(sdk, f"order-{i}") for i in range(3)]
+    created = made[0].created
+
+    listed = sdk.v1.payment_intents.list(params={"created": {"gte": created - 5, "lte": created + 60}, "limit": 2})
+
+    assert listed.object == "list" and listed.url == "/v1/payment_intents" and listed.has_more is True
+    assert [pi.id for pi in listed.data] == [made[2].id, made[1].id]
+    rest = sdk.v1.payment_intents.list(params={"created": {"gte": created - 5}, "limit": 2,
+                                               "starting_after": listed.data[-1].id})
+    assert ([pi.id for pi in rest.data], rest.has_more) == ([made[0].id], False)
+    assert sdk.v1.payment_intents.list(params={"created": {"gt": created + 60}}).data == []
+    assert sdk.v1.payment_intents.list(params={"created": {"lt": created - 5}}).data == []
+    assert proxy.count("GET /v1/payment_intents") == 4
+
+
+def test_expired_idempotency_keys_execute_anew(sdk, proxy, localstripe):
+    first = _create(sdk, idempotency_key="order-7-payment-intent")
+    proxy.expire_idempotency_keys()  # 24 hours later
+    again = _create(sdk, idempotency_key="order-7-payment-intent")
+    assert again.id != first.id and len(_localstripe_pis(localstripe)) == 2
+
+
 def test_fail_next_answers_without_forwarding(sdk, proxy, localstripe):
     proxy.fail_next("POST /v1/payment_intents", status=500)
     with pytest.raises(stripe.APIError) as failed:
