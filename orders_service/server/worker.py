@@ -43,7 +43,7 @@ import time
 from functools import partial
 
 from gunicorn.http.unreader import SocketUnreader
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from orders_service.server.arrival import judge
 
@@ -337,6 +337,9 @@ class BalancedThreadWorker(ThreadWorker):
         if not self._buffering or now - self._last_sweep < SWEEP_SECONDS:
             return
         self._last_sweep = now
+        if not self.alive:  # stopping: a request still arriving gets as long as a kept-alive connection
+            for conn in self._arriving:
+                conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
         for conn in [c for c in self._arriving if c.deadline <= now]:
             self._drop(conn, self._timed_out if conn.received else b"")
         for conn in [c for c in self._lingering if c.deadline <= now]:

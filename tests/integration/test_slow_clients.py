@@ -9,6 +9,7 @@ are all answered, and clients that never close their end after a last answer hol
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -219,3 +220,16 @@ def test_clients_that_never_close_hold_nothing(impatient_web):
     finally:
         for client in idle:
             client.close()
+
+
+def test_a_stopping_web_does_not_wait_for_slow_requests(base_env):
+    # A deploy stops the web with SIGTERM: requests still arriving get 2 s more, as kept-alive connections
+    # do, not the rest of their time to arrive (nor gunicorn's 30 s graceful timeout).
+    with procfile_web(base_env, WEB_CONCURRENCY="1", WEB_THREADS="4") as (port, proc):
+        with Connection(port) as silent, Connection(port) as slow:
+            slow.send(b"GET /healthz HTTP/1.1\r\n")
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            started = time.monotonic()
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert silent.closed_by_server() and slow.closed_by_server()
+            assert time.monotonic() - started < 4
