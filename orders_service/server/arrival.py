@@ -57,9 +57,9 @@ def judge(cfg, data: bytes, peer, number: int, body_limit: int) -> Arrival:
             return Arrival(whole=True, body_refused=True)
         size = len(data) - len(received.buf.getvalue()) + reader.length
         return Arrival(whole=len(data) >= size, size=size, expects_continue=continues)
-    read = 0  # chunked: read as far as it goes
+    read = 0  # chunked: read as far as it goes (a piece at a time: a piece is returned only whole)
     try:
-        while piece := request.body.read(64 * 1024):
+        while piece := request.body.read(min(64 * 1024, body_limit + 1 - read)):
             read += len(piece)
             if read > body_limit:
                 return Arrival(whole=True, body_refused=True)

@@ -1,0 +1,65 @@
+"""When the web's event loop hands a request to a thread (orders_service/server/arrival.py): once gunicorn's
+parser can read it whole from the bytes received, or refuses it from them, or its body is over the limit."""
+import pytest
+from gunicorn.config import Config
+
+from orders_service.server.arrival import HEAD_ALLOWANCE, judge
+
+LIMIT = 1024
+PEER = ("127.0.0.1", 40000)
+BODY = b'{"email": "ada@example.com"}'
+LENGTH = b"POST /api/auth/login HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+CHUNKED = (b"POST /api/auth/login HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\n" + BODY[:5] + b"\r\n%x\r\n" % (len(BODY) - 5) + BODY[5:] + b"\r\n0\r\n\r\n")
+
+
+def _judge(data: bytes, limit: int = LIMIT):
+    return judge(Config(), data, PEER, 1, limit)
+
+
+@pytest.mark.parametrize("request_bytes", [LENGTH, CHUNKED, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"],
+                         ids=["content-length", "chunked", "no body"])
+def test_a_request_is_whole_at_its_last_byte_and_not_before(request_bytes):
+    for cut in range(len(request_bytes)):
+        assert not _judge(request_bytes[:cut]).whole, request_bytes[:cut]
+    assert _judge(request_bytes).whole
+
+
+def test_what_follows_a_whole_request_does_not_matter():
+    assert _judge(LENGTH + b"GET /healthz HTTP/1.1\r\n").whole  # a pipelined request's beginning
+
+
+def test_a_body_of_known_length_is_measured_once_its_head_is_there():
+    arrival = _judge(LENGTH[:-3])
+    assert not arrival.whole and arrival.size == len(LENGTH)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /healthz HTTP/1.1\nHost: a\n\n",  # bare LF
+    b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # not a chunk size
+    b"GET /" + b"a" * 8000 + b" HTTP/1.1",  # a request line over gunicorn's limit, unfinished
+], ids=["bare LF", "two lengths", "bad chunk size", "long request line"])
+def test_a_request_gunicorn_refuses_is_handed_on_at_once(request_bytes):
+    arrival = _judge(request_bytes)
+    assert arrival.whole and not arrival.body_refused
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (LIMIT + 1),
+    b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s" % (LIMIT + 1, b"x" * (LIMIT + 1)),
+], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_is_not_waited_for(request_bytes):
+    arrival = _judge(request_bytes)
+    assert arrival.whole and arrival.body_refused
+
+
+def test_a_head_that_never_ends_is_not_held_beyond_the_allowance():
+    head = b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * (HEAD_ALLOWANCE // 8)
+    assert not _judge(head[:HEAD_ALLOWANCE // 2]).whole
+    assert _judge(head).whole
+
+
+def test_a_client_waiting_for_100_continue_is_seen():
+    head = b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"
+    assert _judge(head).expects_continue and not _judge(head).whole
