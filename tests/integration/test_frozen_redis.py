@@ -17,7 +17,7 @@ from tests.support.stripe import signed_event
 
 pytestmark = pytest.mark.slow
 
-ANSWER_WITHIN = 1.0
+ANSWER_WITHIN = 1.0  # more than the same call takes while Redis answers
 READY_WITHIN = 3.0  # a balancer's health check waits a few seconds
 WEBHOOK_WITHIN = 7.0  # Stripe waits longer
 
@@ -59,20 +59,27 @@ def test_a_frozen_redis_holds_neither_sign_in_nor_orders(redis_backed_web, make)
     def order():
         return requests.post(f"{url}/api/orders", json=body, headers=auth, timeout=10)
 
-    assert login().status_code == 200 and order().status_code == 204
+    calls = (("login", login, 200), ("wrong password", lambda: login("guess"), 401), ("order", order, 204))
+
+    def answers(rounds: int) -> list[tuple[str, float]]:
+        seen = []
+        for _ in range(rounds):
+            for name, call, expected in calls:
+                response, took = _timed(call)
+                assert response.status_code == expected, (name, response.text)
+                seen.append((name, round(took, 2)))
+        return seen
+
+    # What each call takes while Redis answers: a login is mostly its password hash, slower on a busy machine.
+    usual = answers(2)
     assert _keys(redis) > 0  # the limits count in Redis
 
     os.kill(redis.proc.pid, signal.SIGSTOP)
     try:
-        answers = []
-        for _ in range(4):  # each of the two web processes meets the frozen Redis, and after it
-            for name, call, expected in (("login", login, 200), ("wrong password", lambda: login("guess"), 401),
-                                         ("order", order, 204)):
-                response, took = _timed(call)
-                answers.append((name, response.status_code, round(took, 2)))
-                assert response.status_code == expected, (name, response.text)
-        print(f"\nwhile Redis is frozen: {answers}")
-        assert max(took for _n, _s, took in answers) < ANSWER_WITHIN, answers
+        frozen = answers(4)  # each of the two web processes meets the frozen Redis, and after it
+        print(f"\nwhile Redis answers: {usual}\nwhile Redis is frozen: {frozen}")
+        for name, took in frozen:
+            assert took < ANSWER_WITHIN + max(t for n, t in usual if n == name), (name, took, usual)
 
         ready, took = _timed(lambda: requests.get(f"{url}/readyz", timeout=10))
         print(f"/readyz while Redis is frozen: {ready.status_code} in {took:.2f} s")
