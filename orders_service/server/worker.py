@@ -39,13 +39,14 @@ import mmap
 import selectors
 import socket
 import struct
+import threading
 import time
 from functools import partial
 
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from orders_service.server.arrival import judge
+from orders_service.server.arrival import Progress
 
 SLOTS = 64  # more than any sane WEB_CONCURRENCY; a process's slot is its gunicorn age modulo this
 HANDOFF_SECONDS = 0.001
@@ -59,6 +60,8 @@ LINGER_BYTES = 16 * 1024 * 1024
 SWEEP_SECONDS = 0.1  # how often the loop looks for requests (and lingering closes) past their time
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+_serving = threading.local()  # the request a thread is serving: whether its body was refused
+
 _ENTRY = struct.Struct("dq")  # when published (CLOCK_MONOTONIC, the same in every process), connections
 _table = mmap.mmap(-1, SLOTS * _ENTRY.size)  # anonymous and shared: inherited by every forked process
 
@@ -68,11 +71,9 @@ class _Connection(TConn):
 
     def __init__(self, cfg, sock, client, server, linger):
         super().__init__(cfg, sock, client, server)
-        self.received = bytearray()  # the next request's bytes so far (and whatever follows them)
+        self.progress: Progress | None = None  # the next request's bytes so far, and what they hold
         self.deadline = 0.0  # when the request must have arrived (or a lingering close ends)
-        self.size: int | None = None  # the request's bytes, once its head has said
         self.continued = False  # "100 Continue" was sent for this request
-        self.body_refused = False  # handed on without its body (over the limit): closes after the answer
         self.drained = 0  # bytes read and dropped by a lingering close
         self._linger = linger
 
@@ -87,12 +88,29 @@ class _Connection(TConn):
 
 class _ArrivedUnreader(SocketUnreader):
     """gunicorn's reader of a connection, for requests that arrived whole: the parser reads them from
-    memory. Should it ever want more than arrived, it waits for the client only until the request's
-    deadline, and then sees the connection end."""
+    memory, a socket read's worth at a time (fed all at once, gunicorn's chunked reader copies the rest of
+    the body for every chunk). Should it ever want more than arrived, it waits for the client only until
+    the request's deadline, and then sees the connection end."""
 
-    deadline = 0.0
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.arrived = memoryview(b"")
+        self.deadline = 0.0
+
+    def give_back(self) -> None:
+        """What the parser did not take goes to gunicorn's buffer, where gthread looks for a pipelined
+        request (after what the parser read ahead)."""
+        if self.arrived:
+            rest = self.buf.getvalue() + bytes(self.arrived)
+            self.buf = io.BytesIO()
+            self.buf.write(rest)
+            self.arrived = memoryview(b"")
 
     def chunk(self, size_hint=None):
+        if self.arrived:
+            size = self.mxchunk if not size_hint else max(self.mxchunk, min(size_hint, self.max_body_chunk))
+            piece, self.arrived = self.arrived[:size], self.arrived[size:]
+            return bytes(piece)
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return b""
@@ -108,12 +126,14 @@ class _ArrivedUnreader(SocketUnreader):
 def _chunked_as_known_length(app, limit: int):
     """The app gets a chunked body as a body of known length (it is in memory already). werkzeug cuts a
     chunked body at the limit without a word, and the app then read the first MiB of a larger one as
-    invalid JSON; with its length known it answers 413, as for a Content-Length over the limit."""
+    invalid JSON; with its length known it answers 413, as for a Content-Length over the limit. A body
+    refused already (its chunks announce more) is not read at all: its length is said to be over."""
 
     def wsgi(environ, start_response):
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            body = environ["wsgi.input"].read(limit + 1)
-            environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+            refused = getattr(_serving, "body_refused", False)
+            body = b"" if refused else environ["wsgi.input"].read(limit + 1)
+            environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(limit + 1 if refused else len(body))})
             del environ["HTTP_TRANSFER_ENCODING"]
         return app(environ, start_response)
 
@@ -192,7 +212,8 @@ class BalancedThreadWorker(ThreadWorker):
                 req.force_close()
         if self._buffering:
             req._expected_100_continue = False  # arrived whole: the loop said "100 Continue" if it was awaited
-            if conn.body_refused:
+            _serving.body_refused = conn.progress.arrival.body_refused
+            if _serving.body_refused:
                 req.force_close()
         return super().handle_request(req, conn)
 
@@ -200,11 +221,12 @@ class BalancedThreadWorker(ThreadWorker):
 
     def _await(self, conn: _Connection, received: bytes = b"") -> None:
         """Hold `conn` in the event loop until a whole request has arrived on it."""
-        conn.received = bytearray(received)
+        number = conn.parser.req_count + 1 if conn.parser is not None else 1
+        conn.progress = Progress(self.cfg, conn.client, number, self._body_limit)
         conn.deadline = time.monotonic() + self._arrival_seconds
-        conn.size, conn.continued = None, False
+        conn.continued = False
         conn.sock.setblocking(False)
-        if received and self._whole(conn):  # pipelined: the next request may be here already
+        if received and self._whole(conn, received):  # pipelined: the next request may be here already
             self._serve(conn)
             return
         self._arriving.add(conn)
@@ -227,9 +249,8 @@ class BalancedThreadWorker(ThreadWorker):
         if not data:  # the client left
             self._drop(conn)
             return
-        conn.received += data
         try:
-            whole = self._whole(conn)
+            whole = self._whole(conn, data)
         except Exception:  # a fault here must not end the event loop, and every connection with it
             self.log.exception("Error judging a request's arrival")
             self._drop(conn)
@@ -245,16 +266,12 @@ class BalancedThreadWorker(ThreadWorker):
             self._send_quietly(conn, answer)
         conn.close()
 
-    def _whole(self, conn: _Connection) -> bool:
-        if conn.size is not None:
-            return len(conn.received) >= conn.size
-        number = conn.parser.req_count + 1 if conn.parser is not None else 1
-        arrival = judge(self.cfg, bytes(conn.received), conn.client, number, self._body_limit)
-        conn.size, conn.body_refused = arrival.size, arrival.body_refused
-        if arrival.expects_continue and not arrival.whole and not conn.continued:
+    def _whole(self, conn: _Connection, data: bytes) -> bool:
+        whole = conn.progress.add(data)
+        if conn.progress.arrival.expects_continue and not whole and not conn.continued:
             conn.continued = True
             self._send_quietly(conn, CONTINUE)
-        return arrival.whole
+        return whole
 
     def _stop_awaiting(self, conn: _Connection) -> None:
         self._arriving.discard(conn)
@@ -269,7 +286,7 @@ class BalancedThreadWorker(ThreadWorker):
         if not self._buffering:
             super().enqueue_req(conn)
             return
-        self._await(conn, conn.parser.unreader.take_buffered())
+        self._await(conn, conn.parser.unreader.take_buffered() if conn.parser is not None else b"")
 
     def on_client_socket_readable(self, conn, client) -> None:
         # A kept-alive connection's next request begins: its time to arrive starts now.
@@ -288,9 +305,14 @@ class BalancedThreadWorker(ThreadWorker):
             conn.init()
             if not isinstance(conn.parser.unreader, _ArrivedUnreader):
                 conn.parser.unreader = _ArrivedUnreader(conn.sock)
-            conn.parser.unreader.deadline = conn.deadline
-            conn.parser.unreader.unread(bytes(conn.received))
-            conn.received = bytearray()
+            unreader = conn.parser.unreader
+            unreader.deadline = conn.deadline
+            unreader.arrived = memoryview(bytes(conn.progress.received))
+            conn.progress.received.clear()  # a connection kept alive holds nothing while idle
+            try:
+                return super().handle(conn)
+            finally:
+                unreader.give_back()
         return super().handle(conn)
 
     # --- closing ---
@@ -341,6 +363,6 @@ class BalancedThreadWorker(ThreadWorker):
             for conn in self._arriving:
                 conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
         for conn in [c for c in self._arriving if c.deadline <= now]:
-            self._drop(conn, self._timed_out if conn.received else b"")
+            self._drop(conn, self._timed_out if conn.progress.received else b"")
         for conn in [c for c in self._lingering if c.deadline <= now]:
             self._end_linger(conn)

@@ -139,3 +139,18 @@ def test_a_chunked_body_within_the_limit_is_read(live_server):
         assert headers.get("connection") == "keep-alive"
         client.send(HEALTHZ)  # and the connection serves the next request
         assert client.response()[0] == 200
+
+
+def test_a_body_of_many_tiny_chunks_is_read_in_linear_time(live_server):
+    # 100,000 one-byte chunks (600 kB on the wire): gunicorn's chunked reader, fed the whole body at once,
+    # copied the rest of it for every chunk (over ten minutes); fed what arrived a socket read at a time,
+    # about a second of CPU (the bound leaves room for a machine busy with other runs).
+    port = int(live_server.rsplit(":", 1)[1])
+    body = json.dumps({"email": "nobody@example.com", "password": "not this one"}).encode() + b" " * 100_000
+    pieces = [b"".join(b"1\r\n%s\r\n" % body[at:at + 1] for at in range(start, min(start + 4096, len(body))))
+              for start in range(0, len(body), 4096)] + [b"0\r\n\r\n"]
+    started = time.monotonic()
+    with Connection(port, timeout=60).upload(LOGIN + b"Transfer-Encoding: chunked\r\n\r\n", pieces) as client:
+        status, _headers, answer = client.response()
+        assert status == 401, answer
+    assert time.monotonic() - started < 30

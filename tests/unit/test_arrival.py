@@ -1,9 +1,11 @@
 """When the web's event loop hands a request to a thread (orders_service/server/arrival.py): once gunicorn's
 parser can read it whole from the bytes received, or refuses it from them, or its body is over the limit."""
+import time
+
 import pytest
 from gunicorn.config import Config
 
-from orders_service.server.arrival import HEAD_ALLOWANCE, judge
+from orders_service.server.arrival import HEAD_ALLOWANCE, Progress, judge
 
 LIMIT = 1024
 PEER = ("127.0.0.1", 40000)
@@ -63,3 +65,34 @@ def test_a_head_that_never_ends_is_not_held_beyond_the_allowance():
 def test_a_client_waiting_for_100_continue_is_seen():
     head = b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"
     assert _judge(head).expects_continue and not _judge(head).whole
+
+
+def _fed(request_bytes: bytes, step: int, limit: int = LIMIT) -> tuple[Progress, list[bool]]:
+    progress = Progress(Config(), PEER, 1, limit)
+    return progress, [progress.add(request_bytes[at:at + step]) for at in range(0, len(request_bytes), step)]
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096])
+@pytest.mark.parametrize("request_bytes", [LENGTH, CHUNKED, CHUNKED.replace(b"0\r\n\r\n", b"0\r\nX-T: 1\r\n\r\n")],
+                         ids=["content-length", "chunked", "chunked with a trailer"])
+def test_progress_says_whole_at_the_last_piece_and_not_before(request_bytes, step):
+    progress, answers = _fed(request_bytes, step)
+    assert answers[-1] and not any(answers[:-1])
+    assert not progress.arrival.body_refused
+
+
+def test_progress_refuses_a_chunked_body_once_its_chunks_announce_more_than_the_limit():
+    progress, answers = _fed(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"%x\r\n" % (LIMIT + 1) + b"x" * 10, 5)
+    assert answers[-1] and progress.arrival.body_refused
+
+
+def test_a_body_of_tiny_chunks_costs_the_loop_little():
+    # Each byte is looked at once as it arrives, and the parser reads what arrived a socket read's worth
+    # at a time: fed whole, gunicorn's chunked reader copied the rest of the body for every chunk.
+    body = b"1\r\nx\r\n" * 100_000 + b"0\r\n\r\n"
+    head = b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    started = time.process_time()
+    _progress, answers = _fed(head + body, 60, limit=1024 * 1024)
+    assert answers[-1] and not any(answers[:-1])
+    assert time.process_time() - started < 5
