@@ -157,6 +157,8 @@ class Progress:
             window = self.received[max(0, before - 3):]
             ask = (before == 0 or b"\r\n\r\n" in window or b"\n\n" in window
                    or len(self.received) >= 2 * self._asked_at)
+        if len(self.received) > self._limit + HEAD_ALLOWANCE:  # more than any request it would read
+            return self._ask() or True
         return self._ask() if ask else False
 
     def _ask(self) -> bool:

@@ -96,3 +96,9 @@ def test_a_body_of_tiny_chunks_costs_the_loop_little():
     _progress, answers = _fed(head + body, 60, limit=1024 * 1024)
     assert answers[-1] and not any(answers[:-1])
     assert time.process_time() - started < 5
+
+
+def test_trailers_that_never_end_are_not_held_beyond_the_allowance():
+    head = b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n"
+    _progress, answers = _fed(head + b"X-A: b\r\n" * (HEAD_ALLOWANCE // 4), 64 * 1024)
+    assert answers[-1]
