@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two test processes on this 2-core machine; override with `make test PYTEST_WORKERS=4`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint mutate bench services browser migrate seed clean
+.PHONY: install run test lint mutate bench services browser haproxy migrate seed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/orders-service dev
 
-# Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped) and that Chromium is
-# installed for the storefront's browser tests, runs the whole suite.
-test: install lint services browser
+# Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped) and that Chromium
+# (the storefront's browser tests) and HAProxy (the slow-client test through deploy/haproxy.cfg) are
+# installed, runs the whole suite.
+test: install lint services browser haproxy
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q $(PYTEST_ARGS)
 
 # ruff (pyflakes, pycodestyle errors, isort, bugbear) and the import contracts in pyproject.toml.
@@ -47,6 +48,12 @@ services:
 # download cannot work here); installed with apt when it is missing.
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# HAProxy as docs/operations.md recommends it in front of the web hosts (Debian's package); the slow-client
+# test starts its own with deploy/haproxy.cfg. Installed with apt when it is missing (Debian's own service,
+# if it starts, has no frontend: it listens on no port).
+haproxy:
+	command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || (apt-get update && apt-get install -y haproxy)
 
 migrate: install
 	$(BIN)/orders-service migrate

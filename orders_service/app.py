@@ -16,11 +16,10 @@ from orders_service.api.parsing import JSONProvider
 from orders_service.api.rate_limits import init_rate_limits
 from orders_service.api.request_log import init_request_logging
 from orders_service.api.security import init_jwt
-from orders_service.config import Settings
+from orders_service.config import MAX_BODY_BYTES, Settings
 from orders_service.runtime import Runtime
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:

@@ -22,6 +22,8 @@ DEV_STRIPE_API_BASE = "http://127.0.0.1:8420"
 # localstripe accepts any `pk_` key from the browser; real Stripe needs the account's own.
 DEV_PUBLISHABLE_KEY = "pk_test_orders_service_dev"
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
+# The largest request body the service reads (Flask's MAX_CONTENT_LENGTH; the web worker waits for no more).
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class ConfigError(SystemExit):
@@ -253,6 +255,8 @@ class Settings:
     # long one waits for its turn before it goes in anyway.
     web_active_requests: int = 2
     web_gate_stall_ms: int = 250
+    # How long a request may take to arrive, headers and body, before the web answers 408 (server/worker.py).
+    web_request_arrival_seconds: int = 10
     # Mail and the periodic jobs (defaults suit production, tests shorten them).
     smtp_url: str | None = None
     mail_from: str = "orders@example.com"
@@ -420,6 +424,7 @@ class Settings:
             metrics_token=env.get("METRICS_TOKEN") or None,
             web_active_requests=_int(env, "WEB_ACTIVE_REQUESTS", 2, maximum=1000),
             web_gate_stall_ms=_int(env, "WEB_GATE_STALL_MS", 250, minimum=1, maximum=60_000),
+            web_request_arrival_seconds=_int(env, "WEB_REQUEST_ARRIVAL_SECONDS", 10, minimum=1, maximum=600),
             smtp_url=_smtp_url(env),
             mail_from=env.get("MAIL_FROM", "orders@example.com"),
             maintenance_interval_seconds=_int(env, "MAINTENANCE_INTERVAL_SECONDS", 60, minimum=1),

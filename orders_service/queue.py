@@ -60,6 +60,10 @@ def _transport_options(settings: Settings) -> dict:
     return {"connect_timeout": 2, "confirm_publish": True}
 
 
+# Redis's timeouts for the readiness check (RabbitMQ's connect timeout is 2 s already).
+READY_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
+
+
 def make_celery(settings: Settings) -> Celery:
     app = Celery("orders_service")
     app.conf.update(
@@ -96,12 +100,15 @@ class TaskQueue:
 
     def __init__(self, settings: Settings):
         self._celery = make_celery(settings)
+        self._ready_options = READY_TRANSPORT_OPTIONS if settings.broker_url.startswith(("redis", "rediss")) else {}
 
     def reachable(self) -> bool:
-        """Whether the broker answers now (for /readyz)."""
+        """Whether the broker answers now (for /readyz): within a second or two, as a balancer's health check
+        waits. A Redis that accepts connections but does not answer (frozen) held it for the transport's
+        5 s read timeout."""
         try:
-            with self._celery.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
+            with self._celery.connection_for_write(transport_options=self._ready_options) as connection:
+                connection.ensure_connection(max_retries=0, timeout=2)  # one try: a health check asks again
             return True
         except Exception:  # refused, timed out, authentication: all "not reachable"
             return False

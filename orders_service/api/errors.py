@@ -9,8 +9,9 @@ import flask_smorest
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
 
+from orders_service.config import MAX_BODY_BYTES
 from orders_service.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class Api(flask_smorest.Api):
             payload["message"] = _validation_message()
         elif "messages" in data:
             payload["message"] = "Request body is not valid JSON"
+        elif isinstance(error, RequestEntityTooLarge):
+            payload["message"] = (f"The request body is larger than {MAX_BODY_BYTES // 2**20} MiB, "
+                                  "the most the service reads")
         payload.setdefault("message", error.description or HTTPStatus(status).phrase)
         if not payload.get("errors"):
             payload.pop("errors", None)

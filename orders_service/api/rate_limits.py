@@ -6,8 +6,11 @@ A route declares the limit it counts toward with `@limited(AUTH)`, `@limited(ORD
 its own per test, each with its settings).
 
 Counts live in Redis when REDIS_URL is set (every process and host sees the same counts), in each
-process's memory otherwise (development). A storage that fails lets requests through (logged): a Redis
-outage must not take sign-in down with it.
+process's memory otherwise (development). A Redis that fails must not take sign-in and ordering down
+with it: a call to it gives up after `REDIS_TIMEOUT_SECONDS` (a frozen Redis, or a network that drops
+packets, refuses nothing and would hold every request for as long as it lasts), and the process then
+counts in its own memory until Redis answers a ping again (flask-limiter's in-memory fallback, which
+asks after 1, 2, 4 … 32 s). Should even that fail, the request goes through (logged).
 """
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ from orders_service.api.context import settings
 from orders_service.api.errors import error_response
 from orders_service.config import Settings
 from orders_service.errors import Throttled, Unauthorized
+
+# A healthy Redis answers in a millisecond; one that has not answered in this long is taken for down.
+REDIS_TIMEOUT_SECONDS = 0.1
 
 # The limits, by scope: the routes declaring one count together.
 AUTH = "auth"  # AUTH_RATE_LIMIT, per client address
@@ -61,8 +67,10 @@ def _token_customer() -> str | None:
 
 def init_rate_limits(app: Flask, config: Settings) -> Limiter:
     """Put the limits on the app's routes that declare one (already registered)."""
+    timeouts = {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
     limiter = Limiter(
         get_remote_address, app=app, storage_uri=config.redis_url or "memory://",
+        storage_options=timeouts if config.redis_url else {}, in_memory_fallback_enabled=True,
         strategy="moving-window", swallow_errors=True, key_prefix="orders-service",
     )
 
@@ -102,9 +110,9 @@ def counting_failed_logins(email: str):
     limiter: Limiter = current_app.extensions["orders.limiter"]
     limit = parse(settings().login_failure_limit)
     account = email.strip().lower()
-    try:
+    try:  # `limiter.limiter` is Redis's, or this process's memory while Redis is taken for down
         allowed = limiter.limiter.test(limit, "login-failures", account)
-    except Exception:  # the storage is down: let the attempt through, as the other limits do
+    except Exception:  # the storage failed just now: let the attempt through, as the other limits do
         allowed = True
     if not allowed:
         reset_at, _remaining = limiter.limiter.get_window_stats(limit, "login-failures", account)

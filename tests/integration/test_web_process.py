@@ -2,6 +2,7 @@
 than common balancers keep theirs (75 s), so a reused connection gets an answer, not a reset; and kept-alive
 connections end up spread evenly over gunicorn's processes, however they were accepted."""
 import http.client
+import json
 import os
 import socket
 import sys
@@ -19,6 +20,7 @@ from tests.support.processes import (
     wait_http,
     wait_until,
 )
+from tests.support.raw_http import HEALTHZ, Connection
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("live_server")]
 
@@ -96,3 +98,59 @@ def test_kept_alive_connections_spread_evenly_over_the_processes(three_process_w
     finally:
         for client in clients:
             client.close()
+
+
+# Bodies over the limit (1 MiB): a 413 that the client reads whole, and that closes the connection (its
+# body is not read, so nothing else can be on it); the client's next request, on a new connection, answers.
+OVER_LIMIT = 2 * 1024 * 1024
+LOGIN = b"POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_over_the_limit_is_refused_and_the_next_request_answers(live_server, framing):
+    port = int(live_server.rsplit(":", 1)[1])
+    piece = b" " * 65536
+    if framing == "content-length":
+        head = LOGIN + b"Content-Length: %d\r\n\r\n" % OVER_LIMIT
+        pieces = [piece] * (OVER_LIMIT // len(piece))
+    else:
+        head = LOGIN + b"Transfer-Encoding: chunked\r\n\r\n"
+        pieces = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (OVER_LIMIT // len(piece)) + [b"0\r\n\r\n"]
+    with Connection(port).upload(head, pieces) as client:
+        status, headers, body = client.response()
+        assert status == 413, (status, body[:200])
+        assert json.loads(body) == {"code": 413, "status": "Request Entity Too Large",
+                                    "message": "The request body is larger than 1 MiB, the most the service reads"}
+        assert headers.get("connection") == "close", headers
+        assert client.closed_by_server(), "the connection stayed open after a 413 that said it would close"
+    with Connection(port) as client:  # the client's next request, on a new connection as the 413 told it
+        client.send(HEALTHZ)
+        assert client.response()[0] == 200
+
+
+def test_a_chunked_body_within_the_limit_is_read(live_server):
+    # The same framing under the limit reaches the route whole: a login for nobody is a 401, not a 400.
+    port = int(live_server.rsplit(":", 1)[1])
+    body = json.dumps({"email": "nobody@example.com", "password": "not this one"}).encode()
+    pieces = [b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])] + [b"0\r\n\r\n"]
+    with Connection(port).upload(LOGIN + b"Transfer-Encoding: chunked\r\n\r\n", pieces) as client:
+        status, headers, answer = client.response()
+        assert status == 401, answer
+        assert headers.get("connection") == "keep-alive"
+        client.send(HEALTHZ)  # and the connection serves the next request
+        assert client.response()[0] == 200
+
+
+def test_a_body_of_many_tiny_chunks_is_read_in_linear_time(live_server):
+    # 100,000 one-byte chunks (600 kB on the wire): gunicorn's chunked reader, fed the whole body at once,
+    # copied the rest of it for every chunk (over ten minutes); fed what arrived a socket read at a time,
+    # about a second of CPU (the bound leaves room for a machine busy with other runs).
+    port = int(live_server.rsplit(":", 1)[1])
+    body = json.dumps({"email": "nobody@example.com", "password": "not this one"}).encode() + b" " * 100_000
+    pieces = [b"".join(b"1\r\n%s\r\n" % body[at:at + 1] for at in range(start, min(start + 4096, len(body))))
+              for start in range(0, len(body), 4096)] + [b"0\r\n\r\n"]
+    started = time.monotonic()
+    with Connection(port, timeout=60).upload(LOGIN + b"Transfer-Encoding: chunked\r\n\r\n", pieces) as client:
+        status, _headers, answer = client.response()
+        assert status == 401, answer
+    assert time.monotonic() - started < 30

@@ -90,6 +90,35 @@ def stop_process(proc: subprocess.Popen) -> None:
         Path(proc.log_path).unlink(missing_ok=True)
 
 
+@contextmanager
+def serving(args, env: dict, health_url: str):
+    """A server process started with `args`, once it answers `health_url` (its log is the error if it never
+    does); stopped afterwards."""
+    proc = start_process(args, env=env)
+    try:
+        wait_http(health_url)
+    except RuntimeError:
+        log = process_log(proc)
+        stop_process(proc)
+        raise RuntimeError(log) from None
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
+def procfile_web(base_env: dict, **env):
+    """The Procfile's `web` on a free port, with `env` over `base_env` (None unsets a variable, so that the
+    Procfile's default applies); yields the port and the process."""
+    port = free_port()
+    merged = {k: v for k, v in {**base_env, **env, "PORT": str(port)}.items() if v is not None}
+    merged["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{base_env['PATH']}"
+    with serving(["bash", "-c", f"exec {procfile_command('web')}"], merged,
+                 f"http://127.0.0.1:{port}/healthz") as proc:
+        yield port, proc
+
+
 class PrivateRedis:
     """A redis-server of a test's own, so that it can be stopped and started again."""
 
