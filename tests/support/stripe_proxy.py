@@ -27,7 +27,7 @@ silenced with `stripe_emulator.deliver_webhooks_to(None)`, or the service sees b
         proxy.require_action(pi_id, "ideal", return_url)        # -> payment_intent.requires_action
         proxy.succeed(pi_id)                                    # -> payment_intent.succeeded
         # and what Stripe.js sends from a browser (tests/support/stripe_js.py routes api.stripe.com here):
-        # POST /v1/payment_intents/{id}/confirm  key=pk_…&client_secret=…&payment_method_data[type]=card|sepa_debit|ideal
+        # POST /v1/payment_intents/{id}/confirm  key=pk_…&client_secret=…&payment_method_data[type]=card …
 
 Choices worth knowing:
 - Idempotency: scoped by API key + key; the stored answer is replayed for 24 h (`Idempotent-Replayed:
