@@ -32,6 +32,7 @@ pytestmark = [
 ]
 VISA = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"  # Stripe's test card for a generic decline
+THREE_D_SECURE = "4000 0025 0000 3155"  # Stripe's test card that asks for 3-D Secure
 IBAN = "DE89 3704 0044 0532 0130 00"  # Stripe's test IBAN, as a bank statement prints it
 GET_PI = "GET /v1/payment_intents/{id}"
 
@@ -230,6 +231,27 @@ def test_a_declined_card_is_said_and_the_same_order_is_paid_again_after_a_reload
     types = [t for t, _ in _events(db, order_id)]
     assert types.count("payment_failed") == 1 and types.count("payment_succeeded") == 1
     assert real_stripe.payment_intent(pi_id)["status"] == "succeeded"
+
+
+def test_three_d_secure_failed_then_completed_pays_the_same_order_on_the_page(shopper, make, catalog, db):
+    shop = shopper()
+    shop.order_online(make)
+    order_id = shop.order_id
+    shop.pay_by_card(THREE_D_SECURE)
+    prompt = shop.page.get_by_role("dialog", name="3D Secure authentication")
+    expect(prompt).to_be_in_viewport()
+    shop.shot("3ds-prompt")
+    prompt.get_by_role("button", name="Fail authentication").click()
+    alert = shop.alert("The payment was not confirmed at your bank")
+    expect(alert).to_be_focused()
+    assert _order(db, order_id).payment_status == "failed"
+
+    shop.page.get_by_role("button", name="Pay again").click()  # the same card, typed already: asked again
+    prompt.get_by_role("button", name="Complete authentication").click()
+    assert shop.paid() == order_id
+    types = [t for t, _ in _events(db, order_id)]
+    assert types.count("payment_failed") == 1 and types.count("payment_succeeded") == 1
+    assert "payment_intent_replaced" not in types  # Stripe lets the same PaymentIntent be confirmed again
 
 
 def test_a_field_left_incomplete_is_said_in_the_group_card_and_nothing_is_sent(shopper, make, catalog, db,

@@ -13,6 +13,10 @@
 //          which resolves to {paymentIntent} for a method that needs no redirect
 //   stripe.retrievePaymentIntent(clientSecret)  -> {paymentIntent} or {error}
 //
+// A card that asks for 3-D Secure (`next_action.use_stripe_sdk`) gets the issuer's prompt in a modal over the page,
+// as Stripe.js shows it, with the buttons of Stripe's test page (`Complete authentication`, `Fail authentication`);
+// the answer goes to the emulator's `_authenticate`, which stands for what the issuer tells Stripe.
+//
 // As in Stripe.js, what the customer types lives in a cross-origin iframe (elements-inner-payment.html, served from
 // this script's origin) that sends it to the API itself; the page never sees a card number. Both talk to
 // https://api.stripe.com/v1 as Stripe.js does: the publishable key and the client secret as form fields, no secret
@@ -180,6 +184,39 @@
     }
   }
 
+  // The card issuer's 3-D Secure prompt, over the page; resolves to the PaymentIntent once answered.
+  function authenticate(key, clientSecret) {
+    return new Promise((resolve) => {
+      const veil = document.createElement("div");
+      veil.setAttribute("role", "dialog");
+      veil.setAttribute("aria-modal", "true");
+      veil.setAttribute("aria-label", "3D Secure authentication");
+      Object.assign(veil.style, { position: "fixed", inset: "0", display: "flex", alignItems: "center",
+        justifyContent: "center", background: "rgba(0, 0, 0, 0.4)", zIndex: "2147483647" });
+      const box = document.createElement("div");
+      Object.assign(box.style, { background: "#fff", padding: "1.5rem", borderRadius: "6px", maxWidth: "24rem" });
+      const title = document.createElement("h2");
+      title.textContent = "Test 3D Secure authentication";
+      const text = document.createElement("p");
+      text.textContent = "Your card's bank asks you to confirm this payment.";
+      box.append(title, text);
+      for (const [label, success] of [["Complete authentication", true], ["Fail authentication", false]]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = label;
+        button.addEventListener("click", async () => {
+          veil.remove();
+          resolve(await api("POST", `/payment_intents/${intentId(clientSecret)}/_authenticate`,
+            { key, client_secret: clientSecret, success }));
+        });
+        box.append(button, " ");
+      }
+      veil.append(box);
+      document.body.append(veil);
+      box.querySelector("button").focus();
+    });
+  }
+
   function leaveFor(url) {
     window.location.assign(url);
     return new Promise(() => {}); // the page is going away: the promise never settles, as with Stripe.js
@@ -210,7 +247,12 @@
         }
         const result = await elements.element.ask({ type: "confirm", confirmParams });
         if (result.error) return { error: result.error };
-        const intent = result.paymentIntent;
+        let intent = result.paymentIntent;
+        if (intent.status === "requires_action" && intent.next_action && intent.next_action.type === "use_stripe_sdk") {
+          const authenticated = await authenticate(key, elements.clientSecret);
+          if (authenticated.error) return { error: authenticated.error };
+          intent = authenticated.paymentIntent;
+        }
         const action = intent.next_action;
         if (intent.status === "requires_action" && action && action.type === "redirect_to_url") {
           return leaveFor(action.redirect_to_url.url);
