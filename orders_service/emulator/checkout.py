@@ -3,7 +3,7 @@
 localstripe's Stripe.js cannot confirm a PaymentIntent with card data. Its page saves the card with a
 SetupIntent instead (`confirmCardSetup`), the service confirms the order's PaymentIntent with that
 card, and a 3-D Secure card then asks the page for `confirmCardPayment`. With Stripe's own API none
-of this is served: the page calls `stripe.confirmCardPayment` itself, as the seed shows.
+of this is served: the page pays with Stripe's Payment Element (`stripe.confirmPayment`) itself.
 """
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ silenced with `stripe_emulator.deliver_webhooks_to(None)`, or the service sees b
         proxy.fail_processing(pi_id)                            # -> payment_intent.payment_failed
         proxy.require_action(pi_id, "ideal", return_url)        # -> payment_intent.requires_action
         proxy.succeed(pi_id)                                    # -> payment_intent.succeeded
+        # and what Stripe.js sends from a browser (tests/support/stripe_js.py routes api.stripe.com here):
+        # POST /v1/payment_intents/{id}/confirm  key=pk_…&client_secret=…&payment_method_data[type]=card …
 
 Choices worth knowing:
 - Idempotency: scoped by API key + key; the stored answer is replayed for 24 h (`Idempotent-Replayed:
@@ -48,6 +50,13 @@ Choices worth knowing:
   `processing` PaymentIntent is refused as Stripe refuses it. A PaymentIntent created with
   `automatic_payment_methods` offers `DASHBOARD_METHODS`; one created with `payment_method_types`
   offers those, and only those can be driven.
+- Stripe.js's calls (a PaymentIntent read or confirmed with the publishable key and the client secret, as the
+  Payment Element does; localstripe accepts neither) are answered here: a wrong client secret, a method the
+  PaymentIntent does not offer, a missing `return_url` (the Dashboard's methods may redirect) or a SEPA debit
+  without its mandate are refused as Stripe refuses them; a card is paid at localstripe (its PaymentMethod made
+  there from the typed number), or declined here with Stripe's card error for its test cards (`DECLINED_CARDS`:
+  localstripe's own decline would leave the PaymentIntent unable to be paid again); a SEPA debit goes
+  `start_processing`; iDEAL and other redirect methods `require_action` with the confirm's `return_url`.
 - localstripe's charges carry no `payment_method_details`: the proxy adds Stripe's `{type: card}`.
 - Parameters localstripe rejects but Stripe accepts (`description`, `receipt_email`,
   `automatic_payment_methods`, cancel's `cancellation_reason`, refund's `reason`, ...) are taken off
@@ -100,6 +109,25 @@ _STRIPPED = {
 # What `automatic_payment_methods[enabled]=true` offers here: the methods "enabled in the Dashboard".
 DASHBOARD_METHODS = ["card", "ideal", "klarna", "sepa_debit"]
 REDIRECT_PAGE = "/_real_stripe/redirect/"
+# What Stripe.js confirms with the publishable key (the Payment Element), by the kind of method: a bank's page
+# first (a redirect), accepted now and settled days later (a bank debit), or a card, paid or declined now.
+REDIRECT_METHODS = {"ideal", "klarna", "bancontact", "eps", "p24"}
+DEBIT_METHODS = {"sepa_debit"}
+# Stripe's test cards that are declined (docs.stripe.com/testing, "Declined payments"): number -> code,
+# decline_code, message. Every other valid number is paid at localstripe (3-D Secure cards ask there first).
+DECLINED_CARDS = {
+    "4000000000000002": ("card_declined", "generic_decline", "Your card was declined."),
+    "4000000000009995": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009987": ("card_declined", "lost_card", "Your card was declined."),
+    "4000000000000069": ("expired_card", None, "Your card has expired."),
+    "4000000000000127": ("incorrect_cvc", None, "Your card's security code is incorrect."),
+    "4000000000000341": ("card_declined", "generic_decline", "Your card was declined."),
+}
+_RETURN_URL_NEEDED = ("A `return_url` must be specified because this Payment Intent is configured to automatically "
+                      "accept the payment methods enabled in the Dashboard, some of which may require a full page "
+                      "redirect to succeed. If you do not want to accept redirect-based payment methods, set "
+                      "`automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` "
+                      "to `never` when creating Setup Intents and Payment Intents.")
 # Stripe's answer to a cancel (or a confirm, an update) of a PaymentIntent it is processing.
 _PROCESSING_REFUSAL = ("You cannot {verb} this PaymentIntent because it has a status of processing. Only a "
                        "PaymentIntent with one of the following statuses may be {done}: requires_payment_method, "
@@ -576,6 +604,8 @@ class RealStripe:
 
     def _execute(self, req: _Request) -> tuple[int, dict | bytes]:
         """Forward to localstripe (minus what it cannot take) and shape the answer."""
+        if self._from_stripe_js(req):
+            return self._stripe_js_call(req)
         if req.template in ("GET /v1/payment_intents", "GET /v1/payment_intents/search"):
             return self._list_payment_intents(req)
         fake = self._fake_object(req)
@@ -806,11 +836,11 @@ class RealStripe:
         self._shape(pi, set(expand), "")
         return pi
 
-    def start_processing(self, pi_id: str, method: str = "sepa_debit") -> dict:
+    def start_processing(self, pi_id: str, method: str = "sepa_debit", given: dict | None = None) -> dict:
         """The customer paid with a method the provider settles later (a SEPA debit): `processing`, with a
         pending charge whose `payment_method_details` say which method; sends `payment_intent.processing`."""
         pi = self._payable(pi_id, method)
-        pm = self._fake_method(method, pi)
+        pm = self._fake_method(method, pi, given)
         charge = self._fake_charge(pi, pm, status="pending")
         self._drive(pi_id, {"status": "processing", "payment_method": pm["id"], "latest_charge": charge["id"],
                             "last_payment_error": None, "next_action": None})
@@ -833,13 +863,13 @@ class RealStripe:
         return self._announce("payment_intent.payment_failed", pi_id)
 
     def require_action(self, pi_id: str, method: str = "ideal", return_url: str = "https://shop.example.com/",
-                       then: str = "succeeded") -> dict:
+                       then: str = "succeeded", given: dict | None = None) -> dict:
         """The customer chose a method that sends them to their bank's page: `requires_action` with a
         `redirect_to_url` next action (its `url` is `redirect_url(pi_id)`, a page that authorizes or fails
         the payment, then returns to `return_url` as Stripe does); sends `payment_intent.requires_action`.
         Authorized, the payment `then` succeeds, or goes `processing` (a delayed bank transfer)."""
         pi = self._payable(pi_id, method)
-        pm = self._fake_method(method, pi)
+        pm = self._fake_method(method, pi, given)
         self._drive(pi_id, {"status": "requires_action", "payment_method": pm["id"], "latest_charge": None,
                             "last_payment_error": None,
                             "next_action": {"type": "redirect_to_url", "redirect_to_url": {
@@ -891,6 +921,120 @@ class RealStripe:
             self._driven[pi_id] = {"base": paid["status"], "fields": {"payment_method": pm["id"]}}
         return self._announce("payment_intent.succeeded", pi_id)
 
+    # -- Stripe.js: what a browser asks with the publishable key ---------------------------------------
+    @staticmethod
+    def _from_stripe_js(req: _Request) -> bool:
+        """A PaymentIntent read or confirmed by Stripe.js in the customer's browser: authenticated by the
+        publishable key and the client secret (`key=pk_…&client_secret=…`), as Stripe.js does, not by a secret key.
+        localstripe's own Stripe.js calls (its 3-D Secure `_authenticate`, SetupIntents) pass through as before."""
+        return (req.template in ("GET /v1/payment_intents/{id}", "POST /v1/payment_intents/{id}/confirm")
+                and not req.headers.get("Authorization") and str(req.param("key") or "").startswith("pk_"))
+
+    def _stripe_js_call(self, req: _Request) -> tuple[int, dict]:
+        pi_id = req.path.split("/")[3]
+        pi = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        if not pi:
+            return 404, _error("invalid_request_error", f"No such payment_intent: '{pi_id}'", code="resource_missing",
+                               param="intent")
+        if req.param("client_secret") != pi.get("client_secret"):
+            return 400, _error("invalid_request_error", "The client_secret provided does not match the client_secret "
+                               "associated with the PaymentIntent.", param="client_secret")
+        if req.method == "GET":
+            return 200, self.payment_intent(pi_id)
+        return self._confirm_from_browser(pi_id, dict(req.params))
+
+    def _confirm_from_browser(self, pi_id: str, data: dict) -> tuple[int, dict]:
+        """`confirmPayment` with what the customer typed into the Payment Element (`payment_method_data`): a card
+        is paid (at localstripe) or declined now; a bank debit goes `processing`; a redirect method waits on the
+        bank's page (`require_action`). Each with the answer and the event real Stripe sends."""
+        pi = self.payment_intent(pi_id)
+        method = data.get("payment_method_data[type]")
+        if pi["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+            return 400, _error("invalid_request_error", f"You cannot confirm this PaymentIntent because it has a "
+                               f"status of {pi['status']}.", code="payment_intent_unexpected_state", payment_intent=pi)
+        if method not in pi["payment_method_types"]:
+            return 400, _error("invalid_request_error", f"The payment method type provided: {method} is invalid. This "
+                               f"payment_intent is configured to accept the following payment_method_types: "
+                               f"{pi['payment_method_types']}.", param="payment_method_data[type]")
+        automatic = pi.get("automatic_payment_methods") or {}
+        return_url = data.get("return_url")
+        if not return_url and (method in REDIRECT_METHODS or (automatic.get("enabled")
+                                                              and automatic.get("allow_redirects") != "never")):
+            return 400, _error("invalid_request_error", _RETURN_URL_NEEDED, param="return_url")
+        given = self._typed(data, method)
+        if method in REDIRECT_METHODS:
+            return 200, self.require_action(pi_id, method, return_url, given=given)
+        if method in DEBIT_METHODS:
+            if not data.get("mandate_data[customer_acceptance][type]"):
+                return 400, _error("invalid_request_error", "A mandate is required to confirm this PaymentIntent "
+                                   f"with a {method} PaymentMethod.", param="mandate_data")
+            return 200, self.start_processing(pi_id, method, given)
+        if method == "card":
+            number = data.get("payment_method_data[card][number]", "")
+            if number in DECLINED_CARDS:
+                return self._decline_card(pi_id, given, *DECLINED_CARDS[number])
+            return self._pay_card(pi_id, data)
+        return 400, _error("invalid_request_error", f"This test double cannot confirm a {method} payment.",
+                           param="payment_method_data[type]")
+
+    @staticmethod
+    def _typed(data: dict, method: str) -> dict:
+        """`payment_method_data[...]` as the PaymentMethod shows it (a card's last four digits, never its number)."""
+        prefix = "payment_method_data[billing_details]["
+        billing = {k[len(prefix):-1]: v for k, v in data.items() if k.startswith(prefix) and k.count("[") == 2}
+        given = {"billing_details": billing}
+        if method == "card":
+            number = data.get("payment_method_data[card][number]", "")
+            given["card"] = {"brand": "visa" if number.startswith("4") else "unknown", "last4": number[-4:],
+                             "exp_month": int(data.get("payment_method_data[card][exp_month]") or 0),
+                             "exp_year": int(data.get("payment_method_data[card][exp_year]") or 0),
+                             "country": "US", "funding": "credit", "fingerprint": secrets.token_hex(8)}
+        elif method == "sepa_debit":
+            iban = data.get("payment_method_data[sepa_debit][iban]", "").replace(" ", "")
+            given["sepa_debit"] = {"country": iban[:2], "last4": iban[-4:]}
+        elif method == "ideal" and data.get("payment_method_data[ideal][bank]"):
+            given["ideal"] = {"bank": data["payment_method_data[ideal][bank]"]}
+        return given
+
+    def _decline_card(self, pi_id: str, given: dict, code: str, decline_code: str | None,
+                      message: str) -> tuple[int, dict]:
+        """Declined by the card's bank: 402 with the card error (the PaymentIntent inside it), the PaymentIntent back
+        to `requires_payment_method` with `last_payment_error` and a failed charge, `payment_intent.payment_failed`.
+        Driven here, as localstripe's own decline would leave its PaymentIntent unable to be paid again."""
+        pi = self.payment_intent(pi_id)
+        pm = self._fake_method("card", pi, given)
+        charge = self._fake_charge(pi, pm, status="failed")
+        with self._lock:
+            charge.update(failure_code=code, failure_message=message)
+        error = {"type": "card_error", "code": code, "message": message, "charge": charge["id"],
+                 "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
+                 "payment_method": json.loads(json.dumps(pm))}
+        if decline_code:
+            error["decline_code"] = decline_code
+        self._drive(pi_id, {"status": "requires_payment_method", "payment_method": None, "next_action": None,
+                            "latest_charge": charge["id"], "last_payment_error": error})
+        pi = self._announce("payment_intent.payment_failed", pi_id)
+        return 402, {"error": {**error, "payment_intent": pi}}
+
+    def _pay_card(self, pi_id: str, data: dict) -> tuple[int, dict]:
+        """A card localstripe pays (or asks 3-D Secure for): its PaymentMethod created there, then set on the
+        PaymentIntent and confirmed (localstripe cannot confirm with `payment_method_data`)."""
+        card = {f"card[{field}]": data.get(f"payment_method_data[card][{field}]", "")
+                for field in ("number", "exp_month", "exp_year", "cvc")}
+        headers = self._internal_headers()
+        made = self._upstream("POST", "/v1/payment_methods", urlencode({"type": "card", **card}).encode(), headers)
+        if made.status_code != 200:
+            return made.status_code, self._json_or_bytes(made)
+        for path, form in ((f"/v1/payment_intents/{pi_id}", {"payment_method": made.json()["id"]}),
+                           (f"/v1/payment_intents/{pi_id}/confirm", {})):
+            up = self._upstream("POST", path, urlencode(form).encode(), headers)
+            if up.status_code != 200:
+                body = self._json_or_bytes(up)
+                if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                    body["error"]["payment_intent"] = self.payment_intent(pi_id)
+                return up.status_code, body
+        return 200, self.payment_intent(pi_id)
+
     def _payable(self, pi_id: str, method: str) -> dict:
         pi = self.payment_intent(pi_id)
         assert pi["status"] in ("requires_payment_method", "requires_confirmation", "requires_action"), \
@@ -899,14 +1043,18 @@ class RealStripe:
             f"{pi_id} offers {pi['payment_method_types']}: Stripe would not let it be paid by {method}"
         return pi
 
-    def _fake_method(self, method: str, pi: dict) -> dict:
+    def _fake_method(self, method: str, pi: dict, given: dict | None = None) -> dict:
+        """A PaymentMethod of `method`; `given` (`{billing_details?, <method>?}`, what the customer typed into
+        the Payment Element) replaces the test defaults."""
+        given = given or {}
         pm = {"id": "pm_" + secrets.token_hex(12), "object": "payment_method", "type": method,
               "billing_details": {"address": None, "email": "jenny@example.com", "name": "Jenny Rosen",
-                                  "phone": None},
+                                  "phone": None, **given.get("billing_details", {})},
               "created": int(time.time()), "customer": None, "livemode": False, "metadata": {},
               method: ({"bank_code": "37040044", "branch_code": None, "country": "DE",
                         "fingerprint": secrets.token_hex(8), "last4": "3000", "generated_from": None}
                        if method == "sepa_debit" else {"bank": "ing", "bic": "INGBNL2A"} if method == "ideal" else {})}
+        pm[method].update(given.get(method, {}))
         with self._lock:
             self._fake_methods[pm["id"]] = pm
         return pm

@@ -4,14 +4,17 @@
 //   1. GET /api/config                 -> the publishable key, the currency, where Stripe.js lives
 //   2. GET /api/products, a cart kept in the page, GET /api/delivery-methods?country=
 //   3. POST /api/auth/login or /register -> a bearer token (kept in sessionStorage)
-//   4. the card is checked before any order exists (a card the page can refuse never leaves an order behind)
-//   5. POST /api/orders (cash on delivery: 204 + Location) or /api/orders/with-payment (a client secret),
+//   4. POST /api/orders (cash on delivery: 204 + Location) or /api/orders/with-payment (a client secret),
 //      always with an Idempotency-Key: a double click or a retried request places one order
-//   6. pay by card, then PATCH /api/orders/{id}/paid: the service, not the page, asks Stripe whether it is paid
+//   5. pay: Stripe's Payment Element with the order's client secret, stripe.confirmPayment with a return_url
+//      (/shop/?order=<id>); a bank's page sends the shopper back there
+//   6. PATCH /api/orders/{id}/paid: the service, not the page, asks Stripe whether it is paid (204), processing (202)
+//      or not (then GET /api/orders/{id}/payment says why, and gives the client secret to pay again)
 //   7. the confirmation, and "My orders" with each order's date, items, status and tracking number
 //
-// Two card flows, each in its own functions below: Stripe's own (Stripe.js and its card Element), and the
-// Stripe emulator's (its Stripe.js cannot confirm a payment with card data, so the card is saved first).
+// Two ways to pay, each in its own functions below: Stripe's own (Stripe.js and its Payment Element: cards,
+// bank debits, bank redirects — whatever the PaymentIntent offers), and the Stripe emulator's (its Stripe.js has
+// no Payment Element and cannot confirm a payment with card data: the card is checked and saved before the order).
 // What the shopper reads is said in the shopper's words: the API's messages are mapped, not shown raw.
 "use strict";
 
@@ -22,8 +25,11 @@ const STRIPE_JS = "https://js.stripe.com/v3/";
 const state = {
   config: null,        // GET /api/config
   stripe: null,        // Stripe(publishableKey)
-  card: null,          // the card Element
-  cardState: null,     // Stripe's card Element: its last `change` event ({complete, error})
+  card: null,          // the Payment Element (the emulator's card widget with the emulator)
+  elements: null,      // the Payment Element's Elements, made with the client secret of the order being paid
+  elementsSecret: null,
+  cardReady: null,     // resolves once the Payment Element is ready (shown at its size)
+  returningTo: null,   // an order in the address (/shop/?order=…) that waits for the shopper to sign in
   cardInputs: null,    // the emulator's card widget: its inputs by name
   products: [],
   methods: [],
@@ -212,6 +218,8 @@ function statusText(order) {
   const refund = { refunded: "refunded", partially_refunded: "partly refunded" }[order.paymentStatus];
   switch (order.status) {
     case "pending":
+      if (order.paymentStatus === "processing") return "Payment processing: your bank is transferring the money";
+      if (order.paymentStatus === "action_required") return "Waiting for you to confirm the payment at your bank";
       return order.paymentStatus === "failed" ? "Not paid: the last payment did not go through"
         : "Waiting for your payment";
     case "confirmed":
@@ -273,11 +281,11 @@ class CardProblem extends Error {
   }
 }
 
-// Each card flow: mount() the card field; prepare() checks (and with the emulator, saves) the card before
-// the order is placed, throwing CardProblem; pay(order, prepared) resolves to null once the service has the
-// order paid (or is waiting for the provider), or to {declined: reason}.
+// Each way to pay: mount() prepares the group Card; prepare() checks (with the emulator, saves) the card before
+// the order is placed, throwing CardProblem; placed(order, prepared) pays the order just placed. The emulator's
+// pay(order, prepared) resolves to null once the service has the order paid, or to {declined: reason}.
 function cardFlow() {
-  return usesEmulator() ? emulatorCard : stripeCard;
+  return usesEmulator() ? emulatorCard : paymentElement;
 }
 
 // The order is paid: the service asks the provider (PATCH /paid); null, or why it is not paid.
@@ -297,36 +305,183 @@ async function confirmWithService(order) {
   }
 }
 
-// --- paying by card: Stripe's own flow (Stripe.js and its card Element) ----------------------------------
-// Stripe's Element checks the number, date and code as they are typed and accepts them as people type them;
-// the page places no order until it says the card is complete. This is the place to move to the Payment
-// Element (stripe.confirmPayment with a return_url).
+// --- paying online: Stripe's own flow (Stripe.js and its Payment Element) ---------------------------------
+// The Payment Element needs the PaymentIntent's client secret, so it appears once the order is placed, with every
+// method the PaymentIntent offers (STRIPE_PAYMENT_METHODS: cards, bank debits, a bank's page). The shopper pays with
+// stripe.confirmPayment; a card or a bank debit is settled on this page (redirect: "if_required"), a redirect
+// method leaves for the bank's page and comes back to /shop/?order=<id>. Either way, and on any reload of that
+// address, settleOnline() asks the service, which asks Stripe: the page never trusts what the browser says.
 
-const stripeCard = {
+const paymentElement = {
   mount() {
     state.stripe = Stripe(state.config.publishableKey);
-    state.card = state.stripe.elements().create("card");
-    state.card.mount("#card-element");
-    state.card.on("change", (event) => { state.cardState = event; });
+    show("card-note", "Once your order is placed you pay here, by card or any other way the shop offers "
+      + "(a bank debit, your bank's page).");
   },
 
   async prepare() {
-    const typed = state.cardState;
-    if (!typed || !typed.complete) {
-      throw new CardProblem(typed && typed.error ? typed.error.message : "Enter your card's number, expiry date and security code.");
-    }
-    return {};
+    return {}; // nothing to check before the order: the Payment Element comes with it
   },
 
-  async pay(order) {
-    const customer = session.customer;
-    const result = await state.stripe.confirmCardPayment(order.clientSecret, {
-      payment_method: { card: state.card, billing_details: { name: customer ? customer.name : undefined } },
-    });
-    if (result.error) return { declined: providerReason(result.error.message) };
-    return confirmWithService(order);
+  async placed(order) {
+    keepInAddress(order.orderId); // a reload, or the way back from a bank's page, finds the order again
+    showOrder({ id: order.orderId, status: "pending", paymentStatus: "unpaid", totalAmount: order.totalAmount,
+      currency: order.currency });
+    offerPayment(order, { paymentStatus: "unpaid", clientSecret: order.clientSecret, nextAction: null, lastError: null });
   },
 };
+
+function orderInAddress() {
+  return new URLSearchParams(window.location.search).get("order");
+}
+
+// The address names the order being paid (and nothing more: Stripe's payment_intent, its client secret and its
+// redirect_status are taken off once read, out of the history and of what a shopper might copy).
+function keepInAddress(orderId) {
+  window.history.replaceState(null, "", returnUrl(orderId));
+}
+
+function forgetAddress() {
+  if (window.location.search) window.history.replaceState(null, "", window.location.pathname);
+}
+
+function returnUrl(orderId) {
+  return `${window.location.origin}${window.location.pathname}?order=${encodeURIComponent(orderId)}`;
+}
+
+// A decline or a failed step, in the shopper's words, whatever the method (a card, a bank account, a bank's page).
+function paymentReason(message) {
+  if (!message) return "The payment did not go through.";
+  if (/authenticat/i.test(message)) return "The payment was not confirmed at your bank (it failed or was canceled there).";
+  if (/^Your (card|bank)/.test(message)) return message;
+  if (/insufficient funds/i.test(message)) return "Your bank account did not have enough money for this payment.";
+  return `The payment was refused: ${message}`;
+}
+
+// The Payment Element for this client secret, mounted in the group Card (made again only for another secret).
+function mountPaymentElement(clientSecret) {
+  if (state.card && state.elementsSecret === clientSecret) return;
+  if (state.card) state.card.destroy();
+  state.elements = state.stripe.elements({ clientSecret });
+  state.elementsSecret = clientSecret;
+  state.card = state.elements.create("payment");
+  state.card.on("change", () => show("card-error", "")); // what was wrong is being changed
+  state.cardReady = new Promise((resolve) => state.card.on("ready", resolve));
+  state.card.mount("#card-element");
+}
+
+// The checkout now pays this order only: the Payment Element, Pay now (or Pay again), Cancel order.
+function offerPayment(order, payment) {
+  session.remember({ orderId: order.orderId, totalAmount: order.totalAmount, currency: order.currency });
+  mountPaymentElement(payment.clientSecret);
+  show("card-note", "");
+  $("order-details").hidden = true;
+  $("place-order").hidden = true;
+  $("pay-again").hidden = false;
+  $("cancel-order").hidden = false;
+  $("card-group").hidden = false;
+  $("checkout").hidden = false;
+  $("order-form").hidden = false;
+  const failed = payment.paymentStatus === "failed";
+  $("pay-again").textContent = failed ? "Pay again" : "Pay now";
+  const bank = payment.nextAction && payment.nextAction.redirectUrl;
+  const paying = $("paying-again");
+  paying.replaceChildren(`Order ${order.orderId} is placed: choose how to pay, then ${failed ? "Pay again" : "Pay now"}.`);
+  if (bank) {
+    paying.append(" Your bank is still waiting for you to confirm this payment: ",
+      element("a", "continue at your bank", { href: bank }), ", or pay another way.");
+  }
+  paying.hidden = false;
+  if (failed) {
+    $("confirmation-message").textContent = "";
+    alertAt("confirmation-error", `${paymentReason(payment.lastError)} Nothing was charged. Choose how to pay, then `
+      + "Pay again, or cancel the order.");
+  } else {
+    $("confirmation-message").textContent = "Your order is placed and its products are held for you: pay for it "
+      + "under Checkout to confirm it.";
+    state.cardReady.then(() => { // once the Element has its size: what to do, its fields and Pay now in view together
+      paying.scrollIntoView({ block: "start" });
+      state.card.focus();
+    });
+  }
+}
+
+// Pay now / Pay again: stripe.confirmPayment with the Payment Element.
+async function payOnline() {
+  const order = session.order;
+  if (!order || state.busy || !state.elements) return;
+  clearMessages();
+  setBusy(true);
+  try {
+    show("order-status", "Paying… If your bank asks you to confirm the payment, do so.");
+    const result = await state.stripe.confirmPayment({
+      elements: state.elements, confirmParams: { return_url: returnUrl(order.orderId) }, redirect: "if_required",
+    });
+    show("order-status", "");
+    if (result.error && result.error.type === "validation_error") {
+      alertAt("card-error", result.error.message); // the Element marks the field too
+      return;
+    }
+    // Paid, processing or declined: what the page shows comes from the service, not from this result.
+    const payment = await settleOnline(order.orderId);
+    if (result.error && payment && payment.clientSecret && !payment.lastError) {
+      alertAt("confirmation-error", `${paymentReason(result.error.message)} Nothing was charged: try again.`);
+    }
+  } catch (error) {
+    alertAt("confirmation-error", shopperMessage(error));
+  } finally {
+    show("order-status", "");
+    setBusy(false);
+  }
+}
+
+// The order's payment as the service has it, shown in Order confirmation: after confirmPayment, on the way back
+// from a bank's page (/shop/?order=<id>&payment_intent=…&redirect_status=…) and on any reload. PATCH /paid makes
+// the service ask Stripe (204 paid, 202 processing, 400 not paid); GET …/payment then says why and gives the
+// client secret to pay again. `redirect_status` is never read: the shopper's browser could say anything.
+// Resolves to GET …/payment's answer while the order can still be paid, else null.
+async function settleOnline(orderId) {
+  show("confirmation-error", "");
+  let busy = false;
+  try {
+    await api("PATCH", `/api/orders/${orderId}/paid`);
+  } catch (error) {
+    if (error.status === 404) {
+      forgetAddress();
+      session.forget();
+      alertAt("page-error", "This order is not in your account: sign in with the account that placed it.");
+      return null;
+    }
+    if (error.status === 401) return null; // signed out: the sign-in form is shown
+    busy = error.status === 503 || error.status >= 500; // the webhook tells the service meanwhile
+  }
+  keepInAddress(orderId);
+  const order = await refreshOrder(orderId);
+  bringIntoView("confirmation");
+  if (order.status !== "pending" || order.paymentStatus === "processing") {
+    session.forget();
+    finishCheckout();
+    $("confirmation-message").textContent = order.paymentStatus === "paid"
+      ? "Thank you: your payment was received and your order is confirmed."
+      : order.paymentStatus === "processing"
+        ? "Thank you: your bank has accepted the payment. Your order is confirmed when the money arrives (a bank "
+          + "debit can take a few days); My orders shows it."
+        : statusText(order);
+    await refreshMyOrders();
+    return null;
+  }
+  if (busy) {
+    await waitUntilPaid(orderId);
+    return null;
+  }
+  const { data: payment } = await api("GET", `/api/orders/${orderId}/payment`);
+  if (!payment.clientSecret) { // settled meanwhile (a webhook): show it as it is now
+    await refreshOrder(orderId);
+    return null;
+  }
+  offerPayment({ orderId, totalAmount: order.totalAmount, currency: order.currency }, payment);
+  return payment;
+}
 
 // --- paying by card: the Stripe emulator's flow ----------------------------------------------------------
 // Its Stripe.js cannot confirm a PaymentIntent with card data (it only simulates 3-D Secure there), and its
@@ -432,6 +587,13 @@ const emulatorCard = {
     } finally {
       show("order-status", "");
     }
+  },
+
+  async placed(order, prepared) {
+    showOrder({ id: order.orderId, status: "pending", paymentStatus: "unpaid", totalAmount: order.totalAmount,
+      currency: order.currency }, "Paying…");
+    bringIntoView("confirmation");
+    await pay(order, prepared);
   },
 
   async pay(order, prepared) {
@@ -583,6 +745,9 @@ async function signIn(register) {
       : await api("POST", "/api/auth/login", { body: { email, password } });
     session.signIn({ id: data.customerId, email, name }, data.accessToken);
     showAccount();
+    const returning = state.returningTo; // back from a bank's page in a browser that had forgotten the sign-in
+    state.returningTo = null;
+    if (returning) await settleOnline(returning);
   } catch (error) {
     const field = refusedField(error.errors);
     alertAt("account-error", shopperMessage(error), field && field.input);
@@ -591,6 +756,7 @@ async function signIn(register) {
 
 function signOut() {
   session.signOut();
+  forgetAddress();
   for (const id of ["orders", "confirmation"]) $(id).hidden = true; // they were the last customer's
   $("orders-list").replaceChildren();
   payingAgain(false);
@@ -669,10 +835,7 @@ async function placeOrder(event) {
     state.cart = [];
     changed();
     renderCart();
-    showOrder({ id: order.orderId, status: "pending", paymentStatus: "unpaid", totalAmount: order.totalAmount,
-      currency: order.currency }, "Paying…");
-    bringIntoView("confirmation");
-    await pay(order, prepared);
+    await cardFlow().placed(order, prepared);
   } catch (error) {
     const field = refusedField(error.errors);
     alertAt("order-error", shopperMessage(error), field && field.input); // no stock, a changed price …
@@ -892,10 +1055,11 @@ async function start() {
   for (const radio of document.querySelectorAll('input[name="payment"]')) {
     radio.addEventListener("change", () => { $("card-group").hidden = paymentChoice() !== "online"; });
   }
-  $("pay-again").addEventListener("click", payAgain);
+  $("pay-again").addEventListener("click", () => (usesEmulator() ? payAgain() : payOnline()));
   $("cancel-order").addEventListener("click", cancelOrder);
   $("new-order").addEventListener("click", () => {
     $("confirmation").hidden = true;
+    forgetAddress();
     bringIntoView("products-title", "products-title");
   });
   $("my-orders-button").addEventListener("click", showMyOrders);
@@ -909,6 +1073,26 @@ async function start() {
     return;
   }
   document.body.dataset.ready = "true"; // for tests and for people: the page has loaded what it needs
+  if (!usesEmulator()) {
+    // Back from a bank's page, or a reload while paying: the order in the address (or the one being paid).
+    const orderId = orderInAddress() || (session.order && session.order.orderId);
+    if (orderId) keepInAddress(orderId);
+    if (orderId && session.token) {
+      setBusy(true);
+      try {
+        await settleOnline(orderId);
+      } catch (error) {
+        alertAt("confirmation-error", shopperMessage(error));
+      } finally {
+        setBusy(false);
+      }
+    } else if (orderId) {
+      state.returningTo = orderId;
+      $("checkout").hidden = false;
+      alertAt("account-error", "Sign in to see your order and its payment.", "email");
+    }
+    return;
+  }
   const pending = session.order; // a reload while an order was being paid
   if (pending && session.token) {
     showOrder({ id: pending.orderId, status: "pending", paymentStatus: "unpaid", totalAmount: pending.totalAmount,

@@ -8,9 +8,7 @@ viewport), in the shopper's words. Each step saves a screenshot; the run's summa
 """
 from __future__ import annotations
 
-import itertools
 import re
-import shutil
 
 import pytest
 import requests
@@ -18,9 +16,8 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from tests.support.factories import PASSWORD
-from tests.support.screenshots import remember as remember_screenshots
+from tests.support.shopper import CHROMIUM, Shopper
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it with "
                                                 "apt): the storefront needs a real browser"),
@@ -32,179 +29,6 @@ VISA = "4242 4242 4242 4242"
 THREE_D_SECURE = "4000 0025 0000 3155"
 DECLINED_ON_CHARGE = "4000 0000 0000 0341"
 DECLINED_ON_SAVING = "4000 0000 0000 0002"
-# What a shopper should never have to read: the API's and the provider's words for developers.
-DEVELOPER_WORDS = re.compile(r"PaymentIntent|requires_\w+|Length must be|\((?:un)?paid\)|\(failed\)|\bpending\b|"
-                             r"cash_on_delivery|Bad request|undefined|\bnull\b|NaN|\[object", re.IGNORECASE)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # Playwright's own browser download cannot work here: Debian's chromium, headless.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run",
-            # A page the test fulfils itself (to add its CSP) has no address, so Chromium would count it as
-            # public and refuse it the loopback Stripe; the service's own pages are loopback anyway.
-            "--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessRespectPreflightResults"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory, request):
-    folder = tmp_path_factory.mktemp("storefront-screenshots")
-    remember_screenshots(request.config, folder)  # the run's summary prints it, under xdist too
-    return folder
-
-
-@pytest.fixture
-def catalog(make):
-    headphones = make.product("Premium Headphones", price_cents=199_99, stock=100)
-    case = make.product("Phone Case", price_cents=29_99, stock=50,
-                        variants=[{"name": "Black", "stock": 20}, {"name": "Clear", "stock": 20, "price_cents": 24_99}])
-    method = make.delivery_method("Standard Shipping", price_cents=10_00, countries=())
-    return headphones, case, method
-
-
-class Shopper:
-    """One customer in one browser context (fresh storage), taking screenshots as they go."""
-
-    _steps = itertools.count(1)
-
-    def __init__(self, browser, url: str, folder, name: str, stripe_js_url: str):
-        self.context = browser.new_context(viewport={"width": 1100, "height": 800})
-        self.context.set_default_timeout(15_000)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.said: list[str] = []  # every text the page showed, read at each screenshot
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on("console", lambda message: self.errors.append(message.text)
-                     if "Content Security Policy" in message.text else None)
-        self.context.route(f"{url}/shop/", self._with_csp(stripe_js_url))
-        self.url, self.folder, self.name = url, folder, name
-
-    @staticmethod
-    def _with_csp(stripe_js_url: str):
-        """The page is served under the strictest policy it claims to work with: 'self' and Stripe.js's origin,
-        no inline script or style (another layer of the service sets the real header)."""
-        stripe_origin = "/".join(stripe_js_url.split("/")[:3])
-        policy = (f"default-src 'self'; script-src 'self' {stripe_origin}; connect-src 'self' {stripe_origin}; "
-                  f"frame-src {stripe_origin}; style-src 'self'; img-src 'self' data:")
-
-        def handle(route):
-            response = route.fetch()
-            route.fulfill(response=response, headers={**response.headers, "content-security-policy": policy})
-        return handle
-
-    def shot(self, step: str):
-        path = self.folder / f"{next(self._steps):02d}-{self.name}-{step}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        self.said.append(self.page.locator("body").inner_text())
-        return path
-
-    def open(self):
-        self.page.goto(f"{self.url}/shop/")
-        self._ready()
-        self.shot("open")
-
-    def reload(self):
-        self.page.reload()
-        self._ready()
-
-    def _ready(self):
-        try:
-            self.page.locator("body[data-ready=true]").wait_for()
-        except Exception:
-            raise AssertionError(f"the page did not get ready: {self.errors}") from None
-
-    @property
-    def cart(self):
-        return self.page.get_by_role("region", name="Cart")
-
-    def add_to_cart(self, product: str, variant: str | None = None):
-        item = self.page.get_by_role("listitem").filter(has_text=product)
-        if variant:
-            item.get_by_label("Variant").select_option(label=variant)
-        item.get_by_role("button", name="Add to cart").click()
-
-    def checkout(self):
-        self.cart.get_by_role("button", name="Checkout").click()
-
-    def account(self, email: str, password: str = PASSWORD, name: str | None = None):
-        self.page.get_by_label("Email", exact=True).fill(email)
-        self.page.get_by_label("Password", exact=True).fill(password)
-        if name:
-            self.page.get_by_label("Name", exact=True).fill(name)
-            self.page.get_by_role("button", name="Create account").click()
-        else:
-            self.page.get_by_role("button", name="Sign in").click()
-        self.page.get_by_text(f"Signed in as {email}").wait_for()
-
-    def deliver_to(self, method: str = "Standard Shipping", zip_code: str = "10001"):
-        page = self.page
-        page.get_by_label("Country", exact=True).fill("US")
-        option = page.get_by_label("Delivery method").locator("option", has_text=method)
-        page.get_by_label("Delivery method").select_option(option.get_attribute("value"))
-        page.get_by_label("Street", exact=True).fill("123 Main St")
-        page.get_by_label("City", exact=True).fill("New York")
-        page.get_by_label("State", exact=True).fill("NY")
-        page.get_by_label("ZIP code", exact=True).fill(zip_code)
-
-    def card(self, number: str, month: str = "12", year: str = "34", cvc: str = "123"):
-        """Types the card as a person does: into each field of the group `Card`, key by key, as printed."""
-        online = self.page.get_by_role("radio", name="Pay online by card")
-        if online.is_visible():  # paying an order again, the page asks for the card only
-            online.check()
-        card = self.page.get_by_role("group", name="Card")
-        for label, value in (("Card number", number), ("Expiry month", month), ("Expiry year", year),
-                             ("Security code", cvc), ("Card postal code", "10001")):
-            field = card.get_by_label(label, exact=True)
-            field.click()
-            field.press("Control+A")
-            field.press("Backspace")
-            self.page.keyboard.type(value)
-
-    def place_order(self, double_click: bool = False):
-        button = self.page.get_by_role("button", name="Place order")
-        button.dblclick() if double_click else button.click()
-
-    def three_d_secure(self, complete: bool = True):
-        """The emulator's 3-D Secure prompt (Stripe.js shows Stripe's own with real Stripe)."""
-        name = "Complete authentication" if complete else "Fail authentication"
-        button = self.page.get_by_role("button", name=name)
-        expect(button).to_be_in_viewport()  # the prompt is where the shopper is looking, however far they scrolled
-        button.click()
-
-    @property
-    def confirmation(self):
-        return self.page.get_by_role("region", name="Order confirmation")
-
-    def wait_for_confirmation(self, text: str):
-        self.confirmation.get_by_text(text).first.wait_for()
-        return self.confirmation
-
-    def alert(self, text: str):
-        """An error the page shows: visible where the shopper is looking, and focused (or its field is)."""
-        alert = self.page.get_by_role("alert").filter(has_text=text)
-        alert.wait_for()
-        expect(alert).to_be_in_viewport()
-        return alert
-
-    def paid(self) -> str:
-        """Waits until the page shows the order paid; the order id it shows."""
-        self.confirmation.get_by_text("Confirmed and paid").wait_for(timeout=30_000)
-        self.shot("paid")
-        return self.confirmation.locator("#confirmation-id").inner_text()
-
-    def close(self):
-        assert self.errors == []  # the page threw nothing
-        self.said.append(self.page.locator("body").inner_text())
-        for text in self.said:
-            assert not DEVELOPER_WORDS.search(text), DEVELOPER_WORDS.search(text).group(0) + " in: " + text
-        self.context.close()
 
 
 @pytest.fixture
@@ -214,7 +38,7 @@ def shopper(browser, redis_webhooks_on, screenshots, request):
 
     def open_shop(name: str | None = None) -> Shopper:
         test_name = re.sub(r"\W+", "-", request.node.name.removeprefix("test_")).strip("-")
-        shopper = Shopper(browser, redis_webhooks_on.url, screenshots, name or test_name, stripe_js_url)
+        shopper = Shopper(browser, redis_webhooks_on.url, screenshots, name or test_name, stripe_js_url=stripe_js_url)
         opened.append(shopper)
         shopper.open()
         return shopper

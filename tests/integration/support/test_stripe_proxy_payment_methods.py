@@ -1,9 +1,7 @@
 """RealStripe drives the payments localstripe cannot make (a SEPA debit processing for days, a bank's
-redirect page) in real Stripe's shapes, with the signed events real Stripe sends, through the real SDK."""
+redirect page) in real Stripe's shapes, with the signed events real Stripe sends, through the real SDK; and
+answers Stripe.js's own calls (the Payment Element's confirm, with the publishable key and the client secret)."""
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 import requests
@@ -12,11 +10,11 @@ import stripe
 from orders_service.payments.stripe_gateway import to_payment_intent
 from tests.integration.support.test_stripe_proxy import RECEIVER_SECRET, Receiver
 from tests.support.processes import wait_until
+from tests.support.stripe_fixtures import stripe_fixtures
 from tests.support.stripe_proxy import DASHBOARD_METHODS, RealStripe
 
 KEY = "sk_test_real_stripe_payment_methods"
-# Stripe's own example objects (tests/unit/payments/stripe_fixtures.json, from stripe/openapi's fixtures3.json).
-FIXTURES = json.loads((Path(__file__).resolve().parents[2] / "unit" / "payments" / "stripe_fixtures.json").read_text())
+FIXTURES = stripe_fixtures()  # Stripe's own example objects (tests/support/stripe_fixtures.json)
 RETURN_URL = "https://shop.example.com/shop/?order=order-1"
 
 
@@ -182,3 +180,91 @@ def test_a_charge_has_payment_method_details_as_stripes_own(sdk):
     assert charge["payment_method_details"]["type"] == FIXTURES["charge"]["payment_method_details"]["type"] == "card"
     assert {"failure_code", "failure_message", "payment_method_details"} <= set(FIXTURES["charge"])
     assert {"failure_code", "failure_message", "payment_method_details"} <= set(charge)
+
+
+# -- what Stripe.js (the Payment Element) asks with the publishable key -----------------------------------------
+PK = "pk_test_real_stripe_payment_methods"
+CARD = {"payment_method_data[type]": "card", "payment_method_data[card][exp_month]": "12",
+        "payment_method_data[card][exp_year]": "2034", "payment_method_data[card][cvc]": "123"}
+
+
+def _browser(proxy, method: str, pi, data: dict | None = None, secret: str | None = None, **form) -> requests.Response:
+    """A request as Stripe.js sends it from the customer's browser: no secret key, the publishable key and the
+    client secret as form fields, from the shop's origin."""
+    path = f"/v1/payment_intents/{pi.id}" + ("/confirm" if method == "POST" else "")
+    fields = {"key": PK, "client_secret": secret or pi.client_secret, **(data or {}), **form}
+    headers = {"Origin": "https://shop.example.com"}
+    if method == "GET":
+        return requests.get(proxy.url + path, params=fields, headers=headers, timeout=10)
+    return requests.post(proxy.url + path, data=fields, headers=headers, timeout=10)
+
+
+def test_stripe_js_reads_and_confirms_only_with_the_client_secret(sdk, proxy):
+    pi = _create(sdk)
+    read = _browser(proxy, "GET", pi)
+    assert read.status_code == 200 and read.json()["payment_method_types"] == DASHBOARD_METHODS
+    assert read.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    for answer in (_browser(proxy, "GET", pi, secret=pi.id + "_secret_wrong"),
+                   _browser(proxy, "POST", pi, CARD, secret=pi.id + "_secret_wrong", return_url=RETURN_URL)):
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == "client_secret"
+    # Dashboard methods may redirect: Stripe refuses a confirm without a return_url, and a method not offered.
+    no_return = _browser(proxy, "POST", pi, {**CARD, "payment_method_data[card][number]": "4242424242424242"})
+    assert no_return.status_code == 400 and "return_url" in no_return.json()["error"]["message"]
+    card_only = _create(sdk, payment_method_types=["card"])
+    refused = _browser(proxy, "POST", card_only, {"payment_method_data[type]": "ideal"}, return_url=RETURN_URL)
+    assert refused.status_code == 400 and "ideal is invalid" in refused.json()["error"]["message"]
+    assert sdk.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+
+
+def test_stripe_js_card_declined_then_paid_on_the_same_payment_intent(sdk, proxy, receiver):
+    pi = _create(sdk)
+    declined = _browser(proxy, "POST", pi, {**CARD, "payment_method_data[card][number]": "4000000000000002"},
+                        return_url=RETURN_URL)
+
+    assert declined.status_code == 402
+    error = declined.json()["error"]
+    assert (error["type"], error["code"], error["decline_code"]) == ("card_error", "card_declined", "generic_decline")
+    assert error["payment_intent"]["status"] == "requires_payment_method"
+    assert error["payment_intent"]["last_payment_error"]["message"] == "Your card was declined."
+    [failed] = receiver.wait("payment_intent.payment_failed", pi.id)
+    assert failed.data.object.last_payment_error.payment_method.card.last4 == "0002"
+    assert _read(sdk, pi.id).latest_charge.status == "failed"
+
+    paid = _browser(proxy, "POST", pi, {**CARD, "payment_method_data[card][number]": "4242424242424242"},
+                    return_url=RETURN_URL)
+
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded"
+    receiver.wait("payment_intent.succeeded", pi.id)
+    read = _read(sdk, pi.id)
+    assert (read.status, read.last_payment_error, read.latest_charge.paid) == ("succeeded", None, True)
+
+
+def test_stripe_js_sepa_debit_needs_a_mandate_then_is_processing(sdk, proxy, receiver):
+    pi = _create(sdk)
+    debit = {"payment_method_data[type]": "sepa_debit", "payment_method_data[sepa_debit][iban]": "AT611904300234573201",
+             "payment_method_data[billing_details][name]": "Jenny Rosen",
+             "payment_method_data[billing_details][email]": "jenny@example.com"}
+    unmandated = _browser(proxy, "POST", pi, debit, return_url=RETURN_URL)
+    assert unmandated.status_code == 400 and unmandated.json()["error"]["param"] == "mandate_data"
+
+    accepted = _browser(proxy, "POST", pi, debit, return_url=RETURN_URL,
+                        **{"mandate_data[customer_acceptance][type]": "online"})
+
+    assert accepted.status_code == 200 and accepted.json()["status"] == "processing"
+    receiver.wait("payment_intent.processing", pi.id)
+    method = _read(sdk, pi.id).payment_method
+    assert (method.type, method.sepa_debit.last4, method.sepa_debit.country) == ("sepa_debit", "3201", "AT")
+    assert method.billing_details.name == "Jenny Rosen"
+
+
+def test_stripe_js_redirect_method_waits_on_the_banks_page(sdk, proxy, receiver):
+    pi = _create(sdk)
+    waiting = _browser(proxy, "POST", pi, {"payment_method_data[type]": "ideal",
+                                           "payment_method_data[ideal][bank]": "ing"}, return_url=RETURN_URL)
+
+    assert waiting.status_code == 200
+    action = waiting.json()["next_action"]
+    assert waiting.json()["status"] == "requires_action" and action["type"] == "redirect_to_url"
+    assert action["redirect_to_url"] == {"url": proxy.redirect_url(pi.id), "return_url": RETURN_URL}
+    receiver.wait("payment_intent.requires_action", pi.id)
+    assert _read(sdk, pi.id).payment_method.ideal.bank == "ing"
