@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from orders_service.db import utcnow
-from orders_service.webhooks.models import OutboundEvent, WebhookDelivery
+from orders_service.webhooks.models import OutboundEvent, WebhookDelivery, WebhookEndpoint
 from orders_service.webhooks.sequencer import sequence_events
 
 BASE = "/api/admin/webhook-endpoints"
@@ -28,9 +28,14 @@ def shop(make):
 
 
 def _create(client, admin_auth, **body):
+    """An endpoint no sender touches: a worker of the run (tests/integration/webhooks/test_delivery.py's) may be
+    polling this database, and these tests look at deliveries as the routes leave them."""
     body.setdefault("url", "http://127.0.0.1:9/hooks")
     response = client.post(BASE, json=body, headers=admin_auth)
     assert response.status_code == 201, response.json
+    with client.application.extensions["orders.runtime"].session_factory() as session, session.begin():
+        session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(response.json["id"]))
+                        .values(paused_until=utcnow() + timedelta(days=1)))
     return response.json
 
 
@@ -161,8 +166,6 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_a_day(client, admin_a
     assert rotated.status_code == 200 and set(rotated.json) == {"secret"}
     assert rotated.json["secret"].startswith("whsec_") and rotated.json["secret"] != endpoint["secret"]
     assert "secret" not in client.get(f"{BASE}/{endpoint['id']}", headers=admin_auth).json
-    from orders_service.webhooks.models import WebhookEndpoint
-
     with db.begin():
         stored = db.get(WebhookEndpoint, uuid.UUID(endpoint["id"]))
         assert (stored.secret, stored.previous_secret) == (rotated.json["secret"], endpoint["secret"])
