@@ -56,6 +56,13 @@ def deliveries(client, shop, **query) -> list[dict]:
     return response.json["items"]
 
 
+def _delivery_counts(stack) -> dict[str, float]:
+    """orders_webhook_deliveries_total by outcome, from the stack's /metrics."""
+    text = requests.get(f"{stack.url}/metrics", timeout=10).text
+    return {line.split('outcome="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line.startswith("orders_webhook_deliveries_total{")}
+
+
 def endpoint(client, shop, endpoint_id) -> dict:
     return client.get(f"{ENDPOINTS}/{endpoint_id}", headers=shop[2]).json
 
@@ -114,6 +121,8 @@ def test_a_failing_endpoint_gets_retries_with_one_webhook_id_then_the_delivery_i
     [dead] = deliveries(client, shop)
     assert (dead["attempts"], dead["lastStatusCode"], dead["nextAttemptAt"]) == (4, 500, None)
     assert dead["lastError"].startswith("HTTP 500")
+    counted = _delivery_counts(webhook_stack)  # the worker's counters, summed by the web
+    assert counted.get("failed", 0) >= 3 and counted.get("dead", 0) >= 1
 
     # A retry of a dead delivery is one attempt: failing, it is dead again.
     assert client.post(f"{DELIVERIES}/{dead['id']}/retry", headers=shop[2]).status_code == 202
