@@ -48,7 +48,9 @@ def _types(event_types: list[str] | None) -> list[str]:
 
 
 def _get(session: Session, endpoint_id: uuid.UUID, lock: bool = False) -> WebhookEndpoint:
-    endpoint = session.get(WebhookEndpoint, endpoint_id, with_for_update=lock, populate_existing=lock)
+    # FOR NO KEY UPDATE: an edit never changes the key, so it does not wait for deliveries being inserted.
+    endpoint = session.get(WebhookEndpoint, endpoint_id, populate_existing=lock,
+                           with_for_update={"key_share": True} if lock else None)
     if endpoint is None:
         raise NotFound("Webhook endpoint not found")
     return endpoint

@@ -172,10 +172,12 @@ def claim(session: Session, endpoint_id: uuid.UUID, limit: int = BATCH) -> Batch
     now, token = utcnow(), uuid.uuid4()
     until = now + CLAIM
     with session.begin():
+        # The endpoint's row first, then its deliveries, in every transaction that touches both: a deletion
+        # (which cascades to the deliveries) and a sender then never lock them in opposite orders.
         endpoint = session.execute(
             select(WebhookEndpoint.url, WebhookEndpoint.secret, WebhookEndpoint.previous_secret,
                    WebhookEndpoint.previous_secret_expires_at)
-            .where(WebhookEndpoint.id == endpoint_id, *_sendable(now))
+            .where(WebhookEndpoint.id == endpoint_id, *_sendable(now)).with_for_update(read=True, key_share=True)
         ).first()
         if endpoint is None:
             return None
@@ -227,6 +229,11 @@ def record(session: Session, batch: Batch, results: list[tuple[Claimed, Outcome,
                          next_at=next_at, delivered=attempted_at if outcome.delivered else None))
     last = results[-1][1] if results else None
     with session.begin():
+        # The endpoint's row first (see `claim`); one sender at a time records for an endpoint, so that two
+        # never update its deliveries in bulk at once. A deleted endpoint has nothing left to record.
+        if session.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.id == batch.endpoint_id)
+                          .with_for_update(key_share=True)) is None:
+            return
         if rows:
             session.execute(_RECORD, rows)
         session.execute(update(WebhookDelivery)
