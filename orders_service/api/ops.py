@@ -60,4 +60,7 @@ def _webhook_gauges() -> dict:
             backlog.waiting),
         "orders_webhook_oldest_pending_delivery_age_seconds": (
             "Age of the oldest outbound webhook delivery still to make (0: none)", backlog.oldest_age_seconds),
+        "orders_webhook_oldest_unnumbered_event_age_seconds": (
+            "Age of the oldest order event not yet numbered for the feed and its deliveries (seconds while the "
+            "webhook senders run; growing: none runs)", backlog.unnumbered_age_seconds),
     }

@@ -69,9 +69,15 @@ def retry_delivery(session: Session, delivery_id: uuid.UUID) -> None:
 class Backlog:
     waiting: int  # deliveries still to make to active endpoints (pending, or failed and to be retried)
     oldest_age_seconds: float  # how long the oldest of them has waited since it was created; 0 if none
+    unnumbered_age_seconds: float  # how long the oldest event not yet numbered has waited (no sender runs?)
+
+
+def _age(since: datetime | None, now: datetime) -> float:
+    return max((now - since).total_seconds(), 0.0) if since else 0.0
 
 
 def backlog(session: Session) -> Backlog:
+    now = utcnow()
     with session.begin():
         count, oldest = session.execute(
             select(func.count(), func.min(WebhookDelivery.created_at))
@@ -79,7 +85,9 @@ def backlog(session: Session) -> Backlog:
             .where(WebhookDelivery.status.in_(DeliveryStatus.WAITING),
                    WebhookEndpoint.status == EndpointStatus.ACTIVE)
         ).one()
-    return Backlog(count, max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)
+        unnumbered = session.scalar(select(func.min(OutboundEvent.occurred_at))
+                                    .where(OutboundEvent.sequence.is_(None), OutboundEvent.order_id.is_not(None)))
+    return Backlog(count, _age(oldest, now), _age(unnumbered, now))
 
 
 # --- the pull feed --------------------------------------------------------------------------------------

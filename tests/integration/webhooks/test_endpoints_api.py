@@ -288,6 +288,7 @@ def test_metrics_show_the_backlog(client, admin_auth, db, make, shop, session_fa
     assert "orders_webhook_deliveries_waiting 2.0" in text
     age = float(text.split("\norders_webhook_oldest_pending_delivery_age_seconds ")[1].split()[0])
     assert 90 <= age < 120
+    assert "\norders_webhook_oldest_unnumbered_event_age_seconds " in text
 
 
 def test_the_document_lists_the_routes_with_operation_ids(client):
