@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -30,13 +32,16 @@ _INSERT_DELIVERIES = insert(WebhookDelivery.__table__)
 class UrlPolicy:
     https_only: bool  # production
     allow_private: bool  # WEBHOOK_ALLOW_PRIVATE_URLS
+    # Entered while DNS answers (the web's run gate lets another request run meanwhile).
+    waiting: Callable[[], AbstractContextManager] = nullcontext
 
 
 def _checked_url(url: str, policy: UrlPolicy) -> str:
     """The URL, or a 400 naming what is wrong with it. Resolving a host name waits on DNS: no transaction
     is open meanwhile."""
     try:
-        urls.check(url, policy.https_only, policy.allow_private)
+        with policy.waiting():
+            urls.check(url, policy.https_only, policy.allow_private)
     except urls.UrlRefused as exc:
         raise InvalidRequest(f"url {exc}", errors={"url": [f"The URL {exc}."]}) from None
     return url

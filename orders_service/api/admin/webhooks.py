@@ -7,7 +7,7 @@ from uuid import UUID
 from marshmallow import Schema, ValidationError, fields, validate
 
 from orders_service.api.blueprint import Blueprint
-from orders_service.api.context import db_session, settings
+from orders_service.api.context import db_session, runtime, settings
 from orders_service.api.fields import Text, UtcDateTime
 from orders_service.api.pages import PageArgsSchema, PartialMixin, page_schema
 from orders_service.api.security import authenticated
@@ -133,7 +133,7 @@ _ENDPOINT = "/webhook-endpoints/<uuid:endpoint_id>"
 
 def _policy() -> endpoints.UrlPolicy:
     return endpoints.UrlPolicy(https_only=settings().is_production,
-                               allow_private=settings().webhook_allow_private_urls)
+                               allow_private=settings().webhook_allow_private_urls, waiting=runtime().waiting)
 
 
 @blp.route("/webhook-endpoints", methods=["POST"])

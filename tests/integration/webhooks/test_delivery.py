@@ -242,20 +242,28 @@ def test_a_hanging_endpoint_delays_neither_orders_nor_payments_nor_other_endpoin
     event is applied by the worker at once, and the healthy endpoint gets each event within seconds."""
     receiver.hang = True
     healthy = Receiver()
-    try:
-        subscribe(client, shop, receiver.url)
-        subscribe(client, shop, healthy.url)
+
+    def place_timed(count):
         latencies, placed_at = [], {}
-        for _ in range(20):
+        for _ in range(count):
             started = time.monotonic()
             order_id = place(client, make, shop, webhook_stack.url)
             latencies.append(time.monotonic() - started)
             placed_at[order_id] = time.time()
+        return latencies, placed_at
+
+    try:
+        without, _ = place_timed(20)  # the same web, the same moment of the machine, no endpoint at all
+        subscribe(client, shop, receiver.url)
+        subscribe(client, shop, healthy.url)
+        latencies, placed_at = place_timed(20)
         got = healthy.wait_for(20, timeout=15)
         lags = [r.at - placed_at[r.json()["data"]["order"]["id"]] for r in got]
         assert max(lags) < 5, lags
         assert receiver.requests()  # the hanging one was tried, and holds its request
-        assert statistics.median(latencies) < 0.5 and max(latencies) < 2, latencies
+        # Placing an order never waits on an endpoint: as fast as with none (give or take a busy machine).
+        baseline = statistics.median(without)
+        assert statistics.median(latencies) < max(2 * baseline, baseline + 0.25), (without, latencies)
 
         # A payment confirmed by Stripe's webhook is applied by the same worker, at once.
         created = client.post("/api/orders/with-payment", json=make.order_body(shop[0], shop[4], [(shop[3], 1)]),
