@@ -12,7 +12,8 @@ when a 429 or 503 asks for it with Retry-After), and after the last one it is `d
 disables the endpoint. When the endpoint cannot be reached at all (refused, timed out, no such
 host), its other due deliveries are not sent into the same wall one by one: they share that
 attempt's outcome (their last error says they were not sent), so a dead endpoint costs one attempt
-per round however many deliveries wait for it, and each delivery still follows its own schedule.
+per round (every UNREACHABLE_PAUSE at most) however many deliveries wait for it, and each delivery
+still follows its own schedule.
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ BATCH = 50  # deliveries one claim takes
 CLAIM = timedelta(seconds=TIMEOUT_SECONDS * 2)
 MARGIN = timedelta(seconds=2)  # a delivery is sent only while its claim has TIMEOUT + MARGIN left
 MAX_RETRY_AFTER = 24 * 3600  # an endpoint's Retry-After is honoured up to a day
+# An endpoint that cannot be reached is tried at most this often, and each round settles at most a batch of
+# its other due deliveries: 10,000 waiting for a dead endpoint are a few small statements a second, never
+# one burst that competes with the orders being placed.
+UNREACHABLE_PAUSE = timedelta(seconds=2)
+SHARED_FATE_BATCH = 1000
 _DELIVERY = WebhookDelivery.__table__
 
 
@@ -254,17 +260,26 @@ def record(session: Session, batch: Batch, results: list[tuple[Claimed, Outcome,
 
 def _share_fate(session: Session, endpoint_id: uuid.UUID, outcome: Outcome, now: datetime,
                 schedule: tuple[int, ...]) -> None:
-    """The endpoint could not be reached just now: each of its other due deliveries counts an attempt with
-    that outcome (one statement per attempt count, not one connection each)."""
+    """The endpoint could not be reached just now: its most overdue other deliveries (SHARED_FATE_BATCH; the
+    next rounds take the rest) count an attempt with that outcome — one statement per attempt count, not
+    one connection each — and the endpoint rests UNREACHABLE_PAUSE before the next round."""
     error = f"not sent: the endpoint was unreachable at {now.isoformat(timespec='seconds')} ({outcome.error})"[:500]
-    due = (WebhookDelivery.endpoint_id == endpoint_id, *_due(now))
-    for attempts in session.scalars(select(WebhookDelivery.attempts).where(*due).distinct()).all():
+    due = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.attempts)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, *_due(now))
+        .order_by(WebhookDelivery.next_attempt_at).limit(SHARED_FATE_BATCH).with_for_update(skip_locked=True)
+    ).all()
+    by_attempts: dict[int, list[uuid.UUID]] = {}
+    for row in due:
+        by_attempts.setdefault(row.attempts, []).append(row.id)
+    for attempts, ids in by_attempts.items():
         status, next_at = next_step(attempts + 1, schedule, outcome, now)
-        result = session.execute(
-            update(WebhookDelivery).where(*due, WebhookDelivery.attempts == attempts)
-            .values(status=status, attempts=attempts + 1, last_status_code=None, last_error=error,
-                    last_attempt_at=now, next_attempt_at=next_at))
-        _count(status, result.rowcount)
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                        .values(status=status, attempts=attempts + 1, last_status_code=None, last_error=error,
+                                last_attempt_at=now, next_attempt_at=next_at))
+        _count(status, len(ids))
+    session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+                    .values(paused_until=now + UNREACHABLE_PAUSE))
 
 
 # --- a sender's turn at one endpoint --------------------------------------------------------------------
