@@ -45,19 +45,21 @@ def _record(session: Session, order: Order, event_type: str, **detail) -> dict:
     return row
 
 
-def _publish(session: Session, order: Order, *types: str, placed: dict | None = None) -> None:
+def _publish(session: Session, order: Order, *types: str, placed: dict | None = None,
+             items: list[dict] | None = None) -> None:
     """Report the change to other systems: an outbound event per type (`EventTypes`), recorded in the
     change's transaction with the order as the change left it — so an action calls it last.
 
-    `placed` is a new order's one trail entry (its trail is known; its count starts at 1); any other
-    order's trail is read back, with what this transaction has written to it.
+    `placed` is a new order's one trail entry and `items` its lines' rows (all known: nothing is read
+    back; its count starts at 1); any other order's trail is read back, with what this transaction has
+    written to it.
     """
     if placed is not None:
         trail = [placed]
     else:
         trail = session.execute(select(OrderEvent.type, OrderEvent.at, OrderEvent.detail)
                                 .where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)).all()
-    record_order_events(session, order.id, types, order_document(order, trail), first=placed is not None)
+    record_order_events(session, order.id, types, order_document(order, trail, items), first=placed is not None)
 
 
 def _tell(session: Session, order: Order, kind: str) -> None:
@@ -81,15 +83,16 @@ def _mark_paid(order: Order) -> None:
 
 # --- placing ----------------------------------------------------------------------------------------
 
-def record_placed(session: Session, order: Order) -> None:
+def record_placed(session: Session, order: Order, items: list[dict] | None = None) -> None:
     """A new order's first trail event; a cash-on-delivery order is confirmed at once and says so.
 
-    `place_order` has inserted it, and takes its stock, in the same transaction.
+    `place_order` has inserted it (and its lines, `items`: their rows), and takes its stock, in the same
+    transaction.
     """
     placed = _record(session, order, OrderEvents.PLACED, paymentMethod=order.payment_method)
     if order.payment_method == PaymentMethod.CASH_ON_DELIVERY:
         _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
-    _publish(session, order, EventTypes.ORDER_CREATED, placed=placed)
+    _publish(session, order, EventTypes.ORDER_CREATED, placed=placed, items=items)
 
 
 # --- the customer or an admin -----------------------------------------------------------------------

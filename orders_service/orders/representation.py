@@ -2,6 +2,8 @@
 `data.order` — one definition for both (the API's schemas import it from here)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from marshmallow import Schema, fields
 
 from orders_service.json_fields import Money, UtcDateTime
@@ -51,16 +53,21 @@ _ORDER = OrderSchema()
 
 class _AsOf:
     """The order with `trail` for its events: the trail as the change's own transaction has written it
-    (the ORM's `events` collection does not see rows written with Core INSERTs)."""
+    (the ORM's `events` collection does not see rows written with Core INSERTs); and, for an order just
+    inserted with Core, its lines."""
 
-    def __init__(self, order: Order, trail):
+    def __init__(self, order: Order, trail, items):
         self._order, self.events = order, trail
+        if items is not None:
+            self.items = items
 
     def __getattr__(self, name):
         return getattr(self._order, name)
 
 
-def order_document(order: Order, trail) -> dict:
+def order_document(order: Order, trail, items: list[dict] | None = None) -> dict:
     """The representation of `order` as it stands, with `trail` (rows or objects with `type`, `at` and
-    `detail`) as its events, ready for `json.dumps`."""
-    return _ORDER.dump(_AsOf(order, trail))
+    `detail`) as its events, ready for `json.dumps`. `items`, the rows of an order just inserted, stand for
+    its lines (building ORM objects for them would cost the hot path more than the whole dump)."""
+    lines = None if items is None else [SimpleNamespace(**row, order=order) for row in items]
+    return _ORDER.dump(_AsOf(order, trail, lines))
