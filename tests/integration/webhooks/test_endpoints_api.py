@@ -223,6 +223,15 @@ def test_replay_queues_the_window_s_events_of_the_endpoint_s_types_with_their_id
     with db.begin():
         recorded = set(db.scalars(select(OutboundEvent.id).where(OutboundEvent.type != "ping")))
     assert len(delivered) == 6 and {d.event_id for d in delivered} <= recorded  # the events' own ids
+
+    # Events of a time it was disabled come by replay too; pings never do.
+    client.patch(f"{BASE}/{endpoint['id']}", json={"status": "disabled"}, headers=admin_auth)
+    client.post(f"/api/orders/{second}/cancel", headers=shop[1])
+    _sequence(session_factory)
+    client.patch(f"{BASE}/{endpoint['id']}", json={"status": "active"}, headers=admin_auth)
+    assert client.post(f"{BASE}/{endpoint['id']}/test", headers=admin_auth).status_code == 202
+    assert len(_deliveries(db)) == 7  # the ping's; none for the cancel while disabled
+    assert client.post(replay, json={"eventTypes": ["order.canceled"]}, headers=admin_auth).json == {"queued": 2}
     bad = client.post(replay, json={"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"},
                       headers=admin_auth)
     assert bad.status_code == 400
