@@ -51,6 +51,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+            disable_nagle_algorithm = True  # as real servers do: its answer is not held for our delayed ACK
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
