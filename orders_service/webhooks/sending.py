@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orders_service.db import utcnow
@@ -261,23 +262,22 @@ def record(session: Session, batch: Batch, results: list[tuple[Claimed, Outcome,
 def _share_fate(session: Session, endpoint_id: uuid.UUID, outcome: Outcome, now: datetime,
                 schedule: tuple[int, ...]) -> None:
     """The endpoint could not be reached just now: its most overdue other deliveries (SHARED_FATE_BATCH; the
-    next rounds take the rest) count an attempt with that outcome — one statement per attempt count, not
-    one connection each — and the endpoint rests UNREACHABLE_PAUSE before the next round."""
+    next rounds take the rest) count an attempt with that outcome, in one statement — each delivery's next
+    wait by its own count, as `next_step` would give it — and the endpoint rests UNREACHABLE_PAUSE."""
     error = f"not sent: the endpoint was unreachable at {now.isoformat(timespec='seconds')} ({outcome.error})"[:500]
-    due = session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.attempts)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, *_due(now))
-        .order_by(WebhookDelivery.next_attempt_at).limit(SHARED_FATE_BATCH).with_for_update(skip_locked=True)
+    batch = (select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id, *_due(now))
+             .order_by(WebhookDelivery.next_attempt_at).limit(SHARED_FATE_BATCH).with_for_update(skip_locked=True))
+    retried = WebhookDelivery.attempts < len(schedule)  # after this attempt, a wait is left (see next_step)
+    waits = [(WebhookDelivery.attempts == n, now + timedelta(seconds=wait)) for n, wait in enumerate(schedule)]
+    statuses = session.scalars(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(batch.scalar_subquery()))
+        .values(status=case((retried, DeliveryStatus.FAILED), else_=DeliveryStatus.DEAD),
+                attempts=WebhookDelivery.attempts + 1, last_status_code=None, last_error=error, last_attempt_at=now,
+                next_attempt_at=case(*waits, else_=None))
+        .returning(WebhookDelivery.status)
     ).all()
-    by_attempts: dict[int, list[uuid.UUID]] = {}
-    for row in due:
-        by_attempts.setdefault(row.attempts, []).append(row.id)
-    for attempts, ids in by_attempts.items():
-        status, next_at = next_step(attempts + 1, schedule, outcome, now)
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                        .values(status=status, attempts=attempts + 1, last_status_code=None, last_error=error,
-                                last_attempt_at=now, next_attempt_at=next_at))
-        _count(status, len(ids))
+    for status, n in Counter(statuses).items():
+        _count(status, n)
     session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
                     .values(paused_until=now + UNREACHABLE_PAUSE))
 
