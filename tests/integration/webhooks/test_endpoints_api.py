@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from orders_service.db import utcnow
 from orders_service.webhooks.models import OutboundEvent, WebhookDelivery, WebhookEndpoint
-from orders_service.webhooks.sequencer import sequence_events
+from tests.support.webhooks import number_all
 
 BASE = "/api/admin/webhook-endpoints"
 
@@ -56,9 +56,7 @@ def _deliveries(db, **where):
 
 
 def _sequence(session_factory):
-    with session_factory() as session:
-        while sequence_events(session):
-            pass
+    number_all(session_factory)
 
 
 def test_an_endpoint_is_created_with_a_secret_shown_once(client, admin_auth):

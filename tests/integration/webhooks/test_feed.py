@@ -11,6 +11,7 @@ from orders_service.orders.models import PaymentMethod
 from orders_service.orders.service import place_order
 from orders_service.webhooks.models import EventSequencer, OutboundEvent
 from orders_service.webhooks.sequencer import sequence_events
+from tests.support.webhooks import number_all
 
 
 @pytest.fixture
@@ -39,9 +40,7 @@ def _feed(client, admin_auth, **query):
 
 
 def _sequence_all(session_factory):
-    with session_factory() as session:
-        while sequence_events(session):
-            pass
+    number_all(session_factory)
 
 
 def test_the_feed_lists_numbered_events_in_order_and_goes_on_from_next(client, orders, admin_auth, session_factory):
