@@ -7,11 +7,11 @@ PostgreSQL, one request at a time (no gunicorn, no concurrency, no lock waits).
 
 1. Times N requests to each app (wall clock and this process's CPU per order).
 2. With `--ablate`, times the service again with one piece switched off at a time (the log line,
-   the metrics, the pool's pre-ping, the outbox row, …): the difference is what that piece costs.
-   Switched off in this process only, to measure: nothing here changes the service.
+   the metrics, the pool's pre-ping, the outbox row, the outbound event, …): the difference is what
+   that piece costs. Switched off in this process only, to measure: nothing here changes the service.
 3. With `--components`, times each piece on its own (JWT, body parsing with and without a schema
-   built per request, the log line, the metrics, place_order with and without the outbox row,
-   pre-ping or an Idempotency-Key, the reference's transaction, a pool checkout) as the least CPU
+   built per request, the log line, the metrics, place_order with and without the outbox row or the
+   outbound event, pre-ping or an Idempotency-Key, the reference's transaction, a pool checkout) as the least CPU
    over several batches, and checks that SQLAlchemy's compiled cache is hit for every statement.
 4. With `--profile`, profiles N service requests (cProfile: the top functions by own time and the
    cumulative time of the pieces above; pyinstrument: its call tree).
@@ -153,6 +153,16 @@ def no_outbox():
 
 
 @contextlib.contextmanager
+def no_outbound_event():
+    from orders_service.orders import actions
+    saved, actions._publish = actions._publish, lambda *a, **k: None
+    try:
+        yield
+    finally:
+        actions._publish = saved
+
+
+@contextlib.contextmanager
 def nothing_but_the_transaction(app):
     with no_log_line(), no_metrics(), no_pre_ping(app), no_outbox():
         yield
@@ -187,6 +197,7 @@ def profile(kind: str, client, bodies, n: int, top: int, dump: Path | None = Non
         "place_order": ("orders/service.py", "place_order"),
         "  reserve_stock": ("orders/stock.py", "reserve_stock"),
         "  notify (outbox)": ("notifications/outbox.py", "notify"),
+        "  _publish (outbound event)": ("orders/actions.py", "_publish"),
         "  _price_lines": ("orders/service.py", "_price_lines"),
         "Session.execute": ("orm/session.py", "execute"),
         "  statement compile (_compile_w_cache)": ("sql/elements.py", "_compile_w_cache"),
@@ -304,6 +315,8 @@ def components(service, reference, bodies, fixture) -> None:
     rows.append(("place_order (service, 1 thread)", best_of(place_service, 100, 7)))
     with no_outbox():
         rows.append(("place_order without the outbox row", best_of(place_service, 100, 7)))
+    with no_outbound_event():
+        rows.append(("place_order without the outbound event", best_of(place_service, 100, 7)))
     with no_pre_ping(service):
         rows.append(("place_order without pre-ping", best_of(place_service, 100, 7)))
     rows.append(("place_order with an Idempotency-Key", best_of(place_with_key, 100, 7)))
@@ -373,6 +386,7 @@ def main() -> None:
                 "no metrics": no_metrics,
                 "no pool pre-ping": lambda: no_pre_ping(service),
                 "no outbox row": no_outbox,
+                "no outbound event": no_outbound_event,
                 "none of the four": lambda: nothing_but_the_transaction(service),
             }
             for round_ in range(2):

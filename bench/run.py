@@ -185,6 +185,9 @@ def main() -> None:
                         help="orders through the seed's flow in budget (default 60)")
     parser.add_argument("--abandoned", type=int, default=1000,
                         help="orders to expire, and to reconcile, in expiry (default 1000)")
+    parser.add_argument("--outbound-repeat", type=int, default=1,
+                        help="runs of each outbound level with no endpoint and with the dead one, interleaved, "
+                             "pooled (default 1)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"the JSON report (default {RESULTS})")
     parser.add_argument("--keep-db", action="store_true", help=f"leave the {BENCH_DB} database for inspection")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import confirmation
+import outbound
 import psycopg
 import stack
 import stripe
@@ -447,4 +448,5 @@ SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "budget": confirmation.budget,
     "ratelimit": confirmation.rate_limited,
     "expiry": confirmation.expiry,
+    "outbound": outbound.outbound,
 }

@@ -193,6 +193,23 @@ def _payment_methods(env, emulator: bool) -> tuple[str, ...] | None:
     return types
 
 
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)  # ~3 days, as Stripe
+
+
+def _retry_schedule(env) -> tuple[int, ...]:
+    """WEBHOOK_RETRY_SCHEDULE: seconds before each retry, comma-separated (`5,300,1800`)."""
+    raw = (env.get("WEBHOOK_RETRY_SCHEDULE") or "").strip()
+    if not raw:
+        return DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    try:
+        waits = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE", f"must be whole seconds separated by commas, got {raw!r}") from None
+    if len(waits) > 100 or not all(0 <= wait <= 30 * 86400 for wait in waits):
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE", "must be at most 100 waits, each 0 to 2592000 seconds")
+    return waits
+
+
 def _dev_jwt_secret(instance_dir: Path) -> str:
     """One random key per checkout, kept on disk so that every process (and the token CLI) agrees."""
     path = instance_dir / "dev-jwt-secret"
@@ -276,6 +293,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # `json` (one object per line, for log collectors) or `text` (for people: `make run`).
     log_format: str = "json"
+    # Outbound webhooks: the waits before each retry, whether endpoints may name private addresses,
+    # deliveries one worker process sends at once (each to another endpoint), days delivered ones are kept.
+    webhook_retry_schedule: tuple[int, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    webhook_allow_private_urls: bool = False
+    webhook_concurrency: int = 8
+    webhook_retention_days: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -436,4 +459,8 @@ class Settings:
             provider_concurrency=_int(env, "PROVIDER_CONCURRENCY", 6, minimum=1, maximum=64),
             cors_origins=_origins(env),
             log_format=log_format,
+            webhook_retry_schedule=_retry_schedule(env),
+            webhook_allow_private_urls=_bool(env, "WEBHOOK_ALLOW_PRIVATE_URLS", False),
+            webhook_concurrency=_int(env, "WEBHOOK_CONCURRENCY", 8, minimum=1, maximum=256),
+            webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 30, minimum=1, maximum=36500),
         )

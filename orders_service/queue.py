@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 PAYMENTS_QUEUE = "payments"  # webhook events: latency matters
 NOTIFICATIONS_QUEUE = "notifications"  # customer emails: a slow mail server must not hold up payments
 MAINTENANCE_QUEUE = "maintenance"  # periodic jobs: reconciliation, expiry, re-drive
-QUEUES = (PAYMENTS_QUEUE, NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE)
-
+# Outbound webhooks: a worker consuming it runs the webhook senders (webhooks/engine.py), on threads of
+# their own, so that slow endpoints never hold the slots that apply payments.
+WEBHOOKS_QUEUE = "webhooks"
+QUEUES = (PAYMENTS_QUEUE, NOTIFICATIONS_QUEUE, MAINTENANCE_QUEUE, WEBHOOKS_QUEUE)
 
 
 class Tasks:
@@ -29,6 +31,8 @@ class Tasks:
     RECONCILE_PAYMENTS = "workers.tasks.reconcile_payments"
     EXPIRE_UNPAID_ORDERS = "workers.tasks.expire_unpaid_orders"
     REDRIVE_EVENTS = "workers.tasks.redrive_events"
+    DELIVER_WEBHOOKS = "workers.tasks.deliver_webhooks"
+    PRUNE_WEBHOOK_DELIVERIES = "workers.tasks.prune_webhook_deliveries"
 
 
 TASK_ROUTES = {
@@ -37,6 +41,8 @@ TASK_ROUTES = {
     Tasks.RECONCILE_PAYMENTS: {"queue": MAINTENANCE_QUEUE},
     Tasks.EXPIRE_UNPAID_ORDERS: {"queue": MAINTENANCE_QUEUE},
     Tasks.REDRIVE_EVENTS: {"queue": MAINTENANCE_QUEUE},
+    Tasks.DELIVER_WEBHOOKS: {"queue": WEBHOOKS_QUEUE},
+    Tasks.PRUNE_WEBHOOK_DELIVERIES: {"queue": MAINTENANCE_QUEUE},
 }
 # The broker carries only work the database can re-derive: a webhook event stays in the inbox until
 # applied (the re-drive job sends it again), the periodic jobs and the outbox run again on the next

@@ -10,7 +10,8 @@ settings = Settings.from_env()
 prepare_process(settings)  # before the services' imports: prometheus-client reads its folder when imported
 
 from orders_service.ops.logs import configure_logging  # noqa: E402
-from orders_service.queue import Tasks, make_celery  # noqa: E402
+from orders_service.queue import WEBHOOKS_QUEUE, Tasks, make_celery  # noqa: E402
+from orders_service.webhooks.engine import process_engine  # noqa: E402
 
 celery = make_celery(settings)
 
@@ -28,11 +29,27 @@ celery.conf.beat_schedule = {
     "redrive_events": _every(Tasks.REDRIVE_EVENTS, maintenance),
     # The outbox is polled often: that is how long a customer waits for an email at most.
     "send_notifications": _every(Tasks.SEND_NOTIFICATIONS, settings.notification_interval_seconds),
+    # The webhook senders poll on their own; this only makes sure they run (and wakes them).
+    "deliver_webhooks": _every(Tasks.DELIVER_WEBHOOKS, 5),
+    "prune_webhook_deliveries": _every(Tasks.PRUNE_WEBHOOK_DELIVERIES, 3600),
 }
 celery.conf.imports = ("workers.tasks",)
 # Each worker process builds its own engine and clients on first use, after the prefork.
 # The periodic jobs' threads each want a connection for a moment; never more than DB_POOL_SIZE.
 runtime = Runtime(settings, db_pool_size=min(settings.provider_concurrency + 1, settings.db_pool_size))
+
+
+def webhook_senders():
+    """This process's webhook senders (webhooks/engine.py)."""
+    return process_engine(runtime.session_factory, settings)
+
+
+@signals.worker_process_init.connect
+def _start_webhook_senders(**_kwargs):
+    """A pool process of a worker that consumes the webhooks queue starts its senders as it starts: they
+    need no task to run (beat's `deliver_webhooks` restarts them should their thread have died)."""
+    if WEBHOOKS_QUEUE in celery.amqp.queues.consume_from:
+        webhook_senders().ensure_running()
 
 
 @signals.setup_logging.connect

@@ -6,7 +6,8 @@ from celery import shared_task
 from orders_service.notifications import outbox
 from orders_service.payments import inbox, reconcile
 from orders_service.queue import Tasks
-from workers.celery_app import runtime, settings
+from orders_service.webhooks import deliveries
+from workers.celery_app import runtime, settings, webhook_senders
 
 
 @shared_task(name=Tasks.PROCESS_STRIPE_EVENT)
@@ -46,3 +47,19 @@ def redrive_events() -> int:
 def send_notifications() -> int:
     with runtime.session_factory() as session:
         return outbox.send_unsent(session, runtime.mailer, settings.mail_from)
+
+
+@shared_task(name=Tasks.DELIVER_WEBHOOKS)
+def deliver_webhooks() -> bool:
+    """Make sure this process's webhook senders run, and have them look for work now. The sending itself
+    happens on their own threads, never on this pool slot. True if they were started now."""
+    senders = webhook_senders()
+    started = senders.ensure_running()
+    senders.wake()
+    return started
+
+
+@shared_task(name=Tasks.PRUNE_WEBHOOK_DELIVERIES)
+def prune_webhook_deliveries() -> int:
+    with runtime.session_factory() as session:
+        return deliveries.prune(session, settings.webhook_retention_days)

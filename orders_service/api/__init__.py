@@ -40,11 +40,13 @@ def _blueprints(settings: Settings) -> list:
     """The API's blueprints, in the order the document lists them."""
     from orders_service.api import client_config, stripe_webhooks
     from orders_service.api.admin import orders as admin_orders
+    from orders_service.api.admin import webhooks as admin_webhooks
     from orders_service.api.auth import routes as auth
     from orders_service.api.catalog import routes as catalog
     from orders_service.api.orders import routes as orders
 
-    blueprints = [auth.blp, catalog.blp, orders.blp, admin_orders.blp, stripe_webhooks.blp, client_config.blp]
+    blueprints = [auth.blp, catalog.blp, orders.blp, admin_orders.blp, admin_webhooks.blp, stripe_webhooks.blp,
+                  client_config.blp]
     if settings.stripe_emulator:  # the emulator's browser flow; with Stripe's own API these are 404
         from orders_service.api import emulator
 

@@ -38,6 +38,9 @@ REFUNDS_NEEDING_ATTENTION = Gauge(
 GATE_WAIT = Histogram("orders_web_gate_wait_seconds", "Time a request waited for the web process's run gate",
                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 GATE_STALLS = Counter("orders_web_gate_stalls_total", "Requests that went past the run gate after waiting too long")
+WEBHOOK_DELIVERIES = Counter("orders_webhook_deliveries_total",
+                             "Outbound webhook delivery attempts, by the delivery's status after it "
+                             "(succeeded, failed: to be retried, dead: no retry left)", ["outcome"])
 
 
 def observe_gate_wait(seconds: float, admitted: bool) -> None:
@@ -46,9 +49,21 @@ def observe_gate_wait(seconds: float, admitted: bool) -> None:
         GATE_STALLS.inc()
 
 
-def render() -> tuple[bytes, str]:
+def gauge_lines(gauges: dict[str, tuple[str, float]]) -> bytes:
+    """Gauges read from the database when scraped (one value for the whole system, not summed over
+    processes), as Prometheus text: {name: (help, value)}."""
+    lines = []
+    for name, (description, value) in gauges.items():
+        lines += [f"# HELP {name} {description}", f"# TYPE {name} gauge", f"{name} {float(value)}"]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def render(gauges: dict[str, tuple[str, float]] | None = None) -> tuple[bytes, str]:
+    """The text of /metrics: the processes' counters, then `gauges` (`gauge_lines`)."""
     if values.ValueClass is values.MutexValue:  # this process counts alone, in memory
-        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+        payload = generate_latest(REGISTRY)
+    else:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        payload = generate_latest(registry)
+    return payload + gauge_lines(gauges or {}), CONTENT_TYPE_LATEST

@@ -2,15 +2,16 @@
 
 Each action runs inside the caller's transaction, on an order the caller holds locked
 (`lock_order`), and asks the state machine before it moves anything; a move the machine forbids
-raises before anything is written. This module is the only code that writes an order's trail or
-queues a message to its customer, so a change can never happen with one of its parts missing.
+raises before anything is written. This module is the only code that writes an order's trail, queues
+a message to its customer or reports an event to other systems (`_publish`), so a change can never
+happen with one of its parts missing.
 """
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Role
@@ -21,7 +22,9 @@ from orders_service.orders.events import CustomerMessages, OrderEvents
 from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.messages import customer_message
 from orders_service.orders.models import Order, OrderEvent, OrderStatus, PaymentMethod, PaymentStatus
+from orders_service.orders.representation import order_document
 from orders_service.orders.stock import StockLine, release_stock, reserve_stock
+from orders_service.webhooks.events import EventTypes, record_order_events
 
 
 def lock_order(session: Session, order_id: uuid.UUID) -> Order:
@@ -37,8 +40,27 @@ def lock_order(session: Session, order_id: uuid.UUID) -> Order:
 _APPEND_EVENT = insert(OrderEvent.__table__)  # built once: Core skips the ORM's per-call statement work
 
 
-def _record(session: Session, order: Order, event_type: str, **detail) -> None:
-    session.execute(_APPEND_EVENT, dict(order_id=order.id, type=event_type, at=utcnow(), detail=detail))
+def _record(session: Session, order: Order, event_type: str, **detail) -> dict:
+    row = dict(order_id=order.id, type=event_type, at=utcnow(), detail=detail)
+    session.execute(_APPEND_EVENT, row)
+    return row
+
+
+def _publish(session: Session, order: Order, *types: str, placed: dict | None = None,
+             items: list[dict] | None = None) -> None:
+    """Report the change to other systems: an outbound event per type (`EventTypes`), recorded in the
+    change's transaction with the order as the change left it — so an action calls it last.
+
+    `placed` is a new order's one trail entry and `items` its lines' rows (all known: nothing is read
+    back; its count starts at 1); any other order's trail is read back, with what this transaction has
+    written to it.
+    """
+    if placed is not None:
+        trail = [placed]
+    else:
+        trail = session.execute(select(OrderEvent.type, OrderEvent.at, OrderEvent.detail)
+                                .where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)).all()
+    record_order_events(session, order.id, types, order_document(order, trail, items), first=placed is not None)
 
 
 def _tell(session: Session, order: Order, kind: str) -> None:
@@ -71,14 +93,16 @@ def _mark_paid(order: Order) -> None:
 
 # --- placing ----------------------------------------------------------------------------------------
 
-def record_placed(session: Session, order: Order) -> None:
+def record_placed(session: Session, order: Order, items: list[dict] | None = None) -> None:
     """A new order's first trail event; a cash-on-delivery order is confirmed at once and says so.
 
-    `place_order` has inserted it, and takes its stock, in the same transaction.
+    `place_order` has inserted it (and its lines, `items`: their rows), and takes its stock, in the same
+    transaction.
     """
-    _record(session, order, OrderEvents.PLACED, paymentMethod=order.payment_method)
+    placed = _record(session, order, OrderEvents.PLACED, paymentMethod=order.payment_method)
     if order.payment_method == PaymentMethod.CASH_ON_DELIVERY:
         _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+    _publish(session, order, EventTypes.ORDER_CREATED, placed=placed, items=items)
 
 
 # --- the customer or an admin -----------------------------------------------------------------------
@@ -99,6 +123,7 @@ def cancel(session: Session, order: Order, by: str) -> None:
         order.payment_status, order.refunded_cents = PaymentStatus.REFUNDED, order.total_cents
         _record(session, order, OrderEvents.CASH_TO_HAND_BACK, amount=order.total_cents)
     _tell(session, order, CustomerMessages.CANCELED)
+    _publish(session, order, EventTypes.CANCELED, *([EventTypes.REFUNDED] if cash_collected else []))
 
 
 def ship(session: Session, order: Order, tracking_number: str, carrier: str | None) -> None:
@@ -106,11 +131,13 @@ def ship(session: Session, order: Order, tracking_number: str, carrier: str | No
     order.tracking_number, order.carrier = tracking_number, carrier
     _record(session, order, OrderEvents.SHIPPED, trackingNumber=tracking_number, carrier=carrier)
     _tell(session, order, CustomerMessages.SHIPPED)
+    _publish(session, order, EventTypes.SHIPPED)
 
 
 def deliver(session: Session, order: Order) -> None:
     order.status = transition(order, "deliver")
     _record(session, order, OrderEvents.DELIVERED)
+    _publish(session, order, EventTypes.DELIVERED)
 
 
 def collect_cash(session: Session, order: Order) -> None:
@@ -118,6 +145,7 @@ def collect_cash(session: Session, order: Order) -> None:
     order.status = transition(order, "collect_payment")
     _mark_paid(order)
     _record(session, order, OrderEvents.PAYMENT_COLLECTED, amount=order.total_cents)
+    _publish(session, order, EventTypes.CASH_COLLECTED)
 
 
 # --- the payment provider ---------------------------------------------------------------------------
@@ -133,6 +161,7 @@ def abandon_unstarted_payment(session: Session, order: Order, reason: str, surel
     if surely_unopened:
         order.payment_closed_at = utcnow()
     _record(session, order, OrderEvents.PAYMENT_INITIALIZATION_FAILED, error=reason)
+    _publish(session, order, EventTypes.CANCELED)
 
 
 def confirm_payment(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
@@ -142,6 +171,7 @@ def confirm_payment(session: Session, order: Order, payment_intent_id: str, amou
     _record(session, order, OrderEvents.PAYMENT_SUCCEEDED, paymentIntentId=payment_intent_id, amount=amount,
             source=source)
     _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+    _publish(session, order, EventTypes.PAID)
 
 
 def record_payment_failure(session: Session, order: Order, payment_intent_id: str, error: str, source: str) -> None:
@@ -159,6 +189,7 @@ def record_payment_failure(session: Session, order: Order, payment_intent_id: st
             source=source)
     if not told:
         _tell(session, order, CustomerMessages.PAYMENT_FAILED)
+    _publish(session, order, EventTypes.PAYMENT_FAILED)
 
 
 def record_action_required(session: Session, order: Order, payment_intent_id: str, next_action: dict | None,
@@ -168,6 +199,7 @@ def record_action_required(session: Session, order: Order, payment_intent_id: st
     order.payment_status, order.payment_next_action = PaymentStatus.ACTION_REQUIRED, next_action
     _record(session, order, OrderEvents.PAYMENT_ACTION_REQUIRED, paymentIntentId=payment_intent_id,
             nextAction=(next_action or {}).get("type"), source=source)
+    _publish(session, order, EventTypes.PAYMENT_ACTION_REQUIRED)
 
 
 def record_processing(session: Session, order: Order, payment_intent_id: str, source: str) -> None:
@@ -177,6 +209,7 @@ def record_processing(session: Session, order: Order, payment_intent_id: str, so
     _record(session, order, OrderEvents.PAYMENT_PROCESSING, paymentIntentId=payment_intent_id,
             paymentMethodType=order.payment_method_type, source=source)
     _tell(session, order, CustomerMessages.PAYMENT_PROCESSING)
+    _publish(session, order, EventTypes.PAYMENT_PROCESSING)
 
 
 def record_payment_method_type(session: Session, order: Order, method_type: str | None) -> None:
@@ -196,6 +229,7 @@ def cancel_by_provider(session: Session, order: Order, payment_intent_id: str, s
     order.payment_closed_at = utcnow()
     _record(session, order, OrderEvents.PAYMENT_CANCELED, paymentIntentId=payment_intent_id, source=source)
     _tell(session, order, CustomerMessages.CANCELED)
+    _publish(session, order, EventTypes.CANCELED)
 
 
 def record_refund(session: Session, order: Order, payment_intent_id: str, refunded_total: int, source: str) -> None:
@@ -214,13 +248,15 @@ def record_refund(session: Session, order: Order, payment_intent_id: str, refund
     order.refunded_cents = refunded_total
     in_full = refunded_total >= order.total_cents
     order.payment_status = PaymentStatus.REFUNDED if in_full else PaymentStatus.PARTIALLY_REFUNDED
+    closes = in_full and allowed(order.status, "cancel")
+    if closes:
+        _close(session, order)
     if in_full:
-        if allowed(order.status, "cancel"):
-            _close(session, order)
         order.payment_closed_at = order.payment_closed_at or utcnow()
     _record(session, order, OrderEvents.REFUNDED, paymentIntentId=payment_intent_id, amount=refunded,
             refundedAmount=refunded_total, source=source)
     _tell(session, order, CustomerMessages.REFUNDED if in_full else CustomerMessages.PARTIALLY_REFUNDED)
+    _publish(session, order, EventTypes.REFUNDED, *([EventTypes.CANCELED] if closes else []))
 
 
 def record_refund_failure(session: Session, order: Order, amount: int, error: str, source: str) -> None:
@@ -257,6 +293,7 @@ def revive(session: Session, order: Order, payment_intent_id: str, amount: int, 
     _record(session, order, OrderEvents.LATE_PAYMENT_REVIVED, paymentIntentId=payment_intent_id, amount=amount,
             was=was, source=source)
     _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+    _publish(session, order, EventTypes.PAID)
     return True
 
 
@@ -265,6 +302,7 @@ def record_late_payment(session: Session, order: Order, payment_intent_id: str, 
     _mark_paid(order)
     _record(session, order, OrderEvents.LATE_PAYMENT_REFUND_DUE, paymentIntentId=payment_intent_id, amount=amount,
             was=order.status, source=source)
+    _publish(session, order, EventTypes.PAID)
 
 
 def expire(session: Session, order: Order, canceled_at_provider: bool, note: str | None = None) -> None:
@@ -278,6 +316,7 @@ def expire(session: Session, order: Order, canceled_at_provider: bool, note: str
     if note:
         detail["note"] = note
     _record(session, order, OrderEvents.EXPIRED, **detail)
+    _publish(session, order, EventTypes.EXPIRED)
 
 
 def flag_dispute(session: Session, order: Order, dispute_id: str | None, reason: str | None) -> bool:
@@ -286,6 +325,7 @@ def flag_dispute(session: Session, order: Order, dispute_id: str | None, reason:
         return False
     order.disputed_at = utcnow()
     _record(session, order, OrderEvents.DISPUTE_OPENED, disputeId=dispute_id, reason=reason)
+    _publish(session, order, EventTypes.DISPUTE_OPENED)
     return True
 
 

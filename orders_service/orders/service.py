@@ -144,19 +144,21 @@ def place_order(
             delivery_method_id=method.id,
             delivery_address=address,
             notes=data.get("notes"),
+            refunded_cents=0,
             created_at=utcnow(),
         )
         # Core INSERTs built once rather than the unit of work: this runs for every order, and the ORM's
         # bookkeeping cost more than the SQL. The caller gets a detached Order built from the same values.
         session.execute(_INSERT_ORDER, values)
         order = Order(**values)
-        session.execute(_INSERT_ITEMS, [
+        item_rows = [
             dict(id=uuid.uuid4(), order_id=order_id, position=i, product_id=line.product_id,
                  variant_id=line.variant_id, name=line.name, unit_price_cents=line.unit_price_cents,
                  quantity=line.quantity, line_total_cents=line.line_total_cents)
             for i, line in enumerate(lines)
-        ])
-        actions.record_placed(session, order)
+        ]
+        session.execute(_INSERT_ITEMS, item_rows)
+        actions.record_placed(session, order, item_rows)  # the rows: its outbound event carries the whole order
         # Stock last: on a hot product every order queues for its row lock, which is held until COMMIT,
         # so nothing but the commit may come after the UPDATE. A refusal rolls back the inserts above.
         reserve_stock(session, [StockLine(line.product_id, line.variant_id, line.name, line.quantity)

@@ -64,6 +64,13 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("STRIPE_PAYMENT_METHODS", "automatic,card"),
     ("STRIPE_PAYMENT_METHODS", "sepa debit"),
     ("RECONCILE_PROCESSING_EVERY_SECONDS", "hourly"),
+    ("WEBHOOK_RETRY_SCHEDULE", "5, 5m"),
+    ("WEBHOOK_RETRY_SCHEDULE", "5,,300"),
+    ("WEBHOOK_RETRY_SCHEDULE", "-1"),
+    ("WEBHOOK_RETRY_SCHEDULE", "2592001"),
+    ("WEBHOOK_ALLOW_PRIVATE_URLS", "yes"),
+    ("WEBHOOK_CONCURRENCY", "0"),
+    ("WEBHOOK_RETENTION_DAYS", "forever"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
@@ -280,3 +287,11 @@ def test_the_emulator_refuses_any_method_but_card(methods):
     env = {"JWT_SECRET_KEY": JWT, "STRIPE_PAYMENT_METHODS": methods}  # development: localstripe stands in
     message = _refused(env, "STRIPE_PAYMENT_METHODS")
     assert "emulator" in message
+
+
+def test_the_webhook_settings():
+    assert Settings.from_env(PRODUCTION).webhook_retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 50400, 72000,
+                                                                    86400)
+    settings = Settings.from_env(dict(PRODUCTION, WEBHOOK_RETRY_SCHEDULE=" 1, 2 ,3", WEBHOOK_ALLOW_PRIVATE_URLS="true"))
+    assert (settings.webhook_retry_schedule, settings.webhook_allow_private_urls) == ((1, 2, 3), True)
+    assert not Settings.from_env(PRODUCTION).webhook_allow_private_urls

@@ -4,6 +4,9 @@ from orders_service.api.fields import Country, Money, StrictBoolean, StrictInteg
 from orders_service.api.pages import PageArgsSchema, page_schema
 from orders_service.orders.models import OrderStatus
 
+# The order representation is the domain's (outbound events carry it too): one definition, used here.
+from orders_service.orders.representation import OrderEventSchema, OrderItemSchema, OrderSchema  # noqa: F401
+
 
 class AddressSchema(Schema):
     street = Text(required=True, validate=validate.Length(min=1, max=200))
@@ -39,46 +42,6 @@ class IdempotencyHeaderSchema(Schema):
 
 class OrderQuerySchema(PageArgsSchema):
     status = Text(validate=validate.OneOf(OrderStatus.ALL))
-
-
-class OrderItemSchema(Schema):
-    productId = fields.UUID(attribute="product_id")
-    variantId = fields.UUID(attribute="variant_id", allow_none=True)
-    name = fields.String()
-    unitPrice = Money(attribute="unit_price_cents")
-    quantity = fields.Integer()
-    lineTotal = Money(attribute="line_total_cents")
-
-
-class OrderEventSchema(Schema):
-    type = fields.String()
-    at = UtcDateTime()
-    detail = fields.Dict()
-
-
-class OrderSchema(Schema):
-    id = fields.UUID()
-    customerId = fields.UUID(attribute="customer_id")
-    status = fields.String()
-    paymentMethod = fields.String(attribute="payment_method")
-    paymentStatus = fields.String(attribute="payment_status")
-    # The provider's type of the method used (`card`, `sepa_debit`, …), or null.
-    paymentMethodType = fields.String(attribute="payment_method_type", allow_none=True)
-    currency = fields.String()
-    subtotal = Money(attribute="subtotal_cents")
-    deliveryPrice = Money(attribute="delivery_price_cents")
-    totalAmount = Money(attribute="total_cents")
-    items = fields.List(fields.Nested(OrderItemSchema))
-    deliveryMethodId = fields.UUID(attribute="delivery_method_id")
-    deliveryAddress = fields.Dict(attribute="delivery_address")
-    notes = fields.String(allow_none=True)
-    trackingNumber = fields.String(attribute="tracking_number", allow_none=True)
-    carrier = fields.String(allow_none=True)
-    createdAt = UtcDateTime(attribute="created_at")
-    paidAt = UtcDateTime(attribute="paid_at", allow_none=True)
-    refundedAmount = Money(attribute="refunded_cents")
-    disputedAt = UtcDateTime(attribute="disputed_at", allow_none=True)
-    events = fields.List(fields.Nested(OrderEventSchema))
 
 
 OrderPageSchema = page_schema(OrderSchema, "OrderPage")

@@ -26,4 +26,4 @@ def test_a_webhook_task_goes_to_the_payments_queue_only(base_env, private_broker
 
         wait_until(lambda: sum(waiting().values()) >= 1, timeout=10)  # publishing is asynchronous
         time.sleep(0.5)  # time for any wrongly routed copies to land too
-        assert waiting() == {"payments": 1, "notifications": 0, "maintenance": 0}
+        assert waiting() == {"payments": 1, "notifications": 0, "maintenance": 0, "webhooks": 0}
