@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -295,7 +296,11 @@ class HostsStack:
         self.wait_for_workers(hosts)
         self.haproxy_port = free_port()
         self.url = f"http://127.0.0.1:{self.haproxy_port}"
+        folder = tempfile.mkdtemp(prefix="orders-haproxy-")
+        self.closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+        self.haproxy_socket = f"{folder}/admin.sock"
         proxy_env = dict(os.environ, ORDERS_LISTEN=f"127.0.0.1:{self.haproxy_port}",
+                         ORDERS_HAPROXY_SOCKET=self.haproxy_socket,
                          **{f"ORDERS_WEB_{h.n}": f"{h.address}:{h.port}" for h in self.hosts})
         self.haproxy = start_process([binary("haproxy"), "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
                                      env=proxy_env)
@@ -330,12 +335,21 @@ class HostsStack:
         host.start("worker")
         self.wait_serving(host)
 
-    def backend_state(self) -> dict[str, str]:
-        """HAProxy's view of each web host, from its health checks: {'web1': 'UP', …} (via its log)."""
-        states: dict[str, str] = {}
-        for found in re.finditer(r"Server web/(web\d) is (UP|DOWN)", Path(self.haproxy.log_path).read_text()):
-            states[found.group(1)] = found.group(2)
-        return states
+    def haproxy_command(self, command: str) -> str:
+        """A command to HAProxy's runtime API (`disable server web/web1`…): its answer."""
+        with socket.socket(socket.AF_UNIX) as api:
+            api.connect(self.haproxy_socket)
+            api.sendall(command.encode() + b"\n")
+            answer = b""
+            while chunk := api.recv(65536):
+                answer += chunk
+        return answer.decode()
+
+    def backends(self) -> dict[str, dict[str, str]]:
+        """HAProxy's `show stat` of each web host: {'web1': {'status': 'UP', 'scur': '0', …}, …}."""
+        lines = self.haproxy_command("show stat").lstrip("# ").splitlines()
+        rows = [dict(zip(lines[0].split(","), line.split(","), strict=False)) for line in lines[1:] if line]
+        return {row["svname"]: row for row in rows if row.get("pxname") == "web" and row["svname"].startswith("web")}
 
     def close(self) -> None:
         while self.closers:

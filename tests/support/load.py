@@ -24,6 +24,7 @@ class Placed:
     kind: str  # "cod" or "online"
     order_id: str
     at: float  # time.monotonic() of the 2xx
+    started: float  # of the first attempt
     intent: str | None = None
     paid: bool = False  # confirmed at Stripe by the shopper
 
@@ -34,7 +35,11 @@ class Shopper:
     body: dict
     placed: list[Placed] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # answers no retry explains (must stay empty)
-    retries: int = 0
+    retried: list[tuple[float, str]] = field(default_factory=list)  # (when, why) of each attempt made again
+
+    @property
+    def retries(self) -> int:
+        return len(self.retried)
 
 
 class Load:
@@ -63,6 +68,9 @@ class Load:
     @property
     def placed(self) -> list[Placed]:
         return [p for s in self.shoppers for p in s.placed]
+
+    def retried_between(self, start: float, end: float) -> list[str]:
+        return [why for s in self.shoppers for at, why in s.retried if start <= at <= end]
 
     def successes_between(self, start: float, end: float) -> list[float]:
         return sorted(p.at for p in self.placed if start <= p.at <= end)
@@ -95,34 +103,31 @@ class Load:
                     return response
                 if response.status_code not in RETRY_STATUSES:
                     raise AssertionError(f"{method} {path}: {response.status_code} {response.text[:300]}")
-                wait = min(float(response.headers.get("Retry-After", 0.2)), 0.5)
-            except requests.RequestException:
+                wait, why = min(float(response.headers.get("Retry-After", 0.2)), 0.5), str(response.status_code)
+            except requests.RequestException as exc:
                 session.close()  # a fresh connection: the old one may lead to a dead or frozen host
-                wait = 0.1
-            shopper.retries += 1
+                wait, why = 0.1, type(exc).__name__
+            shopper.retried.append((time.monotonic(), why))
             if time.monotonic() > give_up:
                 raise AssertionError(f"{method} {path} got no answer in {deadline} s")
             time.sleep(wait)
 
     def _cod(self, session, shopper: Shopper) -> None:
-        key = str(uuid.uuid4())
+        key, started = str(uuid.uuid4()), time.monotonic()
         response = self._send(session, shopper, "POST", "/api/orders", key, shopper.body, ok=(204,))
-        shopper.placed.append(Placed(key, "cod", response.headers["Location"].rsplit("/", 1)[1], time.monotonic()))
+        shopper.placed.append(Placed(key, "cod", response.headers["Location"].rsplit("/", 1)[1], time.monotonic(),
+                                     started))
 
     def _online(self, session, shopper: Shopper) -> None:
-        key = str(uuid.uuid4())
+        key, started = str(uuid.uuid4()), time.monotonic()
         response = self._send(session, shopper, "POST", "/api/orders/with-payment", key, shopper.body, ok=(200,),
                               final=(500,))
         if response.status_code == 500:  # Stripe failed: the order is closed, the key may be used again
-            return self._online_again(session, shopper, key)
-        self._pay(session, shopper, key, response.json())
-
-    def _online_again(self, session, shopper: Shopper, key: str) -> None:
-        response = self._send(session, shopper, "POST", "/api/orders/with-payment", key, shopper.body, ok=(200,))
-        self._pay(session, shopper, key, response.json())
-
-    def _pay(self, session, shopper: Shopper, key: str, created: dict) -> None:
-        placed = Placed(key, "online", created["orderId"], time.monotonic(), payment_intent_of(created["clientSecret"]))
+            response = self._send(session, shopper, "POST", "/api/orders/with-payment", key, shopper.body,
+                                  ok=(200,))
+        created = response.json()
+        placed = Placed(key, "online", created["orderId"], time.monotonic(), started,
+                        payment_intent_of(created["clientSecret"]))
         shopper.placed.append(placed)
         self.stripe.pay(placed.intent)  # the browser pays at Stripe
         placed.paid = True

@@ -69,6 +69,7 @@ import json
 import random
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -217,6 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 refuses connections under a burst
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionResetError):  # a client that closed its kept-alive connection
+            super().handle_error(request, client_address)
 
 
 class _Request:

@@ -7,6 +7,7 @@ docs/operations.md ("Several hosts") is the recipe these tests check."""
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import time
 import uuid
@@ -180,3 +181,32 @@ def test_two_beats_by_mistake_double_the_periodic_runs_but_no_effect(deployment)
         stripe.drop_webhooks = False
         stack.hosts[0].procs.pop("beat")
         stop_process(extra_beat)
+
+
+def test_draining_a_host_for_a_deploy_fails_no_request(deployment):
+    """The deploy recipe of docs/operations.md: take the host out at HAProxy (`disable server`), wait until
+    no request of it is under way, SIGTERM its gunicorn and Celery (both finish what they hold), deploy,
+    start them, wait for /readyz, `enable server`. No client sees an error or has to ask again."""
+    stack = deployment.stack
+    host = stack.hosts[0]
+    load = _load(deployment)
+    time.sleep(LOAD_SECONDS / 2)
+    began = time.monotonic()
+    assert stack.haproxy_command("disable server web/web1").strip() == ""
+    wait_until(lambda: stack.backends()["web1"]["scur"] == "0", timeout=30)
+    for name in ("web", "worker"):
+        host.procs[name].send_signal(signal.SIGTERM)  # the process that runs it: gunicorn's master, Celery's
+    for name in ("web", "worker"):
+        assert host.procs[name].wait(60) == 0, host.log(name)
+    time.sleep(LOAD_SECONDS / 2)  # the other host serves alone meanwhile
+    stack.restart(host)
+    wait_until(lambda: requests.get(f"{host.url}/readyz", timeout=2).status_code == 200, timeout=30)
+    assert stack.haproxy_command("enable server web/web1").strip() == ""
+    wait_until(lambda: stack.backends()["web1"]["status"] == "UP", timeout=30)
+    back = time.monotonic()
+    time.sleep(LOAD_SECONDS / 2)
+    load.stop()
+    figures = check_books(deployment, load)
+    assert [e for s in load.shoppers for e in s.errors] == []
+    assert load.retried_between(began, time.monotonic()) == [], figures
+    assert load.successes_between(back, time.monotonic()), "the host came back, and so did orders"
