@@ -438,6 +438,13 @@ def worker_throughput(ctx: Context) -> list[Table]:
     return tables
 
 
+def several_hosts(ctx: Context) -> list[Table]:
+    """bench/hosts.py (imported only when it runs: it builds on this module, and on tests/support/hosts.py)."""
+    import hosts
+
+    return hosts.hosts(ctx)
+
+
 # The names `run.py --only` takes, in the order they run.
 SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "cod": cash_on_delivery,
@@ -449,4 +456,5 @@ SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "ratelimit": confirmation.rate_limited,
     "expiry": confirmation.expiry,
     "outbound": outbound.outbound,
+    "hosts": several_hosts,
 }

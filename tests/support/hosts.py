@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.database import admin_url, create_database, drop_database
+from tests.support.database import admin_url, create_database, drop_database, pg_url
 from tests.support.processes import (
     ROOT,
     free_port,
@@ -246,25 +246,30 @@ class HostsStack:
     replaces the addresses in it with its own: a database of its own behind PgBouncer, its own Redis,
     Stripe (`stripe`: a RealStripe the caller started on `network.services`)."""
 
-    def __init__(self, env: dict, network: Network, stripe_url: str, hosts: int = 2,
+    def __init__(self, env: dict, network: Network, stripe_url: str, hosts: int = 2, database: str | None = None,
                  pgbouncer_settings: dict[str, str] | None = None, **service_env: str):
+        """`database`: an existing, migrated database of the tests' server to use (the benchmark's); by default
+        the stack creates, migrates and finally drops one of its own."""
         self.network = network
-        self.database = f"orders_hosts_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+        self.database = database or f"orders_hosts_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
         self.hosts: list[Host] = []
         self.closers = []
         try:
-            self._start(env, stripe_url, hosts, pgbouncer_settings or {}, service_env)
+            self._start(env, stripe_url, hosts, pgbouncer_settings or {}, service_env, own_database=database is None)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, env: dict, stripe_url: str, hosts: int, pgbouncer_settings: dict, service_env: dict) -> None:
+    def _start(self, env: dict, stripe_url: str, hosts: int, pgbouncer_settings: dict, service_env: dict,
+               own_database: bool) -> None:
         from orders_service.migrate import upgrade
 
         services = self.network.services
-        self.database_url = create_database(self.database)  # direct, for the test's own reads
-        self.closers.append(lambda: drop_database(self.database))
-        upgrade(self.database_url)
+        self.database_url = pg_url(self.database)  # direct, for the test's own reads
+        if own_database:
+            create_database(self.database)
+            self.closers.append(lambda: drop_database(self.database))
+            upgrade(self.database_url)
         self.pgbouncer = PgBouncer(self.database, services, pgbouncer_settings)
         self.closers.append(self.pgbouncer.close)
         redis_port = free_port()
@@ -282,8 +287,8 @@ class HostsStack:
             APP_HOSTS=str(hosts), PROXY_HOPS="1", DB_POOLER="pgbouncer",
             # What PgBouncer's clients may open (max_client_conn 400, less what the tests use themselves).
             DB_MAX_CONNECTIONS="400", DB_RESERVED_CONNECTIONS="20",
-            WEB_CONCURRENCY="2", WEB_THREADS="16", WORKER_CONCURRENCY="2", DB_POOL_SIZE="8",
-            **service_env)
+            WEB_CONCURRENCY="2", WEB_THREADS="16", WORKER_CONCURRENCY="2", DB_POOL_SIZE="8")
+        self.env.update(service_env)
         self.env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
         for n in range(1, hosts + 1):
             host = Host(n, self.network, self.env)
