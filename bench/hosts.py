@@ -20,9 +20,8 @@ import os
 import time
 
 import psycopg
-import stack
 from driver import processes_cpu
-from scenarios import Context, Table, measure
+from scenarios import Context, Table, cash_on_delivery_direct, measure
 from stack import log
 from workload import ADDRESS, CASH_ON_DELIVERY, HttpOrders
 
@@ -88,10 +87,7 @@ def hosts(ctx: Context) -> list[Table]:
         return []
     levels, seconds = ctx.args.hosts_levels, ctx.args.duration
     log(f"hosts: POST {CASH_ON_DELIVERY.path} directly, then through PgBouncer and HAProxy to one and two hosts")
-    env = ctx.web_env()
-    with stack.web(env) as web:
-        direct = measure("direct", functools.partial(HttpOrders, int(env["PORT"]), CASH_ON_DELIVERY, ctx.fixture),
-                         levels, ctx, ctx.meters(web=web))
+    direct = cash_on_delivery_direct(ctx, "direct", levels)
     network = Network(hosts=2)
     try:
         # The Procfile's defaults, as the direct web has them, and its pool (18 a process) on each host.
