@@ -152,9 +152,12 @@ class PgBouncer:
         pgbouncer = {
             "listen_addr": f"127.0.0.1,{address}", "listen_port": str(self.port), "unix_socket_dir": "",
             "auth_type": "trust", "auth_file": str(self.folder / "users.txt"),
-            # TODO(pooler merge): transaction mode once the service stops preparing statements (DB_POOLER).
-            "pool_mode": "transaction" if "DB_POOLER" in (ROOT / "orders_service" / "config.py").read_text()
-            else "session", "max_client_conn": "400", "default_pool_size": "20",
+            # TODO(pooler merge): transaction mode once the service stops preparing statements (DB_POOLER); until
+            # then session mode, where each client connection holds a server connection: room for all of them.
+            **({"pool_mode": "transaction", "default_pool_size": "20"}
+               if "DB_POOLER" in (ROOT / "orders_service" / "config.py").read_text()
+               else {"pool_mode": "session", "default_pool_size": "100"}),
+            "max_client_conn": "400",
             "ignore_startup_parameters": "extra_float_digits", "admin_users": "postgres",
             **(settings or {})}
         (self.folder / "users.txt").write_text('"postgres" ""\n')

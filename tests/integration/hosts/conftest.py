@@ -11,7 +11,7 @@ import requests
 from tests.support.factories import Make
 from tests.support.hosts import HostsStack, Network, missing_tools
 from tests.support.load import Shopper
-from tests.support.processes import wait_until
+from tests.support.processes import stop_process, wait_until
 from tests.support.receiver import Receiver
 from tests.support.stripe import WEBHOOK_SECRET
 from tests.support.stripe_proxy import RealStripe
@@ -39,6 +39,21 @@ class Deployment:
             made.append(Shopper(auth, self.make.order_body(customer, self.method, [(p, 1) for p in self.products])))
         return made
 
+    def heal(self) -> None:
+        """Every host thawed, plugged in and running web and worker again, beat on the second host only,
+        Stripe's webhooks flowing, each host up at HAProxy: what a test that failed half-way left behind."""
+        stack = self.stack
+        self.stripe.drop_webhooks = False
+        for host in stack.hosts:
+            host.thaw()
+            stack.network.link(host.n, up=True)
+            if host is not stack.hosts[1] and "beat" in host.procs:
+                stop_process(host.procs.pop("beat"))
+            if any(name not in host.procs or host.procs[name].poll() is not None for name in ("web", "worker")):
+                stack.restart(host)
+            stack.haproxy_command(f"enable server web/web{host.n}")
+        wait_until(lambda: all(b["status"] == "UP" for b in stack.backends().values()), timeout=30)
+
     def sql(self, query: str, *params) -> list[tuple]:
         with psycopg.connect(self.stack.database_url.replace("+psycopg", ""), autocommit=True) as conn:
             return conn.execute(query, params).fetchall()
@@ -65,7 +80,7 @@ def deployment(base_env, stripe_emulator):
         # Periodic jobs every 2 s, acting on young orders: what would take minutes takes seconds.
         stack = HostsStack(base_env, network, stripe.url, MAINTENANCE_INTERVAL_SECONDS="2",
                            NOTIFICATION_INTERVAL_SECONDS="2", RECONCILE_AFTER_SECONDS="5",
-                           REDRIVE_AFTER_SECONDS="3", ORDER_PAYMENT_TTL_SECONDS="30")
+                           REDRIVE_AFTER_SECONDS="3", ORDER_PAYMENT_TTL_SECONDS="20")
         closers.append(stack.close)
         stack.start_beat(stack.hosts[1])
         stripe.forward_webhooks_to(f"{stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
@@ -82,6 +97,14 @@ def deployment(base_env, stripe_emulator):
     finally:
         while closers:
             closers.pop()()
+
+
+@pytest.fixture
+def hosts(deployment):
+    """The deployment, whole before the test and again after it."""
+    deployment.heal()
+    yield deployment
+    deployment.heal()
 
 
 def check_books(deployment: Deployment, load, timeout: float = 90.0) -> dict:
