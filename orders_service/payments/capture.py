@@ -1,0 +1,149 @@
+"""Authorized payments (PAYMENT_CAPTURE=on_shipment) captured: when the order ships, or by the periodic job
+before the hold lapses.
+
+A capture never runs under a row lock: a short transaction claims the order (one caller at a time asks the
+provider), the provider is asked with no transaction open, with an idempotency key of the order's own, and
+what it answers is applied by `apply_payment_intent` in another short transaction — the same path as a
+webhook or reconciliation, so a `payment_intent.succeeded` that races the capture, a second caller or a
+retry after a lost answer all end in one capture and one `order.paid`. "Already captured" is a success.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from orders_service.db import utcnow
+from orders_service.errors import Conflict, InvalidRequest, PaymentProviderError, ProviderBusy
+from orders_service.orders import actions, fulfilment
+from orders_service.orders.models import Order, OrderStatus, PaymentStatus
+from orders_service.payments.apply import apply_payment_intent
+from orders_service.payments.gateway import (
+    PaymentGateway,
+    PaymentGatewayError,
+    PaymentIntentStatus,
+    PaymentProviderBusy,
+    PaymentRefused,
+)
+from orders_service.payments.reconcile import BATCH, _batches, _each
+
+log = logging.getLogger(__name__)
+
+# How long a caller owns an order's capture: longer than the provider's answer may take with the SDK's
+# retries (a caller that died lets it go after this; the idempotency key still makes the next one safe).
+CAPTURE_CLAIM = timedelta(minutes=2)
+# The job captures an authorization still uncaptured this long before the provider lets it lapse.
+CAPTURE_LEAD = timedelta(hours=24)
+BEING_CAPTURED = "The payment of this order is being captured right now; try again in a moment"
+
+
+def capture_key(order_id: uuid.UUID) -> str:
+    """The provider's idempotency key of the order's one capture."""
+    return f"capture-{order_id}"
+
+
+class CaptureInProgress(Conflict):
+    """Another caller (a ship, the job) is capturing the order's payment at this moment."""
+
+
+class CaptureRefused(InvalidRequest):
+    """The provider refused the capture; the order is as it was (or closed, when the hold had lapsed)."""
+
+
+def capture_payment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, source: str) -> bool:
+    """Capture the order's authorized payment, once; True when it is captured now (by this call or earlier),
+    False when there was no authorization to capture (paid at once, cash on delivery, …).
+
+    Raises CaptureInProgress when another caller holds the capture, CaptureRefused (400) when the provider
+    refuses it, and PaymentGatewayError when its answer did not come (the claim is let go: asking again is
+    safe, with the same key).
+    """
+    with session.begin():
+        order = actions.lock_order(session, order_id)
+        if order.payment_status != PaymentStatus.AUTHORIZED:
+            return order.payment_status in PaymentStatus.RECEIVED
+        if actions.capture_claimed(order):
+            raise CaptureInProgress(BEING_CAPTURED)
+        actions.claim_capture(session, order, utcnow() + CAPTURE_CLAIM)
+        pi_id = order.payment_intent_id
+    try:
+        intent = gateway.capture_payment_intent(pi_id, capture_key(order_id))
+    except PaymentRefused as exc:
+        # "Already captured" (Stripe: payment_intent_unexpected_state) is a success; a lapsed hold is not.
+        # The PaymentIntent as it is now tells which, and is applied like any other word of the provider.
+        try:
+            intent = gateway.retrieve_payment_intent(pi_id)
+        except PaymentGatewayError:
+            _let_go(session, order_id)
+            raise exc from None
+        apply_payment_intent(session, order_id, intent, source)
+        if intent.status == PaymentIntentStatus.SUCCEEDED:
+            return True
+        _let_go(session, order_id)
+        raise CaptureRefused(f"The payment could not be captured: {exc}") from None
+    except PaymentGatewayError:
+        _let_go(session, order_id)
+        raise
+    applied = apply_payment_intent(session, order_id, intent, source)
+    return applied.order.payment_status in PaymentStatus.RECEIVED
+
+
+def _let_go(session: Session, order_id: uuid.UUID) -> None:
+    with session.begin():
+        order = actions.lock_order(session, order_id)
+        actions.release_capture_claim(session, order)
+
+
+def update_fulfilment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, data: dict) -> Order:
+    """`PATCH /api/admin/orders/{id}`: shipping an order whose payment is authorized captures it first (no
+    transaction open meanwhile); a refused capture answers 400 naming the reason and ships nothing."""
+    if data.get("status") == "shipped":
+        try:
+            capture_payment(session, gateway, order_id, source="ship")
+        except PaymentRefused as exc:  # the provider refused, and could not be asked what it holds now
+            raise CaptureRefused(f"The payment could not be captured: {exc}") from None
+        except PaymentProviderBusy as exc:
+            raise ProviderBusy("The payment provider is busy; try shipping again shortly", exc.retry_after) from None
+        except PaymentGatewayError as exc:
+            raise PaymentProviderError(f"Failed to capture payment: {exc}") from None
+    return fulfilment.update_fulfilment(session, order_id, data)
+
+
+def capture_expiring_authorizations(session_factory: sessionmaker, gateway: PaymentGateway,
+                                    lead: timedelta = CAPTURE_LEAD, concurrency: int = 6,
+                                    time_budget_seconds: float = 50.0) -> int:
+    """Capture every authorization still uncaptured `lead` before its hold lapses (the order has not shipped
+    in time: the money is taken rather than lost); how many were captured."""
+    deadline = time.monotonic() + time_budget_seconds
+    seen: set = set()
+
+    def batch():
+        now = utcnow()
+        with session_factory() as session, session.begin():
+            ids = list(session.scalars(select(Order.id).where(
+                Order.payment_status == PaymentStatus.AUTHORIZED, Order.status == OrderStatus.CONFIRMED,
+                Order.capture_before <= now + lead,
+                or_(Order.capture_claimed_until.is_(None), Order.capture_claimed_until <= now))
+                .order_by(Order.capture_before).limit(BATCH)))
+        fresh = [i for i in ids if i not in seen]  # one attempt per order and run
+        seen.update(fresh)
+        return fresh
+
+    def capture(session: Session, order_id: uuid.UUID) -> bool:
+        try:
+            return capture_payment(session, gateway, order_id, source="capture_job")
+        except CaptureInProgress:
+            return False  # a ship is capturing it now
+        except CaptureRefused as exc:
+            log.warning("order %s: the provider refused to capture its authorized payment before the hold "
+                        "lapses: %s", order_id, exc)
+            return False
+
+    captured = 0
+    for ids in _batches(batch, deadline):
+        captured += _each(session_factory, capture, ids, concurrency)
+    return captured
