@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -95,12 +96,14 @@ def _carry_out(session: Session, order: Order, decision: Decision, intent: Payme
     raise AssertionError(f"no action {decision.action!r}")  # decide() answers only the actions above
 
 
-def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str) -> Applied:
+def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str,
+                         then: Callable[[Session, Order], None] | None = None) -> Applied:
     """Move the order's payment state to what the provider says, forward only, with one event.
 
     Used by `PATCH …/paid`, the webhook worker, reconciliation, expiry and cancel alike. The order row
     is locked for the decision, so concurrent callers are applied one after the other and only the
-    first one that changes something appends an event.
+    first one that changes something appends an event. `then(session, order)` runs last in the same
+    transaction (a ship after its capture); it must not raise a refusal, or the payment's change is lost.
     """
     events = []
     with session.begin():
@@ -118,6 +121,8 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
             event = _carry_out(session, order, decision, intent, source)
             events += [event] if event else []
             decision = decide(order, intent)
+        if then is not None:
+            then(session, order)
     for event in events:
         metrics.PAYMENTS.labels(event).inc()
     return Applied(order, tuple(events), "" if events else decision.reason)

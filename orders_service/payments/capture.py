@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from orders_service.db import utcnow
 from orders_service.errors import Conflict, InvalidRequest, PaymentProviderError, ProviderBusy
 from orders_service.orders import actions, fulfilment
+from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
+from orders_service.orders.service import load_order
 from orders_service.payments.apply import apply_payment_intent
 from orders_service.payments.gateway import (
     PaymentGateway,
@@ -66,10 +69,22 @@ def capture_payment(session: Session, gateway: PaymentGateway, order_id: uuid.UU
         order = actions.lock_order(session, order_id)
         if order.payment_status != PaymentStatus.AUTHORIZED:
             return order.payment_status in PaymentStatus.RECEIVED
-        if actions.capture_claimed(order):
-            raise CaptureInProgress(BEING_CAPTURED)
-        actions.claim_capture(session, order, utcnow() + CAPTURE_CLAIM)
-        pi_id = order.payment_intent_id
+        pi_id = _claim(session, order)
+    return _capture(session, gateway, order_id, pi_id, source)
+
+
+def _claim(session: Session, order: Order) -> str:
+    """Take the authorized order's capture for this caller (its row locked by the caller): its PaymentIntent."""
+    if actions.capture_claimed(order):
+        raise CaptureInProgress(BEING_CAPTURED)
+    actions.claim_capture(session, order, utcnow() + CAPTURE_CLAIM)
+    return order.payment_intent_id
+
+
+def _capture(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, pi_id: str, source: str,
+             then: Callable[[Session, Order], None] | None = None) -> bool:
+    """Ask the provider to capture (no transaction open), then apply its answer (and `then`, in the same
+    transaction). The claimed order's claim is let go whatever happens."""
     try:
         intent = gateway.capture_payment_intent(pi_id, capture_key(order_id))
     except PaymentRefused as exc:
@@ -80,15 +95,16 @@ def capture_payment(session: Session, gateway: PaymentGateway, order_id: uuid.UU
         except PaymentGatewayError:
             _let_go(session, order_id)
             raise exc from None
-        apply_payment_intent(session, order_id, intent, source)
         if intent.status == PaymentIntentStatus.SUCCEEDED:
+            apply_payment_intent(session, order_id, intent, source, then)
             return True
+        apply_payment_intent(session, order_id, intent, source)
         _let_go(session, order_id)
         raise CaptureRefused(f"The payment could not be captured: {exc}") from None
     except PaymentGatewayError:
         _let_go(session, order_id)
         raise
-    applied = apply_payment_intent(session, order_id, intent, source)
+    applied = apply_payment_intent(session, order_id, intent, source, then)
     return applied.order.payment_status in PaymentStatus.RECEIVED
 
 
@@ -98,18 +114,43 @@ def _let_go(session: Session, order_id: uuid.UUID) -> None:
         actions.release_capture_claim(session, order)
 
 
-def update_fulfilment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, data: dict) -> Order:
-    """`PATCH /api/admin/orders/{id}`: shipping an order whose payment is authorized captures it first (no
-    transaction open meanwhile); a refused capture answers 400 naming the reason and ships nothing."""
-    if data.get("status") == "shipped":
+def ship(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, tracking_number: str,
+         carrier: str | None) -> Order:
+    """Ship a confirmed order; one whose payment is only authorized is captured first, outside any
+    transaction, and ships in the transaction that records the capture. A refused capture is a 400 naming
+    the reason, and ships nothing. An order paid at once ships in one transaction, as it always did."""
+    with session.begin():
+        order = actions.lock_order(session, order_id)
+        pi_id = _claim(session, order) if order.payment_status == PaymentStatus.AUTHORIZED else None
+        if pi_id is None:
+            actions.ship(session, order, tracking_number, carrier)
+
+    def ship_captured(session: Session, order: Order) -> None:
+        # Never a refusal here, which would undo the capture's record: shipping is only checked first.
+        if order.payment_status in PaymentStatus.RECEIVED and allowed(order.status, "ship"):
+            actions.ship(session, order, tracking_number, carrier)
+
+    if pi_id is not None:
         try:
-            capture_payment(session, gateway, order_id, source="ship")
+            _capture(session, gateway, order_id, pi_id, "ship", then=ship_captured)
         except PaymentRefused as exc:  # the provider refused, and could not be asked what it holds now
             raise CaptureRefused(f"The payment could not be captured: {exc}") from None
         except PaymentProviderBusy as exc:
             raise ProviderBusy("The payment provider is busy; try shipping again shortly", exc.retry_after) from None
         except PaymentGatewayError as exc:
             raise PaymentProviderError(f"Failed to capture payment: {exc}") from None
+    with session.begin():
+        shipped = load_order(session, order_id)
+    if shipped.status != OrderStatus.SHIPPED:  # captured, but closed meanwhile: as the state machine says
+        transition(shipped, "ship")
+    return shipped
+
+
+def update_fulfilment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, data: dict) -> Order:
+    """`PATCH /api/admin/orders/{id}`: shipped (an authorized payment captured first), delivered, or cash
+    collected."""
+    if data.get("status") == "shipped":
+        return ship(session, gateway, order_id, data["trackingNumber"], data.get("carrier"))
     return fulfilment.update_fulfilment(session, order_id, data)
 
 
