@@ -142,6 +142,20 @@ def test_paid_authorizes_a_card_and_confirms_the_order_with_its_deadline(held, m
     assert (payment["paymentStatus"], payment["clientSecret"]) == ("authorized", None)
 
 
+def test_reconciliation_finds_an_authorization_nobody_told_of(held, make, shop, db):
+    order_id, pi_id = _place(held, make, shop)
+    held.authorize(pi_id)  # neither PATCH …/paid nor the webhook arrives
+
+    reconcile.reconcile_payments(held.runtime.session_factory, held.gateway, older_than_seconds=0)
+
+    order = held.client.get(f"/api/orders/{order_id}", headers=shop[4]).json
+    assert (order["status"], order["paymentStatus"]) == ("confirmed", "authorized")
+    assert order["captureBefore"] is not None
+    assert [e["detail"]["source"] for e in order["events"] if e["type"] == "payment_authorized"] == [
+        "reconciliation"]
+    assert _outbound(db, order_id) == ["order.created", "order.payment_authorized"]
+
+
 def test_the_webhook_authorizes_once_and_a_later_read_gives_the_exact_deadline(real_held, make, shop, db,
                                                                                real_stripe):
     held = real_held
