@@ -58,8 +58,8 @@ class CaptureRefused(InvalidRequest):
 
 
 def capture_payment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, source: str) -> bool:
-    """Capture the order's authorized payment, once; True when it is captured now (by this call or earlier),
-    False when there was no authorization to capture (paid at once, cash on delivery, …).
+    """Capture the order's authorized payment, once; True when this call captured it (or found it captured at
+    the provider), False when the order holds no authorization (paid at once, captured already, …).
 
     Raises CaptureInProgress when another caller holds the capture, CaptureRefused (400) when the provider
     refuses it, and PaymentGatewayError when its answer did not come (the claim is let go: asking again is
@@ -68,7 +68,7 @@ def capture_payment(session: Session, gateway: PaymentGateway, order_id: uuid.UU
     with session.begin():
         order = actions.lock_order(session, order_id)
         if order.payment_status != PaymentStatus.AUTHORIZED:
-            return order.payment_status in PaymentStatus.RECEIVED
+            return False
         pi_id = _claim(session, order)
     return _capture(session, gateway, order_id, pi_id, source)
 
