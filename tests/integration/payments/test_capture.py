@@ -41,14 +41,14 @@ class Held:
         return self.runtime.gateway
 
 
-def _service(kind, app_with, stripe_emulator, real_stripe) -> Held:
+def _service(kind, app_with, stripe_emulator, real_stripe, **settings) -> Held:
     if kind == "localstripe":
         app = app_with(payment_capture="on_shipment", stripe_api_base=stripe_emulator.url, stripe_emulator=True,
-                       stripe_payment_methods=("card",))
+                       stripe_payment_methods=("card",), **settings)
         authorize = stripe_emulator.pay
     else:
         app = app_with(payment_capture="on_shipment", stripe_api_base=real_stripe.url, stripe_emulator=False,
-                       stripe_payment_methods=("card", "sepa_debit"))
+                       stripe_payment_methods=("card", "sepa_debit"), **settings)
         authorize = real_stripe.authorize
     return Held(kind, app.test_client(), app.extensions["orders.runtime"], authorize)
 
@@ -340,6 +340,38 @@ def test_a_webhook_racing_the_capture_gives_one_capture(real_held, make, shop, d
     assert _ship(held, shop, order_id).status_code == 200
 
     assert len(_executed_captures(real_stripe, pi_id)) == 1
+    assert count_events(db, order_id, "payment_captured") == 1
+    assert _outbound(db, order_id) == ["order.created", "order.payment_authorized", "order.paid", "order.shipped"]
+
+
+def test_a_webhook_applied_while_the_ship_waits_for_the_captures_answer(app_with, stripe_emulator, real_stripe,
+                                                                          make, shop, db):
+    """Stripe captures and sends payment_intent.succeeded; the ship's answer is slow to come back (its connection
+    hangs, then drops, and the SDK asks again with the same key). The worker applies the event first; the ship
+    then finds the capture recorded, and ships: one capture, one order.paid."""
+    held = _service("real_shaped", app_with, stripe_emulator, real_stripe, stripe_timeout_seconds=20.0)
+    order_id, pi_id = _authorized(held, make, shop)
+    real_stripe.forward_webhooks_to("http://127.0.0.1:9/", "whsec_unused")  # localstripe's own events, recorded
+    real_stripe.lose_answer_next(CAPTURE, hang=6.0)
+    shipped = []
+    ship = threading.Thread(target=lambda: shipped.append(_ship(held, shop, order_id)))
+    try:
+        ship.start()
+        wait_for = time.monotonic() + 5
+        while not _succeeded(real_stripe, pi_id) and time.monotonic() < wait_for:
+            time.sleep(0.05)
+        assert _succeeded(real_stripe, pi_id), "Stripe sends payment_intent.succeeded when it captures"
+        assert ship.is_alive()  # still waiting for the capture's answer
+
+        assert _deliver(held, db, _succeeded(real_stripe, pi_id)[-1]) == "payment_captured"
+        ship.join(30)
+    finally:
+        real_stripe.forward_webhooks_to(None)
+
+    assert shipped[0].status_code == 200, shipped[0].json
+    assert (shipped[0].json["status"], shipped[0].json["paymentStatus"]) == ("shipped", "paid")
+    assert len(_executed_captures(real_stripe, pi_id)) == 1
+    assert [e["replayed"] for e in real_stripe.log if e["endpoint"] == CAPTURE] == [False, True]
     assert count_events(db, order_id, "payment_captured") == 1
     assert _outbound(db, order_id) == ["order.created", "order.payment_authorized", "order.paid", "order.shipped"]
 
