@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orders_service.db import as_utc
 from orders_service.orders.lifecycle import allowed
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.payments.gateway import PaymentIntent, PaymentIntentStatus
@@ -162,7 +163,8 @@ def _authorization(order: Order, intent: PaymentIntent) -> Decision:
             or intent.amount_capturable < order.total_cents):
         return Decision(None, MISMATCH)
     if order.payment_status == PaymentStatus.AUTHORIZED:
-        if intent.capture_before is not None and intent.capture_before != order.capture_before:
+        known = as_utc(order.capture_before) if order.capture_before is not None else None
+        if intent.capture_before is not None and intent.capture_before != known:
             return Decision(Action.RECORD_CAPTURE_DEADLINE)
         return Decision(None, "payment is authorized")
     if order.status != OrderStatus.PENDING:
