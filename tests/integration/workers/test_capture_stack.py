@@ -11,7 +11,7 @@ from orders_service.catalog.models import Product
 from orders_service.notifications.models import Notification
 from orders_service.orders.models import OrderEvent
 from orders_service.webhooks.models import OutboundEvent
-from tests.support.orders import count_events, fresh_order
+from tests.support.orders import count_events, fresh_order, place_online_over_http
 from tests.support.processes import Stack, wait_until
 from tests.support.stripe import WEBHOOK_SECRET
 
@@ -33,21 +33,14 @@ def capture_stack(base_env, redis_broker_url):
 
 @pytest.fixture
 def stack(capture_stack, real_stripe):
+    """Stripe's webhooks go to the stack while the test runs."""
     real_stripe.forward_webhooks_to(f"{capture_stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
     yield capture_stack
     real_stripe.forward_webhooks_to(None)
 
 
-def _place(stack, make, shop, quantity=1):
-    customer, auth, product, method = shop
-    answer = requests.post(f"{stack.url}/api/orders/with-payment", headers=auth, timeout=30,
-                           json=make.order_body(customer, method, [(product, quantity)]))
-    assert answer.status_code == 200, answer.text
-    return answer.json()["orderId"], answer.json()["clientSecret"].split("_secret_")[0]
-
-
 def _authorized_by_webhook(stack, make, shop, real_stripe, db, quantity=1):
-    order_id, pi_id = _place(stack, make, shop, quantity)
+    order_id, pi_id = place_online_over_http(stack.url, make, shop, quantity)
     real_stripe.authorize(pi_id)
     wait_until(lambda: fresh_order(db, order_id).payment_status == "authorized", timeout=30)
     return order_id, pi_id
