@@ -177,6 +177,8 @@ def main() -> None:
                         help="the level for with-payment against the stand-in (default 64)")
     parser.add_argument("--standin-delay", type=float, default=0.3,
                         help="seconds the stand-in waits before answering (default 0.3)")
+    parser.add_argument("--capture-concurrency", default="16,64",
+                        help="levels of capture: admins shipping at once (default 16,64)")
     parser.add_argument("--worker-concurrency", default="2,8", help="WORKER_CONCURRENCY levels (default 2,8)")
     parser.add_argument("--events", type=int, default=500,
                         help="events per worker level against localstripe (default 500)")
@@ -201,6 +203,7 @@ def main() -> None:
     args.hotpath_levels = [int(level) for level in args.hotpath_concurrency.split(",")]
     args.worker_levels = [int(level) for level in args.worker_concurrency.split(",")]
     args.hosts_levels = [int(level) for level in args.hosts_concurrency.split(",")]
+    args.capture_levels = [int(level) for level in args.capture_concurrency.split(",")]
     only = args.only.split(",")
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenario {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")

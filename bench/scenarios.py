@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import http.client
 import itertools
 import json
+import math
 import time
+import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Callable
 
 import confirmation
@@ -31,6 +36,9 @@ from workload import (
     succeeded_intent,
 )
 
+from orders_service.api.security import mint_access_token
+from orders_service.app import create_app
+from orders_service.auth.models import Role
 from orders_service.config import Settings
 from orders_service.queue import TaskQueue, Tasks
 
@@ -443,6 +451,127 @@ def worker_throughput(ctx: Context) -> list[Table]:
     return tables
 
 
+# --- capture at shipment ---------------------------------------------------------------------------
+
+SHIP_BODY = json.dumps({"status": "shipped", "trackingNumber": "1Z999AA10123456784", "carrier": "UPS"}).encode()
+
+
+def admin_token(env: dict) -> str:
+    app = create_app(Settings.from_env(env))
+    try:
+        with app.app_context():  # the token's claims are all the service reads: no customer row is needed
+            return mint_access_token(uuid.uuid4(), Role.ADMIN, timedelta(hours=12))
+    finally:
+        app.extensions["orders.runtime"].dispose()  # the load generator forks: no connection may be shared
+
+
+def authorized_orders(port: int, fixture: Fixture, conninfo: str, standin_url: str, count: int) -> list[str]:
+    """`count` orders whose card is held, their PaymentIntents `requires_capture` at the stand-in: their ids.
+
+    Only the ships are measured, so the orders are made the quick way: placed through the API as cash on
+    delivery (no Stripe call), then each turned into an online order whose payment is authorized, in SQL,
+    with a PaymentIntent the stand-in opens authorized (`POST /_authorized`, not a call of the service's)."""
+    with psycopg.connect(conninfo, autocommit=True) as db:
+        since = db.execute("SELECT clock_timestamp()").fetchone()[0]
+
+        def place(slot: int) -> None:
+            api = HttpOrders(port, CASH_ON_DELIVERY, fixture, slot)
+            try:
+                for _ in range(slot, count, PREPARE_CONCURRENCY):
+                    for _attempt in range(20):  # a busy machine may answer 503 now and then: not what is measured
+                        if not (error := api()) or not error.startswith(("HTTP 503", "HTTP 429")):
+                            break
+                        time.sleep(0.5)
+                    if error:
+                        raise RuntimeError(f"could not place an order to ship: {error}")
+            finally:
+                api.close()
+
+        with ThreadPoolExecutor(PREPARE_CONCURRENCY) as pool:
+            list(pool.map(place, range(PREPARE_CONCURRENCY)))
+        orders = db.execute("SELECT id, total_cents, currency FROM orders WHERE created_at >= %s AND "
+                            "payment_method = 'cash_on_delivery' ORDER BY created_at", (since,)).fetchall()
+        request = urllib.request.Request(f"{standin_url}/_authorized", method="POST", data=json.dumps(
+            [{"orderId": str(o), "amount": cents, "currency": cur} for o, cents, cur in orders]).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            intents = json.loads(answer.read())
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE orders SET payment_method = 'online', payment_status = 'authorized', "
+                "payment_intent_id = %s, capture_before = now() + interval '7 days' WHERE id = %s",
+                [(intent, order_id) for intent, (order_id, _, _) in zip(intents, orders, strict=True)])
+    return [str(order_id) for order_id, _, _ in orders]
+
+
+class Ships(Api):
+    """Ships authorized orders through the admin route, each once: each ship captures at Stripe first."""
+
+    def __init__(self, port: int, token: str, order_ids: list[str]):
+        super().__init__(port)
+        self.order_ids = iter(order_ids)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def __call__(self) -> str | None:
+        order_id = next(self.order_ids, None)
+        if order_id is None:
+            return "no authorized order left to ship (prepare more)"
+        try:
+            self.connection.request("PATCH", f"/api/admin/orders/{order_id}", SHIP_BODY, self.headers)
+            response = self.connection.getresponse()
+            status, payload = response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            raise
+        if status != 200:
+            return f"HTTP {status}: {payload[:160].decode(errors='replace')}"
+        order = json.loads(payload)
+        if (order["status"], order["paymentStatus"]) != ("shipped", "paid"):
+            return f"shipped as {order['status']} / {order['paymentStatus']}"
+        return None
+
+
+def capture_at_shipment(ctx: Context) -> list[Table]:
+    """PATCH /api/admin/orders/{id} {status: shipped} of orders whose card is held (PAYMENT_CAPTURE=on_shipment):
+    each ship captures at the stand-in (300 ms) outside any transaction, then ships."""
+    seconds, delay, levels = ctx.args.duration, ctx.args.standin_delay, ctx.args.capture_levels
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    # Stripe's own gateway (not the emulator's): payment method options, SDK retries with the order's key.
+    env = ctx.web_env(url, PAYMENT_CAPTURE="on_shipment", STRIPE_EMULATOR="false")
+    token = admin_token(env)
+    log(f"capture: PATCH /api/admin/orders/{{id}} shipped, Stripe is the stand-in answering after {delay:g} s")
+    results, checks = [], []
+    with stack.stripe_standin(url, delay, ctx.env) as standin, stack.web(env) as web:
+        port, meters = int(env["PORT"]), ctx.meters(web=web, stripe=standin)
+        runs = [(max(levels), ctx.args.warmup), *((level, seconds) for level in levels)]  # a warm-up first
+        for run, (concurrency, duration) in enumerate(runs):
+            # Each caller ships at most one order per Stripe answer: enough orders for the run, and a margin.
+            per_caller = math.ceil((duration + 2) / delay * 1.2) + 2
+            ids = authorized_orders(port, ctx.fixture, ctx.conninfo, url, per_caller * concurrency)
+            calls_before = stack.standin_calls(url).get("POST /v1/payment_intents/:id/capture", 0)
+            result = run_level(lambda slot, ids=ids, n=concurrency: Ships(port, token, ids[slot::n]), concurrency,
+                               duration, meters)
+            time.sleep(1)  # the ships still under way when the level ended (uncounted) finish
+            with psycopg.connect(ctx.conninfo, autocommit=True) as db:
+                shipped = db.execute("SELECT count(*) FROM orders WHERE id = ANY(%s) AND status = 'shipped' "
+                                     "AND payment_status = 'paid'", ([uuid.UUID(i) for i in ids],)).fetchone()[0]
+            captures = stack.standin_calls(url).get("POST /v1/payment_intents/:id/capture", 0) - calls_before
+            if run == 0:
+                continue  # the warm-up: pools, caches, connections to the stand-in
+            log(f"  ships       concurrency {concurrency:>3}: {result.per_second:8.1f}/s, "
+                f"{sum(result.errors.values())} errors; {captures} captures for {shipped} orders shipped")
+            results.append(result)
+            checks.append(f"conc {concurrency}: {captures} captures at Stripe for {shipped} orders shipped and paid")
+    return [Table(
+        "capture", "standin",
+        f"capture: PATCH /api/admin/orders/{{id}} shipped with PAYMENT_CAPTURE=on_shipment, each capturing at a "
+        f"stand-in answering after {delay * 1000:.0f} ms, {seconds:g} s per level",
+        "ship", results, extra={"standin_delay_s": delay},
+        notes=[threads_note(ctx.env, max(levels), delay).replace("orders/s", "ships/s"),
+               "one capture per ship: " + "; ".join(checks)],
+    )]
+
+
 def several_hosts(ctx: Context) -> list[Table]:
     """bench/hosts.py (imported only when it runs: it builds on this module, and on tests/support/hosts.py)."""
     import hosts
@@ -461,5 +590,6 @@ SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "ratelimit": confirmation.rate_limited,
     "expiry": confirmation.expiry,
     "outbound": outbound.outbound,
+    "capture": capture_at_shipment,
     "hosts": several_hosts,
 }

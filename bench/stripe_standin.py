@@ -11,10 +11,15 @@ POST /v1/payment_intents   creates a PaymentIntent from the form body (amount, c
 GET  /v1/payment_intents/ID answers that PaymentIntent: as `succeeded` with --paid-at-once (as though
                             the customer had paid at once), else as it stands
 POST /v1/payment_intents/ID/cancel   cancels it (a 400 `payment_intent_unexpected_state` once paid)
+POST /v1/payment_intents/ID/capture  captures an authorized one (`requires_capture` → `succeeded`); the same
+                            `Idempotency-Key` again gets the first answer; a 400 `payment_intent_unexpected_state`
+                            for one not authorized (already captured, canceled)
 
 and, for the bench itself (not counted, never delayed, never rate-limited):
 
 POST /_pay/ID     the customer pays: the PaymentIntent is `succeeded` from now on
+POST /_authorized  JSON `[{orderId, amount, currency}, …]`: a PaymentIntent each, authorized (`requires_capture`,
+                  held on a card): their ids, in that order
 GET  /_calls      {"POST /v1/payment_intents": n, "429 POST /v1/payment_intents": m, …}: the calls the
                   service made, per endpoint, served and refused
 POST /_reset      forgets every PaymentIntent and call
@@ -45,6 +50,7 @@ class StandIn:
         self.intents: dict[str, dict] = {}
         self.calls: Counter = Counter()
         self._second: dict[str, tuple[int, int]] = {}  # endpoint -> (the current second, calls in it)
+        self.answers: dict[str, tuple[int, dict]] = {}  # Idempotency-Key -> the first answer (captures)
 
     def _limited(self, endpoint: str) -> web.Response | None:
         """Counts the call; a 429 (counted apart) when the endpoint is over its budget for this second."""
@@ -116,6 +122,41 @@ class StandIn:
         intent.update(status="canceled", canceled_at=int(time.time()))
         return web.json_response(intent)
 
+    async def capture(self, request: web.Request) -> web.Response:
+        if limited := self._limited("POST /v1/payment_intents/:id/capture"):
+            return limited
+        key = request.headers.get("Idempotency-Key")
+        await asyncio.sleep(self.delay)
+        if key in self.answers:
+            status, body = self.answers[key]
+            return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
+        intent = self.intents.get(request.match_info["id"])
+        if intent is None:
+            return self._missing()
+        if intent["status"] != "requires_capture":
+            return web.json_response({"error": {
+                "type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                "message": f"This PaymentIntent could not be captured because it has a status of {intent['status']}."
+            }}, status=400)
+        intent.update(status="succeeded", amount_capturable=0, amount_received=intent["amount"])
+        if key:
+            self.answers[key] = (200, dict(intent))
+        return web.json_response(intent)
+
+    async def authorized(self, request: web.Request) -> web.Response:
+        ids = []
+        for order in await request.json():
+            intent_id = _id("pi")
+            self.intents[intent_id] = {
+                "id": intent_id, "object": "payment_intent", "amount": int(order["amount"]),
+                "currency": order["currency"].lower(), "metadata": {"order_id": order["orderId"]},
+                "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}", "status": "requires_capture",
+                "amount_capturable": int(order["amount"]), "amount_received": 0, "payment_method_types": ["card"],
+                "payment_method_options": {"card": {"capture_method": "manual"}}, "created": int(time.time()),
+                "livemode": False, "last_payment_error": None, "latest_charge": None}
+            ids.append(intent_id)
+        return web.json_response(ids)
+
     async def pay(self, request: web.Request) -> web.Response:
         intent = self.intents.get(request.match_info["id"])
         if intent is None:
@@ -133,6 +174,7 @@ class StandIn:
     async def reset(self, request: web.Request) -> web.Response:
         self.intents.clear()
         self.calls.clear()
+        self.answers.clear()
         return web.json_response({})
 
 
@@ -148,7 +190,9 @@ def main() -> None:
     app.router.add_post("/v1/payment_intents", stand_in.create)
     app.router.add_get("/v1/payment_intents/{id}", stand_in.retrieve)
     app.router.add_post("/v1/payment_intents/{id}/cancel", stand_in.cancel)
+    app.router.add_post("/v1/payment_intents/{id}/capture", stand_in.capture)
     app.router.add_post("/_pay/{id}", stand_in.pay)
+    app.router.add_post("/_authorized", stand_in.authorized)
     app.router.add_get("/_calls", stand_in.stats)
     app.router.add_post("/_reset", stand_in.reset)
     app.router.add_post("/_rate_limit/{n}", stand_in.limit)

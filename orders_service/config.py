@@ -193,6 +193,17 @@ def _payment_methods(env, emulator: bool) -> tuple[str, ...] | None:
     return types
 
 
+PAYMENT_CAPTURE_MODES = ("automatic", "on_shipment")
+
+
+def _payment_capture(env) -> str:
+    """PAYMENT_CAPTURE: take a card payment when the customer pays, or hold it until the order ships."""
+    raw = (env.get("PAYMENT_CAPTURE") or "automatic").strip().lower()
+    if raw not in PAYMENT_CAPTURE_MODES:
+        raise ConfigError("PAYMENT_CAPTURE", f"must be automatic or on_shipment, got {raw!r}")
+    return raw
+
+
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)  # ~3 days, as Stripe
 
 
@@ -237,6 +248,9 @@ class Settings:
     stripe_emulator: bool = False
     # The payment method types a PaymentIntent offers; None: `automatic`, the methods enabled in the Dashboard.
     stripe_payment_methods: tuple[str, ...] | None = ("card",)
+    # `automatic`: a payment is taken when the customer pays; `on_shipment`: a card is only authorized then
+    # (held), and captured when the order ships (methods that cannot be held are taken at once).
+    payment_capture: str = "automatic"
     # Development files: SQLite, the file broker, mail, the beat schedule, the dev JWT key.
     instance_dir: Path = PROJECT_ROOT / "instance"
     # prometheus-client's multiprocess folder: every process of a host writes its samples there.
@@ -429,6 +443,7 @@ class Settings:
             order_payment_ttl_seconds=_int(env, "ORDER_PAYMENT_TTL_SECONDS", 1800, minimum=1),
             stripe_emulator=emulator,
             stripe_payment_methods=_payment_methods(env, emulator),
+            payment_capture=_payment_capture(env),
             instance_dir=instance_dir,
             metrics_dir=Path(env.get("PROMETHEUS_MULTIPROC_DIR") or instance_dir / "metrics"),
             access_token_minutes=_int(env, "ACCESS_TOKEN_MINUTES", 60, minimum=1),

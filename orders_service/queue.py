@@ -31,6 +31,7 @@ class Tasks:
     RECONCILE_PAYMENTS = "workers.tasks.reconcile_payments"
     EXPIRE_UNPAID_ORDERS = "workers.tasks.expire_unpaid_orders"
     REDRIVE_EVENTS = "workers.tasks.redrive_events"
+    CAPTURE_EXPIRING_AUTHORIZATIONS = "workers.tasks.capture_expiring_authorizations"
     DELIVER_WEBHOOKS = "workers.tasks.deliver_webhooks"
     PRUNE_WEBHOOK_DELIVERIES = "workers.tasks.prune_webhook_deliveries"
 
@@ -41,6 +42,7 @@ TASK_ROUTES = {
     Tasks.RECONCILE_PAYMENTS: {"queue": MAINTENANCE_QUEUE},
     Tasks.EXPIRE_UNPAID_ORDERS: {"queue": MAINTENANCE_QUEUE},
     Tasks.REDRIVE_EVENTS: {"queue": MAINTENANCE_QUEUE},
+    Tasks.CAPTURE_EXPIRING_AUTHORIZATIONS: {"queue": MAINTENANCE_QUEUE},
     Tasks.DELIVER_WEBHOOKS: {"queue": WEBHOOKS_QUEUE},
     Tasks.PRUNE_WEBHOOK_DELIVERIES: {"queue": MAINTENANCE_QUEUE},
 }

@@ -27,6 +27,8 @@ celery.conf.beat_schedule = {
     "reconcile_payments": _every(Tasks.RECONCILE_PAYMENTS, maintenance),
     "expire_unpaid_orders": _every(Tasks.EXPIRE_UNPAID_ORDERS, maintenance),
     "redrive_events": _every(Tasks.REDRIVE_EVENTS, maintenance),
+    # Authorizations still uncaptured a day before they lapse (PAYMENT_CAPTURE=on_shipment); finds none otherwise.
+    "capture_expiring_authorizations": _every(Tasks.CAPTURE_EXPIRING_AUTHORIZATIONS, maintenance),
     # The outbox is polled often: that is how long a customer waits for an email at most.
     "send_notifications": _every(Tasks.SEND_NOTIFICATIONS, settings.notification_interval_seconds),
     # The webhook senders poll on their own; this only makes sure they run (and wakes them).

@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from orders_service.notifications import outbox
-from orders_service.payments import inbox, reconcile
+from orders_service.payments import capture, inbox, reconcile
 from orders_service.queue import Tasks
 from orders_service.webhooks import deliveries
 from workers.celery_app import runtime, settings, webhook_senders
@@ -30,6 +30,13 @@ def reconcile_payments() -> int:
 def expire_unpaid_orders() -> int:
     return reconcile.expire_unpaid_orders(runtime.session_factory, runtime.gateway, settings.order_payment_ttl_seconds,
                                           settings.provider_concurrency, _time_budget())
+
+
+@shared_task(name=Tasks.CAPTURE_EXPIRING_AUTHORIZATIONS)
+def capture_expiring_authorizations() -> int:
+    return capture.capture_expiring_authorizations(runtime.session_factory, runtime.gateway,
+                                                   concurrency=settings.provider_concurrency,
+                                                   time_budget_seconds=_time_budget())
 
 
 def _time_budget() -> float:

@@ -35,6 +35,10 @@ class LocalStripeGateway(StripeGateway):
     def _payment_intent_params(self, order_id: str, amount: int, currency: str) -> dict:
         params = super()._payment_intent_params(order_id, amount, currency)
         del params["description"]  # localstripe answers 400 "Unexpected description"
+        if params.pop("payment_method_options", None):
+            # localstripe accepts payment method options but ignores them; it knows cards only, so holding
+            # every method is holding cards.
+            params["capture_method"] = "manual"
         return params
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntent:

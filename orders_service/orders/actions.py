@@ -15,8 +15,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Role
-from orders_service.db import utcnow
-from orders_service.errors import DomainError, InvalidRequest, NotFound
+from orders_service.db import as_utc, utcnow
+from orders_service.errors import Conflict, DomainError, InvalidRequest, NotFound
 from orders_service.notifications.outbox import notify
 from orders_service.orders.events import CustomerMessages, OrderEvents
 from orders_service.orders.lifecycle import allowed, transition
@@ -80,10 +80,18 @@ def _close(session: Session, order: Order) -> None:
 
 
 def _drop_pending_step(order: Order) -> None:
-    """A closed order waits on no step of its customer: nothing was taken, its payment is unpaid."""
-    if order.payment_status == PaymentStatus.ACTION_REQUIRED:
+    """A closed order waits on no step of its customer and holds nothing on a card: nothing was taken, its
+    payment is unpaid (an authorization's hold is released by canceling its PaymentIntent: the caller's)."""
+    if order.payment_status in (PaymentStatus.ACTION_REQUIRED, PaymentStatus.AUTHORIZED):
         order.payment_status = PaymentStatus.UNPAID
     order.payment_next_action = None
+    order.capture_before = order.capture_claimed_until = None
+
+
+def capture_claimed(order: Order) -> bool:
+    """A ship or the capture job is asking the provider to capture the order's payment right now."""
+    until = order.capture_claimed_until
+    return until is not None and as_utc(until) > utcnow()
 
 
 def _mark_paid(order: Order) -> None:
@@ -117,8 +125,11 @@ def cancel(session: Session, order: Order, by: str) -> None:
                       and order.payment_status == PaymentStatus.PAID)
     if cash_collected and by != Role.ADMIN:
         raise InvalidRequest("The cash for this order was collected: only the shop can cancel it now")
+    if order.payment_status == PaymentStatus.AUTHORIZED and capture_claimed(order):
+        raise Conflict("The payment of this order is being captured right now; try again in a moment")
+    held = order.payment_status == PaymentStatus.AUTHORIZED
     _close(session, order)
-    _record(session, order, OrderEvents.CANCELED, by=by)
+    _record(session, order, OrderEvents.CANCELED, by=by, **({"holdReleased": True} if held else {}))
     if cash_collected:
         order.payment_status, order.refunded_cents = PaymentStatus.REFUNDED, order.total_cents
         _record(session, order, OrderEvents.CASH_TO_HAND_BACK, amount=order.total_cents)
@@ -172,6 +183,60 @@ def confirm_payment(session: Session, order: Order, payment_intent_id: str, amou
             source=source)
     _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
     _publish(session, order, EventTypes.PAID)
+
+
+def authorize_payment(session: Session, order: Order, payment_intent_id: str, amount: int,
+                      capture_before: datetime, source: str) -> None:
+    """The card is held for a pending order (PAYMENT_CAPTURE=on_shipment): it is confirmed, and its payment
+    is captured when it ships (or by the capture job before `capture_before`, when the hold lapses)."""
+    order.status = transition(order, "authorize")
+    order.payment_status, order.payment_next_action = PaymentStatus.AUTHORIZED, None
+    order.capture_before = capture_before
+    _record(session, order, OrderEvents.PAYMENT_AUTHORIZED, paymentIntentId=payment_intent_id, amount=amount,
+            captureBefore=capture_before.isoformat(), source=source)
+    _tell(session, order, CustomerMessages.ORDER_CONFIRMED)
+    _publish(session, order, EventTypes.PAYMENT_AUTHORIZED)
+
+
+def record_capture_deadline(session: Session, order: Order, capture_before: datetime) -> None:
+    """The provider told when the hold lapses (an event's snapshot does not): not a change of state, no event."""
+    order.capture_before = capture_before
+
+
+def claim_capture(session: Session, order: Order, until: datetime) -> None:
+    """This caller asks the provider to capture the authorized payment; no other does until `until`."""
+    order.capture_claimed_until = until
+
+
+def release_capture_claim(session: Session, order: Order) -> None:
+    """The capture was refused or unanswered: the order is as it was, and may be captured again."""
+    order.capture_claimed_until = None
+
+
+def record_capture(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
+    """The held payment was captured (at shipment, by the capture job, or seen captured at the provider): the
+    order is paid now, and says so once (`order.paid`); its status stays where it is."""
+    if order.payment_status != PaymentStatus.AUTHORIZED:
+        raise InvalidRequest(f"Order's payment is {order.payment_status}: there is no authorization to capture")
+    _mark_paid(order)
+    order.capture_before = order.capture_claimed_until = None
+    _record(session, order, OrderEvents.PAYMENT_CAPTURED, paymentIntentId=payment_intent_id, amount=amount,
+            source=source)
+    _publish(session, order, EventTypes.PAID)
+
+
+def lapse_authorization(session: Session, order: Order, payment_intent_id: str, reason: str | None,
+                        source: str) -> None:
+    """The authorized order's PaymentIntent was canceled at the provider (the hold lapsed: `automatic`; or
+    canceled there by a person): nothing can be captured, so the order is canceled, its stock goes back and
+    its customer is told. The trail says which."""
+    _close(session, order)
+    order.payment_closed_at = utcnow()
+    lapsed = reason in (None, "automatic")
+    _record(session, order, OrderEvents.AUTHORIZATION_LAPSED if lapsed else OrderEvents.PAYMENT_CANCELED,
+            paymentIntentId=payment_intent_id, cancellationReason=reason, source=source)
+    _tell(session, order, CustomerMessages.AUTHORIZATION_LAPSED if lapsed else CustomerMessages.CANCELED)
+    _publish(session, order, EventTypes.CANCELED)
 
 
 def record_payment_failure(session: Session, order: Order, payment_intent_id: str, error: str, source: str) -> None:

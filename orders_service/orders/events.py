@@ -8,6 +8,9 @@ class OrderEvents:
     PAYMENT_ACTION_REQUIRED = "payment_action_required"  # the customer must finish a step (3-D Secure, a redirect)
     PAYMENT_PROCESSING = "payment_processing"  # the provider accepted the payment and tells the outcome later
     PAYMENT_CANCELED = "payment_canceled"  # the PaymentIntent was canceled at the provider
+    PAYMENT_AUTHORIZED = "payment_authorized"  # held on the card (PAYMENT_CAPTURE=on_shipment)
+    PAYMENT_CAPTURED = "payment_captured"  # the held payment taken: at shipment, or by the job before it lapses
+    AUTHORIZATION_LAPSED = "authorization_lapsed"  # the provider let the hold lapse (canceled it): nothing taken
     PAYMENT_INITIALIZATION_FAILED = "payment_initialization_failed"  # no PaymentIntent could be opened
     LATE_PAYMENT_REVIVED = "late_payment_revived"  # paid after expiry, and the stock was still there
     LATE_PAYMENT_REFUND_DUE = "late_payment_refund_due"  # paid after the order closed: the money goes back
@@ -32,6 +35,7 @@ class CustomerMessages:
     ORDER_CONFIRMED = "order_confirmed"
     PAYMENT_FAILED = "payment_failed"
     PAYMENT_PROCESSING = "payment_processing"
+    AUTHORIZATION_LAPSED = "authorization_lapsed"
     SHIPPED = "shipped"
     CANCELED = "canceled"
     REFUNDED = "refunded"

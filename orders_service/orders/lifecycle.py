@@ -15,6 +15,7 @@ PENDING, CONFIRMED, SHIPPED, DELIVERED, EXPIRED, CANCELED = (
 # (status, action) → the status after it.
 TRANSITIONS: dict[tuple[str, str], str] = {
     (PENDING, "pay"): CONFIRMED,
+    (PENDING, "authorize"): CONFIRMED,  # PAYMENT_CAPTURE=on_shipment: the card is held, captured as it ships
     (PENDING, "expire"): EXPIRED,
     (EXPIRED, "revive"): CONFIRMED,  # the payment arrived after expiry and the stock could be taken again
     (PENDING, "cancel"): CANCELED,
@@ -28,7 +29,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 ACTIONS = sorted({action for _status, action in TRANSITIONS})
 # How a refusal names the action: "An order that is pending cannot be shipped".
-_PREDICATES = {"pay": "be paid", "expire": "expire", "revive": "be revived", "cancel": "be canceled",
+_PREDICATES = {"pay": "be paid", "authorize": "have its payment authorized", "expire": "expire",
+               "revive": "be revived", "cancel": "be canceled",
                "ship": "be shipped", "deliver": "be delivered", "collect_payment": "have its cash collected"}
 
 _REFUSALS = {
@@ -58,6 +60,9 @@ def transition(order: Order, action: str) -> str:
     if action == "collect_payment" and (order.payment_method != PaymentMethod.CASH_ON_DELIVERY
                                         or order.payment_status != PaymentStatus.UNPAID):
         raise InvalidRequest("Only an unpaid cash-on-delivery order can have its payment collected")
+    if action == "ship" and order.payment_status == PaymentStatus.AUTHORIZED:
+        # Only the capture's path ships it, once the capture is applied: never a held payment left behind.
+        raise InvalidRequest("The payment of this order is only authorized: it is captured as the order ships")
     if action in _WHILE_PROCESSING and order.payment_status == PaymentStatus.PROCESSING \
             and allowed(order.status, action):
         raise InvalidRequest(_WHILE_PROCESSING[action])

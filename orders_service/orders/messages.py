@@ -20,6 +20,10 @@ def customer_message(order: Order, kind: str) -> tuple[str, str]:
                                f"We have your payment of {total} for order {order.id}. Your bank is still "
                                "processing it, which can take a few business days; we will confirm your order "
                                "as soon as it has gone through."),
+        M.AUTHORIZATION_LAPSED: (f"Order {ref} canceled",
+                                 f"Your order {order.id} has been canceled: the hold of {total} on your card "
+                                 "expired before the order could ship. Nothing was charged; the hold is released "
+                                 "by your bank. You are welcome to order again."),
         M.SHIPPED: (f"Order {ref} has shipped",
                     f"Your order {order.id} is on its way with {order.carrier or 'our courier'}. "
                     f"Tracking number: {order.tracking_number}."),

@@ -23,11 +23,12 @@ class PaymentStatus:
     UNPAID = "unpaid"
     ACTION_REQUIRED = "action_required"  # the customer must finish a step: 3-D Secure, a bank's or wallet's page
     PROCESSING = "processing"  # the provider accepted the payment and tells the outcome later (bank debits)
+    AUTHORIZED = "authorized"  # held on the card (PAYMENT_CAPTURE=on_shipment): captured when the order ships
     PAID = "paid"
     FAILED = "failed"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
-    ALL = (UNPAID, ACTION_REQUIRED, PROCESSING, PAID, FAILED, PARTIALLY_REFUNDED, REFUNDED)
+    ALL = (UNPAID, ACTION_REQUIRED, PROCESSING, AUTHORIZED, PAID, FAILED, PARTIALLY_REFUNDED, REFUNDED)
     RECEIVED = (PAID, PARTIALLY_REFUNDED, REFUNDED)  # the money arrived (some may have gone back since)
     HELD = (PAID, PARTIALLY_REFUNDED)  # the shop holds some of the customer's money
     PAYABLE = (UNPAID, ACTION_REQUIRED, FAILED)  # a pending order in these may be paid (its client secret is given)
@@ -47,6 +48,10 @@ class Order(UUIDKey, Base):
         Index("ix_orders_payment_open", "created_at",
               postgresql_where=text("payment_closed_at IS NULL AND status IN ('canceled', 'expired')"),
               sqlite_where=text("payment_closed_at IS NULL AND status IN ('canceled', 'expired')")),
+        # The capture job's look at authorizations close to their deadline.
+        Index("ix_orders_authorized_capture_before", "capture_before",
+              postgresql_where=text("payment_status = 'authorized'"),
+              sqlite_where=text("payment_status = 'authorized'")),
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
@@ -85,6 +90,10 @@ class Order(UUIDKey, Base):
     # (none after the last allowed: the order then waits for a person).
     refund_failures: Mapped[int] = mapped_column(default=0)
     refund_retry_at: Mapped[datetime | None]
+    # An authorized payment (PAYMENT_CAPTURE=on_shipment): when the provider lets the hold lapse, and until
+    # when a capture under way owns it (one ship or job at a time asks the provider to capture).
+    capture_before: Mapped[datetime | None]
+    capture_claimed_until: Mapped[datetime | None]
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

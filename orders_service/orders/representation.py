@@ -47,6 +47,8 @@ class OrderSchema(Schema):
     paidAt = UtcDateTime(attribute="paid_at", allow_none=True)
     refundedAmount = Money(attribute="refunded_cents")
     disputedAt = UtcDateTime(attribute="disputed_at", allow_none=True)
+    # When an authorized payment's hold lapses (it is captured before then); null unless authorized.
+    captureBefore = UtcDateTime(attribute="capture_before", allow_none=True)
     events = fields.List(fields.Nested(OrderEventSchema))
 
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
+from orders_service.db import utcnow
 from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
@@ -14,6 +17,9 @@ from orders_service.payments.decisions import Action, Decision, belongs_to, deci
 from orders_service.payments.gateway import PaymentIntent
 
 CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
+# How long a card authorization holds when the provider did not say (a webhook's snapshot names its charge
+# by id): Stripe's usual window for online card payments. A later read (reconciliation) gives the exact one.
+AUTHORIZATION_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -71,18 +77,33 @@ def _carry_out(session: Session, order: Order, decision: Decision, intent: Payme
         case Action.CANCEL:
             actions.cancel_by_provider(session, order, pi, source)
             return OrderEvents.PAYMENT_CANCELED
+        case Action.AUTHORIZE:
+            actions.authorize_payment(session, order, pi, intent.amount,
+                                      intent.capture_before or utcnow() + AUTHORIZATION_WINDOW, source)
+            return OrderEvents.PAYMENT_AUTHORIZED
+        case Action.RECORD_CAPTURE_DEADLINE:
+            actions.record_capture_deadline(session, order, intent.capture_before)
+            return None
+        case Action.RECORD_CAPTURE:
+            actions.record_capture(session, order, pi, intent.amount, source)
+            return OrderEvents.PAYMENT_CAPTURED
+        case Action.LAPSE:
+            actions.lapse_authorization(session, order, pi, intent.cancellation_reason, source)
+            return OrderEvents.AUTHORIZATION_LAPSED
         case Action.RECORD_FAILURE:
             actions.record_payment_failure(session, order, pi, intent.failure, source)
             return OrderEvents.PAYMENT_FAILED
     raise AssertionError(f"no action {decision.action!r}")  # decide() answers only the actions above
 
 
-def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str) -> Applied:
+def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentIntent, source: str,
+                         then: Callable[[Session, Order], None] | None = None) -> Applied:
     """Move the order's payment state to what the provider says, forward only, with one event.
 
     Used by `PATCH …/paid`, the webhook worker, reconciliation, expiry and cancel alike. The order row
     is locked for the decision, so concurrent callers are applied one after the other and only the
-    first one that changes something appends an event.
+    first one that changes something appends an event. `then(session, order)` runs last in the same
+    transaction (a ship after its capture); it must not raise a refusal, or the payment's change is lost.
     """
     events = []
     with session.begin():
@@ -100,6 +121,8 @@ def apply_payment_intent(session: Session, order_id: uuid.UUID, intent: PaymentI
             event = _carry_out(session, order, decision, intent, source)
             events += [event] if event else []
             decision = decide(order, intent)
+        if then is not None:
+            then(session, order)
     for event in events:
         metrics.PAYMENTS.labels(event).inc()
     return Applied(order, tuple(events), "" if events else decision.reason)

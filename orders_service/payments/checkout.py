@@ -92,13 +92,14 @@ def _abandon_unstarted_payment(session: Session, order_id: uuid.UUID, reason: st
 def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_id: uuid.UUID) -> str:
     """`PATCH …/paid`: ask the provider, never the client, whether the order is paid.
 
-    `paid`, or `processing` when the provider accepted the payment and confirms it later (a bank debit):
-    the order then waits, with its stock, for the provider's outcome (webhook or reconciliation).
+    `paid` (`authorized` when the card is only held, PAYMENT_CAPTURE=on_shipment), or `processing` when the
+    provider accepted the payment and confirms it later (a bank debit): the order then waits, with its stock,
+    for the provider's outcome (webhook or reconciliation).
     """
     order = get_order(session, actor, order_id)
     if order.payment_method != PaymentMethod.ONLINE:
         raise InvalidRequest("Cash-on-delivery orders are paid on delivery, not online")
-    if order.payment_status in PaymentStatus.RECEIVED:
+    if order.payment_status in PaymentStatus.RECEIVED or order.payment_status == PaymentStatus.AUTHORIZED:
         raise InvalidRequest("Order has already been marked as paid")
     if order.status in CLOSED and order.payment_closed_at is not None:  # canceled at Stripe, or refunded
         raise InvalidRequest(f"Order is {order.status}: it can no longer be paid")
@@ -114,14 +115,16 @@ def confirm_paid(session: Session, gateway: PaymentGateway, actor: Actor, order_
     applied = apply_payment_intent(session, order.id, intent, source="paid_endpoint")
     if {OrderEvents.PAYMENT_SUCCEEDED, OrderEvents.LATE_PAYMENT_REVIVED} & set(applied.events):
         return PaymentStatus.PAID
+    if OrderEvents.PAYMENT_AUTHORIZED in applied.events:  # PAYMENT_CAPTURE=on_shipment: held, captured at shipment
+        return PaymentStatus.AUTHORIZED
     if intent.status == PaymentIntentStatus.PROCESSING and applied.order.payment_status == PaymentStatus.PROCESSING:
         return PaymentStatus.PROCESSING
     if applied.refund_due:
         refund_what_is_left(session, gateway, order.id, source="paid_endpoint")
         raise InvalidRequest(f"Order is {applied.order.status}: the payment is being refunded")
-    if applied.order.payment_status in PaymentStatus.RECEIVED:
+    if applied.order.payment_status in (*PaymentStatus.RECEIVED, PaymentStatus.AUTHORIZED):
         raise InvalidRequest("Order has already been marked as paid")
-    if intent.status != PaymentIntentStatus.SUCCEEDED:
+    if intent.status not in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.REQUIRES_CAPTURE):
         suffix = f" ({intent.failure})" if intent.failure else ""
         raise InvalidRequest(f"Payment has not succeeded: the PaymentIntent is {intent.status}{suffix}")
     raise InvalidRequest(f"Payment cannot be applied: {applied.reason}")

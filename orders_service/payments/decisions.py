@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orders_service.db import as_utc
 from orders_service.orders.lifecycle import allowed
 from orders_service.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from orders_service.payments.gateway import PaymentIntent, PaymentIntentStatus
@@ -27,6 +28,10 @@ class Action:
     RECORD_ACTION_REQUIRED = "record_action_required"  # the customer must finish a step (3-D Secure, a redirect)
     RECORD_PROCESSING = "record_processing"  # the provider accepted it and tells the outcome later
     RECORD_METHOD_TYPE = "record_payment_method_type"  # nothing moves, but the type of the method used is news
+    AUTHORIZE = "authorize_payment"  # the card is held (PAYMENT_CAPTURE=on_shipment): confirmed, captured at shipment
+    RECORD_CAPTURE = "record_capture"  # the held payment was captured: paid
+    RECORD_CAPTURE_DEADLINE = "record_capture_deadline"  # nothing moves, but the provider told when the hold lapses
+    LAPSE = "lapse_authorization"  # the held payment's PaymentIntent was canceled (lapsed): the order closes
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ def _payment_change(order: Order, intent: PaymentIntent) -> Decision:
     if intent.status == PaymentIntentStatus.SUCCEEDED:
         if intent.amount != order.total_cents or intent.currency != order.currency:
             return Decision(None, MISMATCH)
+        if order.payment_status == PaymentStatus.AUTHORIZED:
+            return Decision(Action.RECORD_CAPTURE)  # captured (by us, or seen so at the provider): paid now
         if order.payment_status not in PaymentStatus.RECEIVED:
             if intent.amount_refunded >= intent.amount:  # paid and refunded in full before we heard of it
                 return Decision(Action.RECORD_REFUND)
@@ -105,7 +112,12 @@ def _payment_change(order: Order, intent: PaymentIntent) -> Decision:
         return Decision(None, "already refunded" if order.payment_status == PaymentStatus.REFUNDED
                         else "already paid")
 
+    if intent.status == PaymentIntentStatus.REQUIRES_CAPTURE:
+        return _authorization(order, intent)
+
     if intent.status == PaymentIntentStatus.CANCELED:
+        if order.status == OrderStatus.CONFIRMED and order.payment_status == PaymentStatus.AUTHORIZED:
+            return Decision(Action.LAPSE)  # the hold lapsed (or was canceled there): nothing can be captured
         if order.status != OrderStatus.PENDING:
             return Decision(None, f"order is {order.status}")
         return Decision(Action.CANCEL)
@@ -143,3 +155,21 @@ def _payment_change(order: Order, intent: PaymentIntent) -> Decision:
         return Decision(None, f"payment is {order.payment_status}")
 
     return Decision(None, f"payment intent is {intent.status}")
+
+
+def _authorization(order: Order, intent: PaymentIntent) -> Decision:
+    """A PaymentIntent authorized and waiting for its capture (`requires_capture`)."""
+    if (intent.amount != order.total_cents or intent.currency != order.currency
+            or intent.amount_capturable < order.total_cents):
+        return Decision(None, MISMATCH)
+    if order.payment_status == PaymentStatus.AUTHORIZED:
+        known = as_utc(order.capture_before) if order.capture_before is not None else None
+        if intent.capture_before is not None and intent.capture_before != known:
+            return Decision(Action.RECORD_CAPTURE_DEADLINE)
+        return Decision(None, "payment is authorized")
+    if order.status != OrderStatus.PENDING:
+        # A closed order's hold is released by settlement (its PaymentIntent canceled), never captured.
+        return Decision(None, f"order is {order.status}")
+    if order.payment_status not in _UNSETTLED:
+        return Decision(None, f"payment is {order.payment_status}")
+    return Decision(Action.AUTHORIZE)

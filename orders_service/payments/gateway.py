@@ -12,6 +12,7 @@ class PaymentIntentStatus:
     REQUIRES_PAYMENT_METHOD = "requires_payment_method"
     PROCESSING = "processing"
     REQUIRES_ACTION = "requires_action"
+    REQUIRES_CAPTURE = "requires_capture"  # authorized (held on the card), waiting for the capture
     # Still open at the provider: it can be paid, so it must be canceled if its order closes.
     OPEN = ("requires_payment_method", "requires_confirmation", "requires_action", "processing", "requires_capture")
 
@@ -38,6 +39,11 @@ class PaymentIntent:
     amount_refunded: int = 0  # the provider's running total of refunds (0 when the object did not say)
     method_type: str | None = None  # the type of the method used (`card`, `sepa_debit`, …), when the object tells it
     next_action: NextAction | None = None  # while `requires_action`
+    # While `requires_capture`: what may be captured, and when the hold lapses (the charge's
+    # `capture_before`; None when the object did not tell: a webhook's snapshot names its charge by id).
+    amount_capturable: int = 0
+    capture_before: datetime | None = None
+    cancellation_reason: str | None = None  # once canceled: `automatic` when the provider let a hold lapse
     # Read from the provider just now (PATCH …/paid, reconciliation, expiry), not an event's snapshot, which
     # may be older than what the order already shows: events come in any order.
     live: bool = False
@@ -111,6 +117,10 @@ class PaymentGateway(Protocol):
     def cancel_payment_intent(self, payment_intent_id: str) -> PaymentIntent: ...
 
     def refund_payment_intent(self, payment_intent_id: str, amount: int, idempotency_key: str) -> Refund: ...
+
+    def capture_payment_intent(self, payment_intent_id: str, idempotency_key: str) -> PaymentIntent:
+        """Capture an authorized PaymentIntent in full. PaymentRefused when the provider will not (already
+        captured, canceled, lapsed): the caller reads the PaymentIntent to learn which."""
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent: ...
 

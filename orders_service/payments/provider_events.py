@@ -9,12 +9,15 @@ class StripeEvents:
     PAYMENT_INTENT_CANCELED = "payment_intent.canceled"
     PAYMENT_INTENT_PROCESSING = "payment_intent.processing"  # a bank debit: the outcome comes days later
     PAYMENT_INTENT_REQUIRES_ACTION = "payment_intent.requires_action"  # 3-D Secure, a bank's or wallet's page
+    # A card authorized and held (PAYMENT_CAPTURE=on_shipment): `requires_capture`, captured at shipment.
+    PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED = "payment_intent.amount_capturable_updated"
     CHARGE_REFUNDED = "charge.refunded"
     CHARGE_DISPUTE_CREATED = "charge.dispute.created"
 
     # Events whose `data.object` is a PaymentIntent: Stripe's signed snapshot of the payment.
     PAYMENT_INTENT = frozenset({PAYMENT_INTENT_SUCCEEDED, PAYMENT_INTENT_PAYMENT_FAILED, PAYMENT_INTENT_CANCELED,
-                                PAYMENT_INTENT_PROCESSING, PAYMENT_INTENT_REQUIRES_ACTION})
+                                PAYMENT_INTENT_PROCESSING, PAYMENT_INTENT_REQUIRES_ACTION,
+                                PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED})
     # Events that move an order's payment state (through `apply_payment_intent`).
     PAYMENT = PAYMENT_INTENT | {CHARGE_REFUNDED}
     DISPUTE = frozenset({CHARGE_DISPUTE_CREATED})

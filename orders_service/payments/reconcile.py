@@ -95,8 +95,9 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
 
     - pending online orders older than `older_than_seconds`, once per that interval each; those whose
       payment the provider is processing (for days: a bank debit) once per `processing_every_seconds`;
-    - confirmed online orders holding money, not yet shipped, once per `confirmed_every_seconds` after they
-      were paid (a refund made in the provider's dashboard whose event never came), `confirmed_per_run` a run;
+    - confirmed online orders holding money or an authorization, not yet shipped, once per
+      `confirmed_every_seconds` after they were paid (a refund made in the provider's dashboard, or a hold that
+      lapsed, whose event never came), `confirmed_per_run` a run;
     - closed orders whose PaymentIntent may still be open or paid (cancel it, or refund what it holds),
       from SETTLE_GRACE on (the cancel that closed one may still be talking to the provider);
     - refunds whose answer never came (asked again with the same idempotency key);
@@ -124,11 +125,13 @@ def reconcile_payments(session_factory: sessionmaker, gateway: PaymentGateway, o
 
     def confirmed_batch():
         now = utcnow()
-        last_look = func.coalesce(Order.reconciled_at, Order.paid_at)
+        last_look = func.coalesce(Order.reconciled_at, Order.paid_at, Order.created_at)
         with session_factory() as session, session.begin():
             due = (select(Order.id).where(
                 Order.payment_method == PaymentMethod.ONLINE, Order.status == OrderStatus.CONFIRMED,
-                Order.payment_status.in_(PaymentStatus.HELD), Order.payment_intent_id.is_not(None),
+                # Authorized ones too: a hold that lapsed (its payment_intent.canceled lost) closes the order.
+                Order.payment_status.in_((*PaymentStatus.HELD, PaymentStatus.AUTHORIZED)),
+                Order.payment_intent_id.is_not(None),
                 last_look <= now - timedelta(seconds=confirmed_every_seconds))
                 .order_by(last_look).limit(confirmed_per_run).with_for_update(skip_locked=True))
             return list(session.scalars(update(Order).where(Order.id.in_(due)).values(reconciled_at=now)

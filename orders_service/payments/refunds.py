@@ -117,6 +117,9 @@ def refund_order(session: Session, gateway: PaymentGateway, order_id: uuid.UUID,
                 if earlier.request_hash != fingerprint:
                     raise IdempotencyKeyReused("Idempotency-Key has already been used with a different request")
                 return earlier
+        if order.payment_status == PaymentStatus.AUTHORIZED:
+            raise InvalidRequest("The payment of this order is only authorized, not captured: there is nothing to "
+                                 "refund (canceling the order releases the hold)")
         if order.payment_method != PaymentMethod.ONLINE or order.payment_status not in PaymentStatus.RECEIVED:
             raise InvalidRequest("Only an order paid online can be refunded")
         cur = currency(order.currency)

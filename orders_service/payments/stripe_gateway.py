@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import stripe
@@ -108,6 +108,17 @@ def _next_action(pi: dict) -> NextAction | None:
     return NextAction(kind, url[:2048] if url else None)
 
 
+def _capture_before(pi: dict) -> datetime | None:
+    """When an authorization lapses: its charge's `payment_method_details.card.capture_before` (Unix seconds),
+    told only when the charge is expanded."""
+    charge = _as_dict(pi.get("latest_charge")) or {}
+    card = (_as_dict(charge.get("payment_method_details")) or {}).get("card")
+    deadline = (_as_dict(card) or {}).get("capture_before")
+    if not isinstance(deadline, (int, float)) or isinstance(deadline, bool):
+        return None
+    return datetime.fromtimestamp(deadline, tz=timezone.utc)
+
+
 def to_payment_intent(pi, live: bool = False) -> PaymentIntent:
     """A Stripe PaymentIntent (an SDK object or its dict), `latest_charge` an id, null or expanded."""
     pi = _as_dict(pi)
@@ -125,6 +136,11 @@ def to_payment_intent(pi, live: bool = False) -> PaymentIntent:
         amount_refunded=_refunded_total(pi.get("latest_charge")),
         method_type=_method_type(pi),
         next_action=_next_action(pi),
+        # An API version (or an emulator) without the field: all of it, while authorized.
+        amount_capturable=int(pi.get("amount_capturable") or (
+            pi["amount"] if pi["status"] == PaymentIntentStatus.REQUIRES_CAPTURE else 0)),
+        capture_before=_capture_before(pi),
+        cancellation_reason=pi.get("cancellation_reason"),
         live=live,
     )
 
@@ -211,6 +227,7 @@ class StripeGateway:
         self._waiting = waiting
         self._webhook_secret = settings.stripe_webhook_secret
         self._payment_methods = settings.stripe_payment_methods
+        self._hold_cards = settings.payment_capture == "on_shipment"
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
@@ -232,6 +249,9 @@ class StripeGateway:
             params["automatic_payment_methods"] = {"enabled": True}
         else:
             params["payment_method_types"] = list(self._payment_methods)
+        if self._hold_cards:
+            # Cards only: a method that cannot be held (iDEAL, bank debits) is charged at once, as before.
+            params["payment_method_options"] = {"card": {"capture_method": "manual"}}
         return params
 
     def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
@@ -283,6 +303,13 @@ class StripeGateway:
                             params={"payment_intent": payment_intent_id, "amount": amount, "expand": ["charge"]},
                             options={"idempotency_key": idempotency_key})
         return to_refund(refund)
+
+    def capture_payment_intent(self, payment_intent_id: str, idempotency_key: str) -> PaymentIntent:
+        # The key is the order's own: a retry after a lost answer (the SDK's, or the caller's later) and a
+        # second caller at the same moment get the one capture's answer, never a second capture.
+        pi = self._call(self._client.v1.payment_intents.capture, payment_intent_id,
+                        params={"expand": list(self.READ_EXPANDED)}, options={"idempotency_key": idempotency_key})
+        return to_payment_intent(pi, live=True)
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> WebhookEvent:
         if not signature:

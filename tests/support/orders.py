@@ -15,6 +15,15 @@ def place_online(client, make, shop, quantity=1):
     return response.json["orderId"], payment_intent_of(response.json["clientSecret"])
 
 
+def place_online_over_http(url, make, shop, quantity=1):
+    """An online order through a running web's API (a stack's); (order id, PaymentIntent id)."""
+    customer, auth, product, method = shop
+    answer = requests.post(f"{url}/api/orders/with-payment", headers=auth, timeout=30,
+                           json=make.order_body(customer, method, [(product, quantity)]))
+    assert answer.status_code == 200, answer.text
+    return answer.json()["orderId"], payment_intent_of(answer.json()["clientSecret"])
+
+
 def fresh_order(db, order_id):
     db.expire_all()
     with db.begin():

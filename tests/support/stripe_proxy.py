@@ -288,6 +288,7 @@ class RealStripe:
         # Search is eventually consistent at Stripe ("searchable in under 1 minute", up to an hour behind
         # during outages): a PaymentIntent younger than this many seconds is not found by search yet.
         self.search_lag = 0.0
+        self.capture_window = 7 * 24 * 3600  # how long an authorization holds: Stripe's for online card payments
         self._paused = False
         self._port = port
         self._host = host  # another address for services in other network namespaces (tests/support/hosts.py)
@@ -365,6 +366,8 @@ class RealStripe:
             self._fake_charges: dict[str, dict] = {}
             self._fake_methods: dict[str, dict] = {}
             self._charge_override: dict[str, dict] = {}
+            # Authorizations (manual capture): when each PaymentIntent's hold lapses, when a test set it.
+            self._capture_before: dict[str, int] = {}
             self._suppressed: Counter[tuple[str, str]] = Counter()
             self._queue.clear()
 
@@ -475,11 +478,6 @@ class RealStripe:
         if fault:
             time.sleep(self.delay)
             return answer(fault["status"], fault["body"], fault["headers"])
-        invalid = self._validate(req)
-        if invalid:
-            time.sleep(self.delay)
-            return answer(400, invalid)
-
         scope = (req.headers.get("Authorization"), req.key)
         if req.key:
             with self._lock:
@@ -507,6 +505,16 @@ class RealStripe:
                 return answer(stored["status"], stored["body"],
                               {"Idempotent-Replayed": "true", "Original-Request": stored["request_id"]}, True)
 
+        # Stripe replays a key's stored answer before it looks at the request again (a retried capture gets the
+        # capture's answer, not "already captured"); a request that fails validation stores nothing.
+        invalid = self._validate(req)
+        if invalid:
+            with self._lock:
+                if req.key:
+                    self._idempotency.pop(scope, None)
+            time.sleep(self.delay)
+            return answer(400, invalid)
+
         time.sleep(self.delay)
         try:
             status, body = self._execute(req)
@@ -528,7 +536,7 @@ class RealStripe:
         """Stripe's amount limits, which localstripe does not have; what a processing PaymentIntent refuses."""
         if req.template == "POST /v1/refunds":
             return self._validate_refund(req)
-        refused = self._validate_processing(req)
+        refused = self._validate_processing(req) or self._validate_capture(req)
         if refused:
             return refused
         if req.template not in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}"):
@@ -571,6 +579,23 @@ class RealStripe:
         return _error("invalid_request_error", _PROCESSING_REFUSAL.format(verb=verb, done=done),
                       code="payment_intent_unexpected_state", param=None,
                       doc_url="https://stripe.com/docs/error-codes/payment-intent-unexpected-state")
+
+    def _validate_capture(self, req: _Request) -> dict | None:
+        """Stripe captures only a `requires_capture` PaymentIntent, and says so with its unexpected-state error
+        (the PaymentIntent inside it); localstripe answers a bare "Bad request" to a second capture, captures a
+        canceled one, and crashes on one never confirmed."""
+        if req.template != "POST /v1/payment_intents/{id}/capture":
+            return None
+        pi_id = req.path.split("/")[3]
+        pi = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        if not pi or pi.get("status") == "requires_capture":
+            return None  # localstripe answers the 404, or captures it
+        self._shape(pi, set(), "")
+        return _error("invalid_request_error", f"This PaymentIntent could not be captured because it has a status of "
+                      f"{pi['status']}. Only a PaymentIntent with one of the following statuses may be captured: "
+                      "requires_capture.", code="payment_intent_unexpected_state",
+                      doc_url="https://stripe.com/docs/error-codes/payment-intent-unexpected-state",
+                      payment_intent=self._snapshot(pi))
 
     def _validate_refund(self, req: _Request) -> dict | None:
         """localstripe refunds the whole charge again when `amount` is absent and never checks what is left;
@@ -625,6 +650,11 @@ class RealStripe:
             kept = {k: v for k, v in req.params if _root(k) in stripped}
             body = urlencode([(k, v) for k, v in parse_qsl(req.body.decode(), keep_blank_values=True)
                               if _root(k) not in stripped]).encode()
+        if req.template == "POST /v1/payment_intents" and not req.is_json and req.param(
+                "payment_method_options[card][capture_method]") == "manual" and req.param("capture_method") is None:
+            # Cards held, other methods charged at once: localstripe knows cards only, and no method options.
+            body = (body + b"&" if body else b"") + b"capture_method=manual"
+            kept["_hold_cards"] = True
         if getattr(req, "refund_remaining", None):  # "the rest", which localstripe reads as "all of it"
             body = (body + b"&" if body else b"") + urlencode({"amount": req.refund_remaining}).encode()
         headers = self._forward_headers(req)
@@ -717,6 +747,9 @@ class RealStripe:
                     elif name in ("description", "receipt_email", "statement_descriptor",
                                   "statement_descriptor_suffix", "setup_future_usage"):
                         extra[name] = value
+            if kept.get("_hold_cards") and obj.get("object") == "payment_intent":
+                self._pi_extra.setdefault(oid, {}).update(
+                    capture_method="automatic_async", payment_method_options={"card": {"capture_method": "manual"}})
             if req.template == "POST /v1/payment_intents" and obj.get("object") == "payment_intent":
                 # What it offers: the Dashboard's methods, or the list it was given (localstripe keeps neither).
                 offered = [v for k, v in req.params if _root(k) == "payment_method_types"]
@@ -732,6 +765,8 @@ class RealStripe:
             self._emit_charge_refunded(body, request)
         elif req.template == "POST /v1/payment_intents/{id}/cancel":
             self.emit_event("payment_intent.canceled", self._snapshot(body), request)
+        elif req.template == "POST /v1/payment_intents/{id}/confirm" and body.get("status") == "requires_capture":
+            self.emit_event("payment_intent.amount_capturable_updated", self._snapshot(body), request)
 
     # -- response shaping ----------------------------------------------------------------------------
     def _shape(self, node, expand: set[str], path: str, parent_pi: dict | None = None) -> None:
@@ -794,6 +829,12 @@ class RealStripe:
             charge.update(json.loads(json.dumps(self._charge_override.get(charge.get("id"), {}))))
         if not charge.get("payment_method_details"):  # localstripe has cards only, and says nothing of them
             charge["payment_method_details"] = {"type": "card", "card": {"brand": "visa", "country": "US"}}
+        card = charge["payment_method_details"].get("card")
+        if isinstance(card, dict) and charge.get("status") == "succeeded" and charge.get("captured") is False:
+            # An authorization: Stripe tells when its hold lapses (7 days for an online card payment).
+            with self._lock:
+                deadline = self._capture_before.get(charge.get("payment_intent"))
+            card["capture_before"] = deadline or int(charge.get("created") or time.time()) + self.capture_window
         charge.setdefault("failure_code", None)
         charge.setdefault("failure_message", None)
         paid = charge.get("status") == "succeeded" and charge.get("captured")
@@ -920,6 +961,11 @@ class RealStripe:
                            (f"/v1/payment_intents/{pi_id}/confirm", {})):
             self._upstream("POST", path, urlencode(data).encode(), headers).raise_for_status()
         paid = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        if paid["status"] == "requires_capture" and pm["type"] != "card":
+            # A PaymentIntent that holds cards only charges any other method at once (its localstripe twin,
+            # which knows no method options, holds everything: it is captured here).
+            self._upstream("POST", f"/v1/payment_intents/{pi_id}/capture", b"", headers).raise_for_status()
+            paid = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
         charge = paid["latest_charge"]["id"] if isinstance(paid.get("latest_charge"), dict) else paid["latest_charge"]
         with self._lock:
             self._charge_override[charge] = {"payment_method": pm["id"],
@@ -1183,6 +1229,36 @@ class RealStripe:
                  "request": request or {"id": None, "idempotency_key": None}, "type": type_}
         self._enqueue(event)
         return event
+
+    def authorize(self, pi_id: str) -> dict:
+        """The customer paid a PaymentIntent that holds cards (manual capture) with a card: `requires_capture`,
+        `amount_capturable`, and the charge's `capture_before`; sends `payment_intent.amount_capturable_updated`
+        as Stripe does (localstripe sends nothing)."""
+        headers = self._internal_headers()
+        for path, data in ((f"/v1/payment_intents/{pi_id}", {"payment_method": "pm_card_visa"}),
+                           (f"/v1/payment_intents/{pi_id}/confirm", {})):
+            self._upstream("POST", path, urlencode(data).encode(), headers).raise_for_status()
+        pi = self.payment_intent(pi_id)
+        assert pi["status"] == "requires_capture", f"{pi_id} is {pi['status']}: it does not hold cards"
+        return self._announce("payment_intent.amount_capturable_updated", pi_id)
+
+    def set_capture_before(self, pi_id: str, when: int) -> None:
+        """The authorization's hold lapses at `when` (Unix seconds): what its charge's `capture_before` says."""
+        with self._lock:
+            self._capture_before[pi_id] = int(when)
+
+    def lapse(self, pi_id: str, announce: bool = True) -> dict:
+        """The authorization lapsed uncaptured: Stripe cancels the PaymentIntent (`cancellation_reason`
+        `automatic`) and, when `announce`, sends `payment_intent.canceled` (else the event is lost)."""
+        up = self._upstream("POST", f"/v1/payment_intents/{pi_id}/cancel", b"", self._internal_headers())
+        up.raise_for_status()
+        with self._lock:
+            self._canceled_at[pi_id] = int(time.time())
+            self._pi_extra.setdefault(pi_id, {})["cancellation_reason"] = "automatic"
+        pi = self.payment_intent(pi_id)
+        if announce:
+            self.emit_event("payment_intent.canceled", self._snapshot(pi))
+        return pi
 
     def refund_in_dashboard(self, pi_id: str, amount: int | None = None) -> dict:
         """A refund made outside the service (Stripe's dashboard): created at localstripe directly, not

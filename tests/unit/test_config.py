@@ -295,3 +295,15 @@ def test_the_webhook_settings():
     settings = Settings.from_env(dict(PRODUCTION, WEBHOOK_RETRY_SCHEDULE=" 1, 2 ,3", WEBHOOK_ALLOW_PRIVATE_URLS="true"))
     assert (settings.webhook_retry_schedule, settings.webhook_allow_private_urls) == ((1, 2, 3), True)
     assert not Settings.from_env(PRODUCTION).webhook_allow_private_urls
+
+
+@pytest.mark.parametrize("raw, mode", [(None, "automatic"), ("automatic", "automatic"), ("on_shipment", "on_shipment"),
+                                       (" ON_SHIPMENT ", "on_shipment")])
+def test_payment_capture_is_automatic_unless_held_until_shipment(raw, mode):
+    env = dict(PRODUCTION, **({"PAYMENT_CAPTURE": raw} if raw is not None else {}))
+    assert Settings.from_env(env).payment_capture == mode
+
+
+@pytest.mark.parametrize("raw", ["manual", "on_delivery", "true"])
+def test_another_payment_capture_stops_the_start(raw):
+    assert "automatic or on_shipment" in _refused(dict(PRODUCTION, PAYMENT_CAPTURE=raw), "PAYMENT_CAPTURE")

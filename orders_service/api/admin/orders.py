@@ -15,8 +15,7 @@ from orders_service.api.orders.schemas import (
 )
 from orders_service.api.security import authenticated
 from orders_service.auth.models import Role
-from orders_service.orders import fulfilment
-from orders_service.payments import refunds
+from orders_service.payments import capture, refunds
 
 blp = Blueprint("admin_orders", __name__, url_prefix="/api/admin/orders", description="Fulfilment (admin)")
 
@@ -36,9 +35,15 @@ def list_orders_needing_attention(args):
 @authenticated(role=Role.ADMIN)
 @blp.arguments(AdminOrderPatchSchema)
 @blp.response(200, OrderSchema)
-@blp.alt_response(400, description="A transition the state machine forbids")
+@blp.alt_response(400, description="A transition the state machine forbids, or a capture Stripe refused (shipping "
+                                   "an order whose payment is authorized captures it first; the message names the "
+                                   "reason and the order stays as it was)")
+@blp.alt_response(409, description="The order's payment is being captured by another request at this moment")
+@blp.doc(description="Ship (`{status: shipped, trackingNumber, carrier?}`), deliver (`{status: delivered}`), or "
+                     "record the cash of a cash-on-delivery order (`{paymentCollected: true}`). With "
+                     "`PAYMENT_CAPTURE=on_shipment` an authorized payment is captured before the order ships.")
 def update_order(body, order_id: UUID):
-    return fulfilment.update_fulfilment(db_session(), order_id, body)
+    return capture.update_fulfilment(db_session(), payment_gateway(), order_id, body)
 
 
 @blp.route("/<uuid:order_id>/refunds", methods=["POST"])

@@ -224,6 +224,7 @@ function statusText(order) {
         : "Waiting for your payment";
     case "confirmed":
       if (refund) return `Confirmed, ${refund}`;
+      if (order.paymentStatus === "authorized") return "Confirmed: your card is charged when the order ships";
       return cash ? "Confirmed: you pay on delivery" : order.paymentStatus === "paid" ? "Confirmed and paid" : "Confirmed";
     case "shipped":
       return refund ? `Shipped, ${refund}` : cash && order.paymentStatus !== "paid" ? "Shipped: you pay on delivery" : "Shipped";
@@ -607,7 +608,7 @@ const emulatorCard = {
       const authenticated = await state.stripe.confirmCardPayment(payment.clientSecret);
       if (authenticated.error) return { declined: providerReason(authenticated.error.message) };
       // whether it succeeded, PATCH /paid finds out (and records a failure)
-    } else if (payment.status !== "succeeded") {
+    } else if (payment.status !== "succeeded" && payment.status !== "requires_capture") { // held: PAYMENT_CAPTURE
       return { declined: providerReason(payment.error) };
     }
     return confirmWithService(order);

@@ -190,7 +190,8 @@ def test_the_order_representation_is_the_contracts(client, make, catalog):
 
     contract = {"id", "customerId", "status", "paymentMethod", "paymentStatus", "currency", "subtotal",
                 "deliveryPrice", "totalAmount", "items", "deliveryMethodId", "deliveryAddress", "notes",
-                "trackingNumber", "carrier", "createdAt", "paidAt", "events", "refundedAmount", "paymentMethodType"}
+                "trackingNumber", "carrier", "createdAt", "paidAt", "events", "refundedAmount", "paymentMethodType",
+                "captureBefore"}
     documented_additions = {"disputedAt"}  # docs/decisions.md
     assert set(order) == contract | documented_additions
     assert uuid.UUID(order["id"]) and order["customerId"] == str(customer.id)
@@ -198,6 +199,7 @@ def test_the_order_representation_is_the_contracts(client, make, catalog):
     assert (order["currency"], order["notes"], order["trackingNumber"], order["carrier"]) == ("USD", "Ring twice",
                                                                                               None, None)
     assert order["paidAt"] is None and order["disputedAt"] is None and order["refundedAmount"] == 0.0
+    assert order["captureBefore"] is None  # only while an online payment is authorized
     assert order["paymentMethodType"] is None  # no provider's method: cash
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", order["createdAt"])
     assert order["deliveryAddress"] == {"street": "123 Main St", "city": "New York", "state": "NY",

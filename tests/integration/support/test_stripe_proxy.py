@@ -528,3 +528,46 @@ def test_stripe_js_and_its_browser_calls_pass_through_with_cors(sdk, proxy):
     assert confirmed.headers["Access-Control-Allow-Origin"] == page
     no_origin = requests.get(f"{proxy.url}/js.stripe.com/v3/", timeout=10)
     assert "Access-Control-Allow-Origin" not in no_origin.headers
+
+
+def test_cards_held_for_capture_as_stripe_holds_them(sdk, proxy, receiver):
+    """`payment_method_options[card][capture_method]=manual`: a card is authorized (`requires_capture`,
+    `amount_capturable`, the charge's `capture_before`, `payment_intent.amount_capturable_updated`); a
+    capture with a key replays its answer when asked again; a second capture is Stripe's unexpected-state
+    refusal; a lapsed hold is a cancel with `cancellation_reason: automatic` and its event."""
+    pi = sdk.v1.payment_intents.create(params={
+        "amount": 2000, "currency": "usd", "metadata": {"order_id": "order-1"}, "payment_method_types": ["card"],
+        "payment_method_options": {"card": {"capture_method": "manual"}}})
+    assert (pi.capture_method, pi.payment_method_options["card"]["capture_method"]) == ("automatic_async", "manual")
+    deadline = int(time.time()) + 3 * 24 * 3600
+    proxy.set_capture_before(pi.id, deadline)
+    proxy.authorize(pi.id)
+    held = sdk.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+    assert (held.status, held.amount_capturable, held.amount_received) == ("requires_capture", 2000, 0)
+    assert held.latest_charge.payment_method_details.card.capture_before == deadline
+    [event] = receiver.wait("payment_intent.amount_capturable_updated", pi.id)
+    assert event.data.object.status == "requires_capture" and isinstance(event.data.object.latest_charge, str)
+
+    captured = sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "capture-order-1"})
+    again = sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "capture-order-1"})
+    assert captured.status == again.status == "succeeded" and captured.amount_received == 2000
+    assert [e["replayed"] for e in proxy.log if e["endpoint"] == "POST /v1/payment_intents/{id}/capture"] == [
+        False, True]
+    receiver.wait("payment_intent.succeeded", pi.id)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        sdk.v1.payment_intents.capture(pi.id)
+    assert refused.value.code == "payment_intent_unexpected_state"
+    assert refused.value.error.payment_intent["status"] == "succeeded"
+
+    lapsing = sdk.v1.payment_intents.create(params={
+        "amount": 2000, "currency": "usd", "metadata": {"order_id": "order-2"}, "payment_method_types": ["card"],
+        "payment_method_options": {"card": {"capture_method": "manual"}}})
+    proxy.authorize(lapsing.id)
+    proxy.lapse(lapsing.id)
+    lapsed = sdk.v1.payment_intents.retrieve(lapsing.id)
+    assert (lapsed.status, lapsed.cancellation_reason) == ("canceled", "automatic")
+    [event] = receiver.wait("payment_intent.canceled", lapsing.id)
+    assert event.data.object.cancellation_reason == "automatic"
+    with pytest.raises(stripe.InvalidRequestError) as too_late:  # localstripe alone would capture it
+        sdk.v1.payment_intents.capture(lapsing.id)
+    assert too_late.value.code == "payment_intent_unexpected_state"

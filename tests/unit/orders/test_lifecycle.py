@@ -12,10 +12,12 @@ NO = None  # refused: 400, nothing changes
 
 # docs/api.md, "The order": pending → confirmed (paid) → shipped → delivered; pending → expired (unpaid past the TTL);
 # any state before shipped → canceled; an expired order whose late payment could take its stock again is
-# revived; cash on delivery is collected from confirmed on and keeps the status.
+# revived; cash on delivery is collected from confirmed on and keeps the status; a card held (authorized)
+# confirms a pending order like a payment.
 EXPECTED = {
     #                   pending  confirmed shipped  delivered expired canceled
     "pay":             (C,       NO,       NO,      NO,       NO,     NO),
+    "authorize":       (C,       NO,       NO,      NO,       NO,     NO),   # PAYMENT_CAPTURE=on_shipment
     "expire":          (E,       NO,       NO,      NO,       NO,     NO),
     "revive":          (NO,      NO,       NO,      NO,       C,      NO),
     "cancel":          (X,       X,        NO,      NO,       NO,     NO),
@@ -138,6 +140,14 @@ def test_other_refusals_come_first_whatever_the_payment(status):
 
 
 def test_the_payment_statuses_are_the_contracts():
-    # (`authorized` comes with capture on shipment, which the service does not offer yet.)
-    assert set(PaymentStatus.ALL) == {"unpaid", "action_required", "processing", "paid", "failed",
+    assert set(PaymentStatus.ALL) == {"unpaid", "action_required", "processing", "authorized", "paid", "failed",
                                       "partially_refunded", "refunded"}
+
+
+def test_an_authorized_order_ships_only_once_its_payment_is_captured():
+    """The capture's path applies the capture (paid) before shipping: a ship that skipped it is refused."""
+    with pytest.raises(InvalidRequest) as caught:
+        transition(_order(C, ONLINE, PaymentStatus.AUTHORIZED), "ship")
+    assert "only authorized" in caught.value.message
+    assert transition(_order(C, ONLINE, PaymentStatus.AUTHORIZED), "cancel") == X  # the hold is released
+    assert transition(_order(C, ONLINE, PaymentStatus.PAID), "ship") == S

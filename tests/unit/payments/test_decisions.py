@@ -18,92 +18,101 @@ from orders_service.payments.gateway import NextAction, PaymentIntent
 CONFIRM, REVIVE, LATE, REFUND, CANCEL, FAIL = (Action.CONFIRM, Action.REVIVE, Action.RECORD_LATE_PAYMENT,
                                                 Action.RECORD_REFUND, Action.CANCEL, Action.RECORD_FAILURE)
 ACT, PROC, TYPE = Action.RECORD_ACTION_REQUIRED, Action.RECORD_PROCESSING, Action.RECORD_METHOD_TYPE
+AUTH, CAPT, LAPSE = Action.AUTHORIZE, Action.RECORD_CAPTURE, Action.LAPSE
 __ = None  # nothing to change
 
 STATUSES = ("pending", "confirmed", "shipped", "delivered", "expired", "canceled")
-PAYMENTS = ("unpaid", "action_required", "processing", "failed", "paid", "partially_refunded", "refunded")
+PAYMENTS = ("unpaid", "action_required", "processing", "failed", "paid", "partially_refunded", "refunded",
+            "authorized")
 TOTAL, CURRENCY = 45998, "USD"
 # What the order shows as refunded so far, for each payment status.
 REFUNDED_ON_ORDER = {"unpaid": 0, "action_required": 0, "processing": 0, "failed": 0, "paid": 0,
-                     "partially_refunded": 500, "refunded": TOTAL}
+                     "partially_refunded": 500, "refunded": TOTAL, "authorized": 0}
 DECLINE = "Your card was declined."
 BANK_PAGE = "https://hooks.stripe.com/redirect/authenticate/src_1?client_secret=src_client_secret_1"
 STEP = NextAction("redirect_to_url", BANK_PAGE)
 
 # For each kind of PaymentIntent: one row per order status, one column per payment status
-# (unpaid, action_required, processing, failed, paid, partially_refunded, refunded), when the
+# (unpaid, action_required, processing, failed, paid, partially_refunded, refunded, authorized), when the
 # PaymentIntent is the order's and its amount and currency match. An `action_required` order waits on
 # the same step the intent shows; a `failed` one has recorded the same decline.
 TABLE = {
     "succeeded": {               # the customer paid
-        #             unpaid   action   process  failed   paid  part  refunded
-        "pending":   (CONFIRM, CONFIRM, CONFIRM, CONFIRM, __,   __,   __),
-        "confirmed": (LATE,    LATE,    LATE,    LATE,    __,   __,   __),
-        "shipped":   (LATE,    LATE,    LATE,    LATE,    __,   __,   __),
-        "delivered": (LATE,    LATE,    LATE,    LATE,    __,   __,   __),
-        "expired":   (REVIVE,  REVIVE,  REVIVE,  REVIVE,  __,   __,   __),   # fulfilled if the stock is still there
-        "canceled":  (LATE,    LATE,    LATE,    LATE,    __,   __,   __),   # never revived: the money goes back
+        #             unpaid   action   process  failed   paid  part  refunded  authorized
+        "pending":   (CONFIRM, CONFIRM, CONFIRM, CONFIRM, __,   __,   __, CAPT),
+        "confirmed": (LATE,    LATE,    LATE,    LATE,    __,   __,   __, CAPT),
+        "shipped":   (LATE,    LATE,    LATE,    LATE,    __,   __,   __, CAPT),
+        "delivered": (LATE,    LATE,    LATE,    LATE,    __,   __,   __, CAPT),
+        "expired":   (REVIVE,  REVIVE,  REVIVE,  REVIVE,  __,   __,   __, CAPT),   # fulfilled if the stock is left
+        "canceled":  (LATE,    LATE,    LATE,    LATE,    __,   __,   __, CAPT),   # never revived: the money goes back
     },
     "partly_refunded": {         # succeeded, then 1000 of it refunded at the provider
-        "pending":   (CONFIRM, CONFIRM, CONFIRM, CONFIRM, REFUND, REFUND, __),   # first paid; the refund next
-        "confirmed": (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
-        "shipped":   (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
-        "delivered": (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
-        "expired":   (REVIVE,  REVIVE,  REVIVE,  REVIVE,  REFUND, REFUND, __),
-        "canceled":  (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __),
+        "pending":   (CONFIRM, CONFIRM, CONFIRM, CONFIRM, REFUND, REFUND, __, CAPT),   # first paid; the refund next
+        "confirmed": (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __, CAPT),
+        "shipped":   (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __, CAPT),
+        "delivered": (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __, CAPT),
+        "expired":   (REVIVE,  REVIVE,  REVIVE,  REVIVE,  REFUND, REFUND, __, CAPT),
+        "canceled":  (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __, CAPT),
     },
     "refunded": {                # succeeded, then refunded in full at the provider
-        "pending":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
-        "confirmed": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
-        "shipped":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
-        "delivered": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
-        "expired":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
-        "canceled":  (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __),
+        "pending":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
+        "confirmed": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
+        "shipped":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
+        "delivered": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
+        "expired":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
+        "canceled":  (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
     },
     "canceled": {                # the PaymentIntent was canceled at the provider
-        "pending":   (CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL),
-        "confirmed": (__, __, __, __, __, __, __),
-        "shipped":   (__, __, __, __, __, __, __),
-        "delivered": (__, __, __, __, __, __, __),
-        "expired":   (__, __, __, __, __, __, __),
-        "canceled":  (__, __, __, __, __, __, __),
+        "pending":   (CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL),
+        "confirmed": (__, __, __, __, __, __, __, LAPSE),
+        "shipped":   (__, __, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __, __),
     },
     "declined": {                # the last attempt failed (a card declined, a step failed, a bank debit
-        "pending":   (FAIL, FAIL, FAIL, __, __, __, __),   # returned): the customer may pay again
-        "confirmed": (__, __, __, __, __, __, __),
-        "shipped":   (__, __, __, __, __, __, __),
-        "delivered": (__, __, __, __, __, __, __),
-        "expired":   (__, __, __, __, __, __, __),
-        "canceled":  (__, __, __, __, __, __, __),
+        "pending":   (FAIL, FAIL, FAIL, __, __, __, __, __),   # returned): the customer may pay again
+        "confirmed": (__, __, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __, __),
     },
     "requires_action": {         # an event: the customer must finish a step (3-D Secure, a bank's page)
-        "pending":   (ACT, __, __, ACT, __, __, __),   # processing never goes back to a step: an older event
-        "confirmed": (__, __, __, __, __, __, __),
-        "shipped":   (__, __, __, __, __, __, __),
-        "delivered": (__, __, __, __, __, __, __),
-        "expired":   (__, __, __, __, __, __, __),
-        "canceled":  (__, __, __, __, __, __, __),
+        "pending":   (ACT, __, __, ACT, __, __, __, __),   # processing never goes back to a step: an older event
+        "confirmed": (__, __, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __, __),
     },
     "requires_action_read": {    # the same, read from the provider now: a processing attempt failed since
-        "pending":   (ACT, __, ACT, ACT, __, __, __),
-        "confirmed": (__, __, __, __, __, __, __),
-        "shipped":   (__, __, __, __, __, __, __),
-        "delivered": (__, __, __, __, __, __, __),
-        "expired":   (__, __, __, __, __, __, __),
-        "canceled":  (__, __, __, __, __, __, __),
+        "pending":   (ACT, __, ACT, ACT, __, __, __, __),
+        "confirmed": (__, __, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __, __),
     },
     "processing": {              # the provider accepted the payment and tells the outcome later
-        "pending":   (PROC, PROC, __, PROC, __, __, __),
-        "confirmed": (__, __, __, __, __, __, __),
-        "shipped":   (__, __, __, __, __, __, __),
-        "delivered": (__, __, __, __, __, __, __),
-        "expired":   (__, __, __, __, __, __, __),
-        "canceled":  (__, __, __, __, __, __, __),
+        "pending":   (PROC, PROC, __, PROC, __, __, __, __),
+        "confirmed": (__, __, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __, __),
+        "canceled":  (__, __, __, __, __, __, __, __),
+    },
+    "requires_capture": {        # the card is held (manual capture): authorized, captured at shipment
+        "pending":   (AUTH, AUTH, AUTH, AUTH, __, __, __, __),   # already authorized: nothing new
+        "confirmed": (__, __, __, __, __, __, __, __),
+        "shipped":   (__, __, __, __, __, __, __, __),
+        "delivered": (__, __, __, __, __, __, __, __),
+        "expired":   (__, __, __, __, __, __, __, __),   # a closed order's hold is released, never captured
+        "canceled":  (__, __, __, __, __, __, __, __),
     },
 }
-# PaymentIntents with nothing decided or tried (requires_capture: this service never asks for a hold)
-# ask for nothing, whatever the order.
-IN_PROGRESS = ("requires_payment_method", "requires_confirmation", "requires_capture")
+# PaymentIntents with nothing decided or tried ask for nothing, whatever the order.
+IN_PROGRESS = ("requires_payment_method", "requires_confirmation")
 REFUNDED_AT_PROVIDER = {"partly_refunded": 1000, "refunded": TOTAL}
 _STATUS_OF = {"refunded": "succeeded", "partly_refunded": "succeeded", "declined": "requires_payment_method",
               "requires_action_read": "requires_action"}
@@ -115,6 +124,7 @@ def _intent(kind: str, order_id, pi_id="pi_1", amount=TOTAL, currency=CURRENCY, 
                                  failure=DECLINE if kind == "declined" else None,
                                  amount_refunded=min(REFUNDED_AT_PROVIDER.get(kind, 0), amount),
                                  next_action=STEP if status == "requires_action" else None,
+                                 amount_capturable=amount if status == "requires_capture" else 0,
                                  live=kind.endswith("_read")), **changes)
 
 
@@ -148,7 +158,7 @@ def test_a_payment_of_another_amount_or_currency_is_never_applied(kind, status, 
     order = _order(status, payment)
     wrong = {"amount": TOTAL - 1} if mismatch == "amount" else {"currency": "EUR"}
     decision = decide(order, _intent(kind, order.id, **wrong))
-    if kind in ("succeeded", "partly_refunded", "refunded"):
+    if kind in ("succeeded", "partly_refunded", "refunded", "requires_capture"):
         assert (decision.action, decision.reason) == (None, "amount or currency differs from the order")
     else:
         assert decision.action == TABLE[kind][status][PAYMENTS.index(payment)]
@@ -282,3 +292,30 @@ def test_a_change_is_decided_before_the_type_of_the_method_used():
     """The change comes first; `apply_payment_intent` records the type with it (and asks again after)."""
     order = _order("pending", "unpaid")
     assert decide(order, _intent("processing", order.id, method_type="sepa_debit", live=True)).action == PROC
+
+
+def test_an_authorization_records_the_deadline_the_provider_tells_once():
+    """A snapshot (a webhook's) tells no deadline: the order keeps its estimate until a read tells the real one."""
+    from datetime import datetime, timezone
+
+    deadline = datetime(2026, 12, 14, 12, 0, tzinfo=timezone.utc)
+    order = _order("confirmed", "authorized", capture_before=datetime(2026, 12, 15, tzinfo=timezone.utc))
+    assert decide(order, _intent("requires_capture", order.id)).reason == "payment is authorized"
+    told = _intent("requires_capture", order.id, capture_before=deadline, live=True)
+    assert decide(order, told).action == Action.RECORD_CAPTURE_DEADLINE
+    order.capture_before = deadline
+    assert decide(order, told).action is None
+
+
+def test_an_authorization_of_less_than_the_total_is_not_one():
+    order = _order("pending", "unpaid")
+    short = _intent("requires_capture", order.id, amount_capturable=TOTAL - 1)
+    assert (decide(order, short).action, decide(order, short).reason) == (None, "amount or currency differs from the "
+                                                                                 "order")
+
+
+@pytest.mark.parametrize("reason", ["automatic", "requested_by_customer", None])
+def test_a_canceled_authorization_closes_the_confirmed_order_whatever_the_reason(reason):
+    """Nothing can be captured any more: lapsed (`automatic`), or canceled at Stripe by a person."""
+    order = _order("confirmed", "authorized")
+    assert decide(order, _intent("canceled", order.id, cancellation_reason=reason)).action == LAPSE

@@ -180,7 +180,7 @@ def test_an_event_object_is_read_from_the_stored_payload():
     class Settings:  # what the gateway reads from Settings
         stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
         stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
-        stripe_payment_methods = ("card",)
+        stripe_payment_methods, payment_capture = ("card",), "automatic"
 
     gateway = StripeGateway(Settings())
     event = _fixture("event", type="payment_intent.succeeded",
@@ -197,8 +197,8 @@ class _Settings:
     stripe_api_base, stripe_timeout_seconds = "http://127.0.0.1:9", 1.0
     stripe_webhook_secret, stripe_secret_key = "whsec_x", KEY
 
-    def __init__(self, methods):
-        self.stripe_payment_methods = methods
+    def __init__(self, methods, capture="automatic"):
+        self.stripe_payment_methods, self.payment_capture = methods, capture
 
 
 @pytest.mark.parametrize("methods, offered", [
@@ -248,3 +248,34 @@ def test_a_refusal_is_told_apart_from_an_unknown_outcome(error, refused, code):
     assert isinstance(translated, PaymentRefused) is refused
     if refused:
         assert translated.code == code
+
+
+@pytest.mark.parametrize("methods", [None, ("card", "sepa_debit")])
+def test_on_shipment_holds_cards_only(methods):
+    """`capture_method` stays automatic: iDEAL, bank debits and other methods that cannot be held are charged
+    at once; only a card is authorized and waits for its capture."""
+    from orders_service.payments.stripe_gateway import StripeGateway
+
+    held = StripeGateway(_Settings(methods, "on_shipment"))._payment_intent_params("order-1", 1099, "EUR")
+    assert held["payment_method_options"] == {"card": {"capture_method": "manual"}}
+    assert "capture_method" not in held
+    taken = StripeGateway(_Settings(methods))._payment_intent_params("order-1", 1099, "EUR")
+    assert "payment_method_options" not in taken and "capture_method" not in taken
+
+
+def test_an_authorization_tells_what_may_be_captured_and_until_when():
+    """Stripe's own objects: `requires_capture` with `amount_capturable`, and the expanded charge's
+    `payment_method_details.card.capture_before`; a snapshot naming its charge by id tells no deadline."""
+    charge = _fixture("charge", captured=False, status="succeeded", amount=1099, amount_captured=0)
+    charge["payment_method_details"] = {"type": "card", "card": {"brand": "visa", "capture_before": 1_800_000_000}}
+    pi = _sdk(stripe.PaymentIntent, _fixture("payment_intent", status="requires_capture", amount=1099,
+                                             amount_capturable=1099, latest_charge=charge))
+    intent = to_payment_intent(pi)
+    assert (intent.status, intent.amount_capturable) == ("requires_capture", 1099)
+    assert intent.capture_before is not None and intent.capture_before.timestamp() == 1_800_000_000
+    assert intent.capture_before.utcoffset().total_seconds() == 0
+    snapshot = to_payment_intent(_fixture("payment_intent", status="requires_capture", amount=1099,
+                                          amount_capturable=1099, latest_charge=charge["id"]))
+    assert snapshot.capture_before is None and snapshot.amount_capturable == 1099
+    lapsed = to_payment_intent(_fixture("payment_intent", status="canceled", cancellation_reason="automatic"))
+    assert (lapsed.status, lapsed.cancellation_reason, lapsed.amount_capturable) == ("canceled", "automatic", 0)
