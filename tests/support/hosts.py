@@ -198,6 +198,7 @@ class Host:
         self.port = int(env["PORT"])
         self.url = f"http://{self.address}:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.overrides: dict[str, str] = {}  # what this host runs with besides the stack's environment
 
     def start(self, name: str, **env) -> subprocess.Popen:
         self.procs[name] = start_process(
@@ -336,11 +337,14 @@ class HostsStack:
     def start_beat(self, host: Host, **env) -> subprocess.Popen:
         return host.start("beat", **env)
 
-    def restart(self, host: Host) -> None:
-        """A host comes back (after `kill`): web and worker again, serving."""
+    def restart(self, host: Host, **env: str) -> None:
+        """A host comes back (after `kill`), or is deployed again with `env` changed: web and worker (and beat
+        if it ran one) started again, serving."""
+        beat = "beat" in host.procs
         host.stop()
-        host.start("web")
-        host.start("worker")
+        host.overrides = env
+        for name in ("web", "worker", *(("beat",) if beat else ())):
+            host.start(name, **env)
         self.wait_serving(host)
 
     def haproxy_command(self, command: str) -> str:

@@ -49,14 +49,17 @@ class Deployment:
             stack.network.link(host.n, up=True)
             if host is not stack.hosts[1] and "beat" in host.procs:
                 stop_process(host.procs.pop("beat"))
-            if any(name not in host.procs or host.procs[name].poll() is not None for name in ("web", "worker")):
+            if host.overrides or any(name not in host.procs or host.procs[name].poll() is not None
+                                     for name in ("web", "worker")):
                 stack.restart(host)
             stack.haproxy_command(f"enable server web/web{host.n}")
         wait_until(lambda: all(b["status"] == "UP" for b in stack.backends().values()), timeout=30)
 
     def sql(self, query: str, *params) -> list[tuple]:
+        """The rows of `query` (none for a statement that returns none), on the database directly."""
         with psycopg.connect(self.stack.database_url.replace("+psycopg", ""), autocommit=True) as conn:
-            return conn.execute(query, params).fetchall()
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
 
 
 @pytest.fixture(scope="module")

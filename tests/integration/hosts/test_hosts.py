@@ -179,6 +179,47 @@ def test_two_beats_by_mistake_double_the_periodic_runs_but_no_effect(hosts):
     assert sorted(files) == sorted(sent)
 
 
+CAPTURE = "POST /v1/payment_intents/{id}/capture"
+
+
+def test_two_beats_capture_each_held_payment_once(hosts):
+    """PAYMENT_CAPTURE=on_shipment on both hosts, two beats: the job that captures authorizations about to
+    lapse runs twice per interval on both hosts' workers; each payment is captured once."""
+    deployment = hosts
+    stack, emulator = deployment.stack, deployment.stripe_emulator
+    for host in stack.hosts:
+        stack.restart(host, PAYMENT_CAPTURE="on_shipment")
+    stack.start_beat(stack.hosts[0], PAYMENT_CAPTURE="on_shipment")
+    [shopper] = deployment.shoppers(1)
+    held = []
+    for _ in range(4):
+        created = requests.post(f"{stack.url}/api/orders/with-payment", json=shopper.body, headers=shopper.auth,
+                                timeout=30)
+        assert created.status_code == 200, created.text
+        order_id, intent = created.json()["orderId"], payment_intent_of(created.json()["clientSecret"])
+        emulator.pay(intent)  # the card is held, not charged
+        paid = requests.patch(f"{stack.url}/api/orders/{order_id}/paid", headers=shopper.auth, timeout=30)
+        assert paid.status_code == 204, paid.text
+        held.append((order_id, intent))
+    assert all(emulator.payment_intent(i).status == "requires_capture" for _, i in held)
+    captures_before = deployment.stripe.count(CAPTURE)
+    # The holds lapse within the job's lead (a day): as if the orders had waited six days unshipped.
+    deployment.sql("UPDATE orders SET capture_before = now() + interval '1 hour' WHERE id::text = ANY(%s)",
+                   [o for o, _ in held])
+
+    def state(order_id):
+        return deployment.sql("SELECT status, payment_status FROM orders WHERE id = %s", order_id)[0]
+    wait_until(lambda: all(state(o) == ("confirmed", "paid") for o, _ in held), timeout=60, interval=0.5,
+               message=lambda: [state(o) for o, _ in held])
+    time.sleep(6)  # three more runs of the job from each beat
+    captured = dict((str(o), n) for o, n in deployment.sql(
+        "SELECT order_id, count(*) FROM order_events WHERE type = 'payment_captured' AND order_id::text = ANY(%s) "
+        "GROUP BY 1", [o for o, _ in held]))
+    assert captured == {o: 1 for o, _ in held}
+    assert all(emulator.payment_intent(i).status == "succeeded" for _, i in held)
+    assert deployment.stripe.count(CAPTURE) - captures_before == len(held)  # one capture call each at Stripe
+
+
 def _ready(url: str) -> bool:
     try:
         return requests.get(f"{url}/readyz", timeout=5).status_code == 200
