@@ -71,6 +71,9 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("WEBHOOK_ALLOW_PRIVATE_URLS", "yes"),
     ("WEBHOOK_CONCURRENCY", "0"),
     ("WEBHOOK_RETENTION_DAYS", "forever"),
+    ("DB_POOLER", "pgpool"),
+    ("DB_IDLE_TRANSACTION_TIMEOUT_MS", "3s"),
+    ("DB_IDLE_TRANSACTION_TIMEOUT_MS", "-1"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
@@ -295,3 +298,11 @@ def test_the_webhook_settings():
     settings = Settings.from_env(dict(PRODUCTION, WEBHOOK_RETRY_SCHEDULE=" 1, 2 ,3", WEBHOOK_ALLOW_PRIVATE_URLS="true"))
     assert (settings.webhook_retry_schedule, settings.webhook_allow_private_urls) == ((1, 2, 3), True)
     assert not Settings.from_env(PRODUCTION).webhook_allow_private_urls
+
+
+def test_the_pooler_is_none_unless_pgbouncer_is_named_for_a_postgresql_url():
+    assert Settings.from_env(PRODUCTION).db_pooler == "none"
+    assert Settings.from_env(dict(PRODUCTION, DB_POOLER="PgBouncer")).db_pooler == "pgbouncer"
+    assert Settings.from_env(PRODUCTION).db_idle_transaction_timeout_ms == 3000
+    assert Settings.from_env(dict(PRODUCTION, DB_IDLE_TRANSACTION_TIMEOUT_MS="0")).db_idle_transaction_timeout_ms == 0
+    _refused({"JWT_SECRET_KEY": JWT, "DB_POOLER": "pgbouncer"}, "DB_POOLER")  # SQLite behind PgBouncer
