@@ -8,7 +8,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, MetaData, create_engine, even
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 # Named constraints so that Alembic migrations are stable on every backend.
@@ -89,7 +89,10 @@ def make_engine(url: str, pool_size: int = 15, pool_timeout: float = 5.0, pooler
         server = dict(SERVER_KEEPALIVES)
         if idle_transaction_timeout_ms:
             server["idle_in_transaction_session_timeout"] = idle_transaction_timeout_ms
-        connect_args["options"] = " ".join(f"-c {name}={value}" for name, value in server.items())
+        # Added to any `options` DATABASE_URL carries (connect_args would replace them).
+        given = make_url(url).query.get("options")
+        connect_args["options"] = " ".join([*([given] if isinstance(given, str) else given or ()),
+                                            *(f"-c {name}={value}" for name, value in server.items())])
     # Threads hold a connection only inside a transaction (never while Stripe answers), so a pool
     # well below the thread count serves them all, each waiting its turn at most `pool_timeout`.
     # `pool_size` is this process's share of max_connections (config.py), so there is no overflow

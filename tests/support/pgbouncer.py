@@ -33,24 +33,26 @@ def render(template: str = TEMPLATE.read_text(), **values) -> str:
 
 
 class PgBouncer:
-    """PgBouncer in transaction mode on 127.0.0.1:`port`, `trust` for the tests' PostgreSQL user.
+    """PgBouncer in transaction mode on `listen_addr`:`port` (127.0.0.1, or 0.0.0.0 for other hosts; a free port
+    unless told), `trust` for the tests' PostgreSQL user.
 
     PgBouncer refuses to run as root: as root it runs as the `postgres` user, as the tests' PostgreSQL does.
     """
 
-    def __init__(self, default_pool_size: int = 2, max_client_conn: int = 200):
+    def __init__(self, default_pool_size: int = 2, max_client_conn: int = 200, listen_addr: str = "127.0.0.1",
+                 port: int | None = None):
         self.path = binary()
         if self.path is None:
             raise RuntimeError(MISSING)
         server = make_url(admin_url())
         self.user = server.username or "postgres"
-        self.port = free_port()
+        self.listen_addr, self.port = listen_addr, port or free_port()
         self.folder = tempfile.mkdtemp(prefix="orders-test-pgbouncer-")
         auth_file = os.path.join(self.folder, "userlist.txt")
         Path(auth_file).write_text(f'"{self.user}" ""\n')
         self.config = os.path.join(self.folder, "pgbouncer.ini")
         Path(self.config).write_text(render(
-            LISTEN_ADDR="127.0.0.1", LISTEN_PORT=self.port, DB_HOST=server.host or "127.0.0.1",
+            LISTEN_ADDR=listen_addr, LISTEN_PORT=self.port, DB_HOST=server.host or "127.0.0.1",
             DB_PORT=server.port or 5432, AUTH_TYPE="trust", AUTH_FILE=auth_file,
             DEFAULT_POOL_SIZE=default_pool_size, MAX_CLIENT_CONN=max_client_conn))
         self.as_user = []
@@ -82,6 +84,11 @@ class PgBouncer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self.proc = None
+
+    def restart(self) -> None:
+        """Killed and started again on the same port."""
+        self.kill()
+        self.start()
 
     def output(self) -> str:
         return Path(self.log).read_text(errors="replace")[-3000:] if os.path.exists(self.log) else ""
