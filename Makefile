@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two test processes on this 2-core machine; override with `make test PYTEST_WORKERS=4`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint mutate bench services browser haproxy migrate seed clean
+.PHONY: install run test lint mutate bench services browser haproxy pgbouncer migrate seed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,9 @@ run: install
 	$(BIN)/orders-service dev
 
 # Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped) and that Chromium
-# (the storefront's browser tests) and HAProxy (the slow-client test through deploy/haproxy.cfg) are
-# installed, runs the whole suite.
-test: install lint services browser haproxy
+# (the storefront's browser tests), HAProxy (the slow-client test through deploy/haproxy.cfg) and PgBouncer
+# (the pooler tests through deploy/pgbouncer.ini) are installed, runs the whole suite.
+test: install lint services browser haproxy pgbouncer
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q $(PYTEST_ARGS)
 
 # ruff (pyflakes, pycodestyle errors, isort, bugbear) and the import contracts in pyproject.toml.
@@ -54,6 +54,12 @@ browser:
 # if it starts, has no frontend: it listens on no port).
 haproxy:
 	command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || (apt-get update && apt-get install -y haproxy)
+
+# PgBouncer as docs/operations.md ("PgBouncer") recommends it in front of PostgreSQL (Debian's package); the
+# pooler tests start their own with deploy/pgbouncer.ini. Installed with apt when it is missing (Debian's own
+# service, if it starts, listens on 6432 with a configuration of its own; the tests use free ports).
+pgbouncer:
+	command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || (apt-get update && apt-get install -y pgbouncer)
 
 migrate: install
 	$(BIN)/orders-service migrate

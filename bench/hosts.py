@@ -97,7 +97,7 @@ def hosts(ctx: Context) -> list[Table]:
             webs = [h.procs["web"].pid for h in deployment.hosts]
             around = {"worker": _session_meter(*(h.procs["worker"].pid for h in deployment.hosts)),
                       "balancer": _session_meter(deployment.haproxy.pid),
-                      "pooler": _session_meter(deployment.pgbouncer.proc.pid), **ctx.meters()}
+                      "pgbouncer": _session_meter(deployment.pgbouncer.proc.pid), **ctx.meters()}
             first = deployment.hosts[0]
             pooled = measure("pooler", functools.partial(HttpOrders, first.port, CASH_ON_DELIVERY, ctx.fixture,
                                                          host=first.address),

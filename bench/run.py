@@ -76,8 +76,8 @@ def postgres_cpu() -> dict[int, float]:
 # Above this share of the machine going to nothing the bench meters, a level is flagged.
 UNMETERED_WARNING = 0.15
 # The CPU columns: web always (a raw table shows "-"), worker and stripe only in tables that meter them.
-CPU_COLUMNS = {"web": "web CPU", "worker": "worker", "stripe": "stripe", "balancer": "haproxy", "pooler": "pgbouncer",
-               "postgres": "pg CPU", "client": "client", "machine": "machine"}
+CPU_COLUMNS = {"web": "web CPU", "worker": "worker", "stripe": "stripe", "balancer": "haproxy",
+               "pgbouncer": "pgbouncer", "postgres": "pg CPU", "client": "client", "machine": "machine"}
 
 
 def _ms(seconds: float | None) -> str:

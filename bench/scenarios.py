@@ -141,6 +141,47 @@ def cash_on_delivery(ctx: Context) -> list[Table]:
     ]
 
 
+# --- the pooler: cash on delivery directly and through PgBouncer -----------------------------------
+
+PGBOUNCER_POOL_SIZE = 20  # PgBouncer's own default: server connections the service's processes share
+
+
+def pooler(ctx: Context) -> list[Table]:
+    """POST /api/orders with the web connected to PostgreSQL directly, then through PgBouncer in transaction
+    mode (deploy/pgbouncer.ini, DB_POOLER=pgbouncer: no prepared statements), in the same run."""
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    levels, seconds = ctx.args.levels, ctx.args.duration
+    direct_env = ctx.web_env()
+    log(f"pooler: POST {CASH_ON_DELIVERY.path} directly")
+    with stack.web(direct_env) as web:
+        direct = measure("direct", functools.partial(HttpOrders, int(direct_env["PORT"]), CASH_ON_DELIVERY,
+                                                     ctx.fixture), levels, ctx, ctx.meters(web=web))
+    server, port = make_url(ctx.env["DATABASE_URL"]), stack.free_port()
+    pooled_env = ctx.web_env(DATABASE_URL=server.set(host="127.0.0.1", port=port).render_as_string(False),
+                             DB_POOLER="pgbouncer")
+    log(f"pooler: POST {CASH_ON_DELIVERY.path} through PgBouncer (transaction mode, "
+        f"default_pool_size {PGBOUNCER_POOL_SIZE})")
+    host, db_port, user = server.host or "127.0.0.1", server.port or 5432, server.username or "postgres"
+    with tempfile.TemporaryDirectory(prefix="orders-bench-pgbouncer-") as folder, \
+            stack.pgbouncer(folder, port, host, db_port, user, PGBOUNCER_POOL_SIZE, 500) as bouncer, \
+            stack.web(pooled_env) as web:
+        pooled = measure("pgbouncer", functools.partial(HttpOrders, int(pooled_env["PORT"]), CASH_ON_DELIVERY,
+                                                        ctx.fixture), levels, ctx,
+                         ctx.meters(web=web, pgbouncer=bouncer))
+    ratios = {p.concurrency: round(p.per_second / d.per_second, 3) for p, d in zip(pooled, direct, strict=True)}
+    note = "through PgBouncer / direct, throughput: " + "   ".join(f"conc {c}: {x:.2f}" for c, x in ratios.items())
+    return [
+        Table("pooler", "direct", f"pooler: POST {CASH_ON_DELIVERY.path}, web connected to PostgreSQL directly, "
+                                  f"{seconds:g} s per level", "order", direct),
+        Table("pooler", "pgbouncer", f"pooler: the same through PgBouncer 1.18+ in transaction mode "
+                                     f"(DB_POOLER=pgbouncer, default_pool_size {PGBOUNCER_POOL_SIZE})", "order",
+              pooled, notes=[note], extra={"pgbouncer_over_direct": {str(c): x for c, x in ratios.items()}}),
+    ]
+
+
 # --- the hot path: the service next to a bare reference -------------------------------------------
 
 def _ratio(service: float | None, reference: float | None) -> float | None:
@@ -591,5 +632,6 @@ SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "expiry": confirmation.expiry,
     "outbound": outbound.outbound,
     "capture": capture_at_shipment,
+    "pooler": pooler,
     "hosts": several_hosts,
 }

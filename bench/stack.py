@@ -165,6 +165,34 @@ def worker(env: dict):
     return procfile_process("worker", env, lambda: bool(control.ping(timeout=0.5)))
 
 
+PGBOUNCER_TEMPLATE = ROOT / "deploy" / "pgbouncer.ini"
+
+
+@contextmanager
+def pgbouncer(folder: str, port: int, db_host: str, db_port: int, user: str, pool_size: int,
+              max_client_conn: int) -> Iterator[Process]:
+    """PgBouncer with deploy/pgbouncer.ini (transaction mode) on 127.0.0.1:`port`, `trust` for `user`; as root
+    it runs as `postgres` (PgBouncer refuses root)."""
+    import pwd
+    import shutil
+    import string
+
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    auth_file, config = os.path.join(folder, "userlist.txt"), os.path.join(folder, "pgbouncer.ini")
+    Path(auth_file).write_text(f'"{user}" ""\n')
+    Path(config).write_text(string.Template(PGBOUNCER_TEMPLATE.read_text()).substitute(
+        LISTEN_ADDR="127.0.0.1", LISTEN_PORT=port, DB_HOST=db_host, DB_PORT=db_port, AUTH_TYPE="trust",
+        AUTH_FILE=auth_file, DEFAULT_POOL_SIZE=pool_size, MAX_CLIENT_CONN=max_client_conn))
+    as_user = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        for path in (folder, auth_file, config):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with running("pgbouncer", [*as_user, binary, config], dict(os.environ), listens(port)) as process:
+        yield process
+
+
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 

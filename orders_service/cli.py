@@ -48,7 +48,8 @@ def migrate():
     """Apply every Alembic migration to DATABASE_URL (idempotent)."""
     from orders_service.migrate import upgrade
 
-    upgrade(Settings.from_env().database_url)
+    settings = Settings.from_env()
+    upgrade(settings.database_url, settings.db_pooler)
     click.echo("database is at the latest migration")
 
 
@@ -260,7 +261,7 @@ def dev(port):
         url = urllib.parse.urlsplit(settings.stripe_api_base)
         emulator = (url.hostname, url.port or 8420)
     _check_ports(bind, port, emulator)
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, settings.db_pooler)
     shutil.rmtree(settings.metrics_dir, ignore_errors=True)  # an earlier run's samples would add to this one's
     settings.metrics_dir.mkdir(parents=True, exist_ok=True)
     base_url = f"http://{_reachable(bind)}:{port}"

@@ -87,6 +87,20 @@ def _db_pool_size(env) -> int:
     return min(per_process, _int(env, "WEB_THREADS", 48, minimum=1, maximum=10_000) + 1)
 
 
+POOLERS = ("none", "pgbouncer")
+
+
+def _pooler(env, database_url: str) -> str:
+    """DB_POOLER: what DATABASE_URL reaches, PostgreSQL itself (`none`) or PgBouncer in transaction mode."""
+    raw = (env.get("DB_POOLER") or "none").strip().lower()
+    if raw not in POOLERS:
+        raise ConfigError("DB_POOLER", f"must be none or pgbouncer, got {raw!r}")
+    if raw == "pgbouncer" and not database_url.startswith("postgresql"):
+        raise ConfigError("DB_POOLER", "pgbouncer needs a PostgreSQL DATABASE_URL, "
+                                       f"got scheme {_scheme(database_url)!r}")
+    return raw
+
+
 def _scheme(url: str) -> str:
     """Only the scheme of a URL goes into an error: the rest may hold a password."""
     return url.split("://", 1)[0] if "://" in url else "(none)"
@@ -268,6 +282,12 @@ class Settings:
     # bound); set per transaction (SET LOCAL), so safe behind a transaction-mode pooler.
     db_lock_timeout_ms: int = 5000
     db_statement_timeout_ms: int = 10_000
+    # `none` (PostgreSQL itself) or `pgbouncer` (a transaction-mode pooler in front of it: no server-side
+    # prepared statements, no startup `options`, every session setting per transaction).
+    db_pooler: str = "none"
+    # How long a transaction may sit idle, between two statements, before PostgreSQL ends its session and its
+    # locks with it (idle_in_transaction_session_timeout): a frozen host's row locks go within this (0: no bound).
+    db_idle_transaction_timeout_ms: int = 3000
     # docs/api.md, "Rate limits": requests per client address (login and registration together), orders
     # per customer (both routes together), and wrong passwords per account (any address).
     auth_rate_limit: str = "20/minute"
@@ -453,6 +473,8 @@ class Settings:
             db_pool_timeout_seconds=_int(env, "DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=600),
             db_lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", 5000, maximum=600_000),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000, maximum=3_600_000),
+            db_pooler=_pooler(env, database_url),
+            db_idle_transaction_timeout_ms=_int(env, "DB_IDLE_TRANSACTION_TIMEOUT_MS", 3000, maximum=3_600_000),
             auth_rate_limit=_rate_limit(env, "AUTH_RATE_LIMIT", "20/minute"),
             order_rate_limit=_rate_limit(env, "ORDER_RATE_LIMIT", "30/minute"),
             payment_check_rate_limit=_rate_limit(env, "PAYMENT_CHECK_RATE_LIMIT", "30/minute"),

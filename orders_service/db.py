@@ -8,7 +8,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, MetaData, create_engine, even
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 # Named constraints so that Alembic migrations are stable on every backend.
@@ -44,7 +44,32 @@ class UUIDKey:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
 
 
-def make_engine(url: str, pool_size: int = 15, pool_timeout: float = 5.0) -> Engine:
+# TCP bounds of a database connection, on both ends (values in seconds, tcp_user_timeout in ms): an idle
+# connection is probed after 5 s, every 2 s, and given up after 3 unanswered probes; data sent and not
+# acknowledged for 10 s gives the connection up too. This side (libpq) thus notices a database or a pooler
+# that vanished within about 11 s instead of the kernel's ~2 h, and PostgreSQL (the `options` below) notices
+# a client host that vanished (network lost, powered off) as soon, ending its session, its transaction and
+# its locks. A client that is frozen but whose host still answers (a stopped process) is ended by the idle
+# transaction bound instead. Fixed values: nothing legitimate stays silent on a connection for seconds
+# without TCP acknowledging it.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+              "tcp_user_timeout": 10_000}
+SERVER_KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3,
+                     "tcp_user_timeout": 10_000}
+POOLER_PGBOUNCER = "pgbouncer"
+
+
+def make_engine(url: str, pool_size: int = 15, pool_timeout: float = 5.0, pooler: str = "none",
+                idle_transaction_timeout_ms: int = 0) -> Engine:
+    """An engine on `url`: PostgreSQL itself (`pooler="none"`) or PgBouncer in transaction mode (`"pgbouncer"`).
+
+    Through PgBouncer, consecutive transactions of one connection run on whichever server connection is free,
+    so nothing may live on a server connection between transactions: psycopg prepares no statement (it
+    would after five runs of one, and the next transaction's server connection does not know `_pg3_0`), and
+    no startup `options` are sent (PgBouncer refuses them): the idle transaction bound is then set in each
+    transaction (`make_session_factory`), and PgBouncer's own settings (deploy/pgbouncer.ini) keep watch over
+    the clients' sockets.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -56,19 +81,32 @@ def make_engine(url: str, pool_size: int = 15, pool_timeout: float = 5.0) -> Eng
             cur.close()
 
         return engine
+    # A short connect timeout makes an unreachable database a quick 503.
+    connect_args: dict = {"connect_timeout": 3, **KEEPALIVES}
+    if pooler == POOLER_PGBOUNCER:
+        connect_args["prepare_threshold"] = None
+    else:
+        server = dict(SERVER_KEEPALIVES)
+        if idle_transaction_timeout_ms:
+            server["idle_in_transaction_session_timeout"] = idle_transaction_timeout_ms
+        # Added to any `options` DATABASE_URL carries (connect_args would replace them).
+        given = make_url(url).query.get("options")
+        connect_args["options"] = " ".join([*([given] if isinstance(given, str) else given or ()),
+                                            *(f"-c {name}={value}" for name, value in server.items())])
     # Threads hold a connection only inside a transaction (never while Stripe answers), so a pool
     # well below the thread count serves them all, each waiting its turn at most `pool_timeout`.
     # `pool_size` is this process's share of max_connections (config.py), so there is no overflow
-    # beyond it. A short connect timeout makes an unreachable database a quick 503.
+    # beyond it. pool_pre_ping is one `SELECT 1` at checkout, a transaction of its own: pooler-safe.
     return create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout,
-                         pool_pre_ping=True, connect_args={"connect_timeout": 3})
+                         pool_pre_ping=True, connect_args=connect_args)
 
 
-def make_session_factory(engine: Engine, lock_timeout_ms: int = 0, statement_timeout_ms: int = 0
-                         ) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, lock_timeout_ms: int = 0, statement_timeout_ms: int = 0,
+                         idle_transaction_timeout_ms: int = 0) -> sessionmaker[Session]:
     """Sessions on `engine`. With timeouts (PostgreSQL), each transaction waits at most `lock_timeout_ms`
-    for a lock and runs each statement at most `statement_timeout_ms` (0: no bound); PostgreSQL then
-    cancels the statement (SQLSTATE 55P03 or 57014) and the transaction rolls back.
+    for a lock, runs each statement at most `statement_timeout_ms` and stays idle between two statements
+    at most `idle_transaction_timeout_ms` (0: no bound); PostgreSQL then cancels the statement (SQLSTATE
+    55P03 or 57014) and the transaction rolls back, or ends an idle transaction's session.
 
     The bounds are set at the start of each transaction with `set_config(…, true)` (SET LOCAL): they end
     with it, so a connection a transaction-mode pooler (PgBouncer) hands to another client next carries
@@ -77,14 +115,18 @@ def make_session_factory(engine: Engine, lock_timeout_ms: int = 0, statement_tim
     """
     # expire_on_commit=False: services return loaded objects that routes serialise after commit.
     factory = sessionmaker(engine, expire_on_commit=False)
-    if engine.dialect.name == "postgresql" and (lock_timeout_ms or statement_timeout_ms):
-        bounds = text("SELECT set_config('lock_timeout', :lock, true), "
-                      "set_config('statement_timeout', :statement, true)").bindparams(
-            lock=f"{lock_timeout_ms}ms", statement=f"{statement_timeout_ms}ms")
+    bounds = {}
+    if lock_timeout_ms or statement_timeout_ms:  # both, so that a 0 means "no bound" whatever the server's default
+        bounds.update(lock_timeout=f"{lock_timeout_ms}ms", statement_timeout=f"{statement_timeout_ms}ms")
+    if idle_transaction_timeout_ms:
+        bounds["idle_in_transaction_session_timeout"] = f"{idle_transaction_timeout_ms}ms"
+    if engine.dialect.name == "postgresql" and bounds:
+        statement = text("SELECT " + ", ".join(f"set_config('{name}', :{name}, true)" for name in bounds)
+                         ).bindparams(**bounds)
 
         @event.listens_for(factory, "after_begin")
         def _bound_waits(_session, _transaction, connection):
-            connection.execute(bounds)
+            connection.execute(statement)
 
     return factory
 

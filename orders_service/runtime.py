@@ -48,13 +48,19 @@ class Runtime:
     def engine(self):
         from orders_service.db import make_engine
 
-        return make_engine(self.settings.database_url, self._db_pool_size, self.settings.db_pool_timeout_seconds)
+        return make_engine(self.settings.database_url, self._db_pool_size, self.settings.db_pool_timeout_seconds,
+                           self.settings.db_pooler, self.settings.db_idle_transaction_timeout_ms)
+
+    @property
+    def _idle_transaction_bound_ms(self) -> int:
+        """Set per transaction only through a pooler: on a direct connection the session carries it."""
+        return self.settings.db_idle_transaction_timeout_ms if self.settings.db_pooler != "none" else 0
 
     @cached_property
     def session_factory(self):
         from orders_service.db import make_session_factory
 
-        return make_session_factory(self.engine)
+        return make_session_factory(self.engine, idle_transaction_timeout_ms=self._idle_transaction_bound_ms)
 
     @cached_property
     def request_session_factory(self):
@@ -63,7 +69,7 @@ class Runtime:
         from orders_service.db import make_session_factory
 
         return make_session_factory(self.engine, self.settings.db_lock_timeout_ms,
-                                    self.settings.db_statement_timeout_ms)
+                                    self.settings.db_statement_timeout_ms, self._idle_transaction_bound_ms)
 
     @contextmanager
     def task_session(self) -> Iterator[Session]:

@@ -1,7 +1,8 @@
 """Several hosts on one machine, as a shop that outgrew one server runs them: each host a network namespace
 of its own (`ip netns`), joined to this one by a veth pair, running the Procfile's `web` and `worker`; in
 this namespace, HAProxy in front of the hosts (`deploy/haproxy.cfg`), PgBouncer in front of the one
-PostgreSQL, one Redis as the broker, the real-shaped Stripe and a webhook receiver.
+PostgreSQL (`deploy/pgbouncer.ini`, transaction mode), one Redis as the broker, the real-shaped Stripe and
+a webhook receiver.
 
 Addresses, a LAN 10.A.0.0/24 (A picked per stack, unused on the machine):
     10.A.0.1      this namespace's end, a bridge: PgBouncer, Redis, Stripe and the receiver listen here
@@ -24,9 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psycopg
-
-from tests.support.database import admin_url, create_database, drop_database, pg_url
+from tests.support.database import create_database, drop_database, pg_url
+from tests.support.pgbouncer import PgBouncer
 from tests.support.processes import (
     ROOT,
     free_port,
@@ -141,51 +141,6 @@ class Network:
         self.namespaces = []
 
 
-class PgBouncer:
-    """PgBouncer in transaction mode in front of `database` on the tests' PostgreSQL, listening on
-    127.0.0.1 and `address`. It will not run as root: it runs as `postgres`, in a folder of its own."""
-
-    def __init__(self, database: str, address: str, settings: dict[str, str] | None = None):
-        server = psycopg.conninfo.conninfo_to_dict(admin_url())
-        self.port = free_port()
-        self.folder = Path(tempfile.mkdtemp(prefix="orders-pgbouncer-"))
-        pgbouncer = {
-            "listen_addr": f"127.0.0.1,{address}", "listen_port": str(self.port), "unix_socket_dir": "",
-            "auth_type": "trust", "auth_file": str(self.folder / "users.txt"),
-            # TODO(pooler merge): transaction mode once the service stops preparing statements (DB_POOLER); until
-            # then session mode, where each client connection holds a server connection: room for all of them.
-            **({"pool_mode": "transaction", "default_pool_size": "20"}
-               if "DB_POOLER" in (ROOT / "orders_service" / "config.py").read_text()
-               else {"pool_mode": "session", "default_pool_size": "100"}),
-            "max_client_conn": "400",
-            "ignore_startup_parameters": "extra_float_digits", "admin_users": "postgres",
-            **(settings or {})}
-        (self.folder / "users.txt").write_text('"postgres" ""\n')
-        (self.folder / "pgbouncer.ini").write_text(
-            f"[databases]\n{database} = host={server.get('host', '127.0.0.1')} port={server.get('port', 5432)} "
-            f"dbname={database} user=postgres\n\n[pgbouncer]\n"
-            + "".join(f"{key} = {value}\n" for key, value in pgbouncer.items()))
-        shutil.chown(self.folder, "postgres")
-        for path in self.folder.iterdir():
-            shutil.chown(path, "postgres")
-        self.proc = start_process(["runuser", "-u", "postgres", "--", binary("pgbouncer"),
-                                   str(self.folder / "pgbouncer.ini")])
-        try:
-            wait_tcp(self.port)
-        except RuntimeError:
-            raise RuntimeError(process_log(self.proc)) from None
-
-    def admin(self, command: str) -> list[tuple]:
-        """A PgBouncer console command (`SHOW POOLS`…): its rows."""
-        with psycopg.connect(host="127.0.0.1", port=self.port, dbname="pgbouncer", user="postgres",
-                             autocommit=True) as conn:
-            return conn.execute(command).fetchall()
-
-    def close(self) -> None:
-        stop_process(self.proc)
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 class Host:
     """One host: its namespace, address and the Procfile processes it runs (each a process group)."""
 
@@ -251,7 +206,7 @@ class HostsStack:
     Stripe (`stripe`: a RealStripe the caller started on `network.services`)."""
 
     def __init__(self, env: dict, network: Network, stripe_url: str, hosts: int = 2, database: str | None = None,
-                 pgbouncer_settings: dict[str, str] | None = None, **service_env: str):
+                 **service_env: str):
         """`database`: an existing, migrated database of the tests' server to use (the benchmark's); by default
         the stack creates, migrates and finally drops one of its own."""
         self.network = network
@@ -259,13 +214,12 @@ class HostsStack:
         self.hosts: list[Host] = []
         self.closers = []
         try:
-            self._start(env, stripe_url, hosts, pgbouncer_settings or {}, service_env, own_database=database is None)
+            self._start(env, stripe_url, hosts, service_env, own_database=database is None)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, env: dict, stripe_url: str, hosts: int, pgbouncer_settings: dict, service_env: dict,
-               own_database: bool) -> None:
+    def _start(self, env: dict, stripe_url: str, hosts: int, service_env: dict, own_database: bool) -> None:
         from orders_service.migrate import upgrade
 
         services = self.network.services
@@ -274,7 +228,8 @@ class HostsStack:
             create_database(self.database)
             self.closers.append(lambda: drop_database(self.database))
             upgrade(self.database_url)
-        self.pgbouncer = PgBouncer(self.database, services, pgbouncer_settings)
+        # deploy/pgbouncer.ini (tests/support/pgbouncer.py fills it in), for this machine and the hosts.
+        self.pgbouncer = PgBouncer(default_pool_size=20, max_client_conn=400, listen_addr=f"127.0.0.1,{services}")
         self.closers.append(self.pgbouncer.close)
         redis_port = free_port()
         # Clients from the hosts' addresses: protected mode (no password) would refuse them.

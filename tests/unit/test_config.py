@@ -71,6 +71,9 @@ def test_production_refuses_to_start_without_a_secret(variable, absent):
     ("WEBHOOK_ALLOW_PRIVATE_URLS", "yes"),
     ("WEBHOOK_CONCURRENCY", "0"),
     ("WEBHOOK_RETENTION_DAYS", "forever"),
+    ("DB_POOLER", "pgpool"),
+    ("DB_IDLE_TRANSACTION_TIMEOUT_MS", "3s"),
+    ("DB_IDLE_TRANSACTION_TIMEOUT_MS", "-1"),
 ])
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_malformed_setting_is_refused_naming_it(variable, value, environment):
@@ -307,3 +310,11 @@ def test_payment_capture_is_automatic_unless_held_until_shipment(raw, mode):
 @pytest.mark.parametrize("raw", ["manual", "on_delivery", "true"])
 def test_another_payment_capture_stops_the_start(raw):
     assert "automatic or on_shipment" in _refused(dict(PRODUCTION, PAYMENT_CAPTURE=raw), "PAYMENT_CAPTURE")
+
+
+def test_the_pooler_is_none_unless_pgbouncer_is_named_for_a_postgresql_url():
+    assert Settings.from_env(PRODUCTION).db_pooler == "none"
+    assert Settings.from_env(dict(PRODUCTION, DB_POOLER="PgBouncer")).db_pooler == "pgbouncer"
+    assert Settings.from_env(PRODUCTION).db_idle_transaction_timeout_ms == 3000
+    assert Settings.from_env(dict(PRODUCTION, DB_IDLE_TRANSACTION_TIMEOUT_MS="0")).db_idle_transaction_timeout_ms == 0
+    _refused({"JWT_SECRET_KEY": JWT, "DB_POOLER": "pgbouncer"}, "DB_POOLER")  # SQLite behind PgBouncer

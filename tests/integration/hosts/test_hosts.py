@@ -17,7 +17,7 @@ import requests
 
 from tests.integration.hosts.conftest import check_books
 from tests.support.load import Load
-from tests.support.processes import ROOT, wait_until
+from tests.support.processes import wait_until
 from tests.support.stripe import payment_intent_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hosts")]
@@ -92,10 +92,6 @@ def _longest_gap(times: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
 
-# TODO(pooler merge): PgBouncer's idle transaction timeout (deploy/pgbouncer.ini) is what ends a frozen host's
-# transaction; without it the hot rows stay locked for the whole freeze (no order for 15.0 s of 15).
-@pytest.mark.xfail(not (ROOT / "deploy" / "pgbouncer.ini").exists(), strict=True,
-                   reason="needs deploy/pgbouncer.ini's idle transaction timeout (the pooler branch)")
 def test_a_frozen_host_holds_up_the_other_only_seconds_and_loses_nothing(hosts):
     deployment = hosts
     stack = deployment.stack
