@@ -22,7 +22,7 @@ from tests.support.stripe import payment_intent_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hosts")]
 
-LOAD_SECONDS = 8  # of load before the fault, and again after it
+LOAD_SECONDS = 6  # of load before the fault, and again after it
 
 
 def _load(deployment) -> Load:
