@@ -64,7 +64,10 @@ def test_a_host_killed_mid_load_loses_nothing_and_the_other_serves_on(hosts):
 
 
 FREEZE_SECONDS = 15
-FEW_SECONDS = 8  # HAProxy's health checks take a frozen host out within 3 x 2 s; a held lock must go as fast
+# A held row goes after DB_IDLE_TRANSACTION_TIMEOUT_MS (3 s); a request sent to the frozen host costs its client
+# its 3 s timeout until HAProxy's checks take the host out (3 x 2 s). Measured: 3.0-5.7 s; without the idle
+# bound, the whole freeze (15 s).
+FEW_SECONDS = 9
 
 
 def _freeze_holding_stock(deployment, host, attempts: int = 80) -> bool:
