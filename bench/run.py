@@ -33,7 +33,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A database index of the machine's Redis of its own, emptied before and after (the tests use 1-15 minus this).
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
-BENCH_DB = "orders_bench"
+# BENCH_DB names another, for a second run at the same time (with BENCH_BROKER_URL on another Redis database).
+BENCH_DB = os.environ.get("BENCH_DB", "orders_bench")
 JWT_SECRET = "bench-jwt-secret-not-for-production"
 WEBHOOK_SECRET = "whsec_bench"
 STRIPE_KEY = "sk_test_bench"  # localstripe takes any sk_ key; the stand-in checks none
@@ -75,8 +76,8 @@ def postgres_cpu() -> dict[int, float]:
 # Above this share of the machine going to nothing the bench meters, a level is flagged.
 UNMETERED_WARNING = 0.15
 # The CPU columns: web always (a raw table shows "-"), worker and stripe only in tables that meter them.
-CPU_COLUMNS = {"web": "web CPU", "worker": "worker", "stripe": "stripe", "pgbouncer": "pgbouncer", "postgres": "pg CPU",
-               "client": "client", "machine": "machine"}
+CPU_COLUMNS = {"web": "web CPU", "worker": "worker", "stripe": "stripe", "balancer": "haproxy",
+               "pgbouncer": "pgbouncer", "postgres": "pg CPU", "client": "client", "machine": "machine"}
 
 
 def _ms(seconds: float | None) -> str:
@@ -190,6 +191,9 @@ def main() -> None:
     parser.add_argument("--outbound-repeat", type=int, default=1,
                         help="runs of each outbound level with no endpoint and with the dead one, interleaved, "
                              "pooled (default 1)")
+    parser.add_argument("--hosts-concurrency", default="8,32",
+                        help="levels of hosts: direct, through PgBouncer, through HAProxy to one host and to two "
+                             "(default 8,32)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"the JSON report (default {RESULTS})")
     parser.add_argument("--keep-db", action="store_true", help=f"leave the {BENCH_DB} database for inspection")
     args = parser.parse_args()
@@ -198,6 +202,7 @@ def main() -> None:
     args.levels = [int(level) for level in args.concurrency.split(",")]
     args.hotpath_levels = [int(level) for level in args.hotpath_concurrency.split(",")]
     args.worker_levels = [int(level) for level in args.worker_concurrency.split(",")]
+    args.hosts_levels = [int(level) for level in args.hosts_concurrency.split(",")]
     args.capture_levels = [int(level) for level in args.capture_concurrency.split(",")]
     only = args.only.split(",")
     if unknown := set(only) - set(SCENARIOS):

@@ -114,14 +114,19 @@ def threads_note(env: dict, concurrency: int, delay: float) -> str:
 
 # --- cash on delivery -----------------------------------------------------------------------------
 
+def cash_on_delivery_direct(ctx: Context, label: str, levels: list[int]) -> list[LevelResult]:
+    """POST /api/orders to the Procfile's web on this machine, straight to PostgreSQL, at each level."""
+    env = ctx.web_env()
+    with stack.web(env) as web:
+        return measure(label, functools.partial(HttpOrders, int(env["PORT"]), CASH_ON_DELIVERY, ctx.fixture),
+                       levels, ctx, ctx.meters(web=web))
+
+
 def cash_on_delivery(ctx: Context) -> list[Table]:
     """POST /api/orders, then the same database work in plain psycopg with the server stopped."""
     levels, seconds = ctx.args.levels, ctx.args.duration
     log(f"cash-on-delivery: POST {CASH_ON_DELIVERY.path}")
-    env = ctx.web_env()
-    with stack.web(env) as web:
-        service = measure("service", functools.partial(HttpOrders, int(env["PORT"]), CASH_ON_DELIVERY, ctx.fixture),
-                          levels, ctx, ctx.meters(web=web))
+    service = cash_on_delivery_direct(ctx, "service", levels)
     log("cash-on-delivery: raw ceiling in plain psycopg")
     raw = measure("raw", functools.partial(CASH_ON_DELIVERY.raw, ctx.conninfo, ctx.fixture), levels, ctx,
                   ctx.meters())
@@ -608,6 +613,13 @@ def capture_at_shipment(ctx: Context) -> list[Table]:
     )]
 
 
+def several_hosts(ctx: Context) -> list[Table]:
+    """bench/hosts.py (imported only when it runs: it builds on this module, and on tests/support/hosts.py)."""
+    import hosts
+
+    return hosts.hosts(ctx)
+
+
 # The names `run.py --only` takes, in the order they run.
 SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "cod": cash_on_delivery,
@@ -621,4 +633,5 @@ SCENARIOS: dict[str, Callable[[Context], list[Table]]] = {
     "outbound": outbound.outbound,
     "capture": capture_at_shipment,
     "pooler": pooler,
+    "hosts": several_hosts,
 }

@@ -86,10 +86,10 @@ def random_orders(fixture: Fixture, slot: int) -> list[tuple[uuid.UUID, str, lis
 
 
 class Api:
-    """One keep-alive connection to the service."""
+    """One keep-alive connection to the service (on this machine, or at `host`)."""
 
-    def __init__(self, port: int):
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        self.connection = http.client.HTTPConnection(host, port, timeout=60)
 
     def post(self, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
         try:
@@ -107,8 +107,8 @@ class Api:
 class HttpOrders(Api):
     """Places orders through the API."""
 
-    def __init__(self, port: int, scenario: Scenario, fixture: Fixture, slot: int):
-        super().__init__(port)
+    def __init__(self, port: int, scenario: Scenario, fixture: Fixture, slot: int, host: str = "127.0.0.1"):
+        super().__init__(port, host)
         self.scenario = scenario
         # Bodies are encoded up front so that the client's CPU goes to HTTP, not to JSON.
         self.requests = itertools.cycle([

@@ -39,7 +39,7 @@ Answer = tuple[int, dict]
 
 
 class Receiver:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.received: list[Received] = []
         self.answer: Answer | Callable[[Received], Answer] = (200, {})
         self.release = threading.Event()  # a hanging receiver holds each request until this is set
@@ -83,9 +83,9 @@ class Receiver:
             def log_message(self, *args):  # quiet
                 pass
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        self.url = f"http://{host}:{self.server.server_port}/hooks"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -69,6 +69,7 @@ import json
 import random
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -218,6 +219,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 refuses connections under a burst
 
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionResetError):  # a client that closed its kept-alive connection
+            super().handle_error(request, client_address)
+
 
 class _Request:
     """What the handler needs to know about one incoming request."""
@@ -263,14 +268,14 @@ class _Request:
 
 
 class RealStripe:
-    """A real-shaped Stripe on a free 127.0.0.1 port in front of the localstripe at `upstream`.
+    """A real-shaped Stripe on a free port of `host` (127.0.0.1) in front of the localstripe at `upstream`.
 
     Knobs (settable at any time): `delay`, `rate_limit`, `rate_limits`, `rate_window`,
     `webhooks_paused`, `drop_webhooks`, `deliver_times`, `search_lag`. Read: `url`, `calls`, `count()`,
     `log`, `events`, `sent`, `deliveries`."""
 
     def __init__(self, upstream: str, *, api_version: str = API_VERSION, webhook_delay=(0.1, 0.5),
-                 rate_limit: int | None = None, delay: float = 0.0, port: int = 0):
+                 rate_limit: int | None = None, delay: float = 0.0, port: int = 0, host: str = "127.0.0.1"):
         self.upstream = upstream.rstrip("/")
         self.api_version = api_version
         self.webhook_delay = webhook_delay
@@ -286,6 +291,7 @@ class RealStripe:
         self.capture_window = 7 * 24 * 3600  # how long an authorization holds: Stripe's for online card payments
         self._paused = False
         self._port = port
+        self._host = host  # another address for services in other network namespaces (tests/support/hosts.py)
         self._lock = threading.RLock()
         self._session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
@@ -305,8 +311,8 @@ class RealStripe:
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> "RealStripe":
         handler = type("Handler", (_Handler,), {"proxy": self})
-        self._server = _Server(("127.0.0.1", self._port), handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = _Server((self._host, self._port), handler)
+        self.url = f"http://{self._host}:{self._server.server_address[1]}"
         self._running = True
         threading.Thread(target=self._server.serve_forever, name="real-stripe-http", daemon=True).start()
         threading.Thread(target=self._deliver_loop, name="real-stripe-webhooks", daemon=True).start()
