@@ -42,6 +42,9 @@ class PaymentIntent:
     # While `requires_capture`: what may be captured, and when the hold lapses (the charge's
     # `capture_before`; None when the object did not tell: a webhook's snapshot names its charge by id).
     amount_capturable: int = 0
+    # What the provider took (Stripe's `amount_received`): less than `amount` when a person captured only part of
+    # a hold in the Dashboard. None when the object did not tell (all of it, once succeeded).
+    amount_received: int | None = None
     capture_before: datetime | None = None
     cancellation_reason: str | None = None  # once canceled: `automatic` when the provider let a hold lapse
     # Read from the provider just now (PATCH …/paid, reconciliation, expiry), not an event's snapshot, which

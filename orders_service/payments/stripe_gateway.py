@@ -47,10 +47,25 @@ def _as_dict(obj) -> dict | None:
     return obj if isinstance(obj, dict) else obj.to_dict()
 
 
+def _captured(charge: dict) -> int:
+    """What of a charge was captured: an authorization (`captured: false`) none of it; a charge of an API version
+    (or an emulator) without `amount_captured` all of it once captured."""
+    if charge.get("captured") is False:
+        return 0
+    return int(charge["amount_captured"] if charge.get("amount_captured") is not None else charge.get("amount") or 0)
+
+
 def _refunded_total(charge) -> int:
-    """A charge's running total of refunds; a charge given only by its id says nothing (0)."""
+    """A charge's running total of refunds of money taken; a charge given only by its id says nothing (0).
+
+    Stripe counts a released hold as refunded: the uncaptured part of a charge (all of an authorization that was
+    canceled or lapsed, the rest of one captured in part) is in its `amount_refunded`, though it was never taken.
+    """
     charge = _as_dict(charge)
-    return int(charge.get("amount_refunded") or 0) if charge else 0
+    if not charge:
+        return 0
+    released = int(charge.get("amount") or 0) - _captured(charge)
+    return max(0, int(charge.get("amount_refunded") or 0) - released)
 
 
 def naming(intents, order_id: str) -> list[dict]:
@@ -136,9 +151,11 @@ def to_payment_intent(pi, live: bool = False) -> PaymentIntent:
         amount_refunded=_refunded_total(pi.get("latest_charge")),
         method_type=_method_type(pi),
         next_action=_next_action(pi),
-        # An API version (or an emulator) without the field: all of it, while authorized.
-        amount_capturable=int(pi.get("amount_capturable") or (
+        # An API version (or an emulator) without the field: all of it, while authorized; an explicit 0 is 0.
+        amount_capturable=int(pi["amount_capturable"] if pi.get("amount_capturable") is not None else (
             pi["amount"] if pi["status"] == PaymentIntentStatus.REQUIRES_CAPTURE else 0)),
+        # Without the field (localstripe): all of it once succeeded.
+        amount_received=int(pi["amount_received"]) if pi.get("amount_received") is not None else None,
         capture_before=_capture_before(pi),
         cancellation_reason=pi.get("cancellation_reason"),
         live=live,
@@ -152,10 +169,14 @@ def charge_payment_intent(charge) -> PaymentIntent | None:
     pi_id = pi_id if isinstance(pi_id, str) else (pi_id or {}).get("id")
     if not pi_id or not charge.get("paid", True) or charge.get("status", "succeeded") != "succeeded":
         return None
+    if charge.get("captured") is False:
+        # A hold released (our cancel of an authorized order, or Stripe's when it lapses): Stripe sends
+        # charge.refunded for it, `amount_refunded` the whole amount. No money was taken: not a payment.
+        return None
     return PaymentIntent(id=pi_id, status=PaymentIntentStatus.SUCCEEDED, amount=int(charge["amount"]),
                          currency=str(charge["currency"]).upper(),
                          order_id=(charge.get("metadata") or {}).get("order_id"),
-                         amount_refunded=int(charge.get("amount_refunded") or 0),
+                         amount_refunded=_refunded_total(charge), amount_received=_captured(charge),
                          method_type=_type_of(charge.get("payment_method_details")))
 
 

@@ -759,6 +759,7 @@ class RealStripe:
             self._emit_charge_refunded(body, request)
         elif req.template == "POST /v1/payment_intents/{id}/cancel":
             self.emit_event("payment_intent.canceled", self._snapshot(body), request)
+            self._release_hold(body, request)
         elif req.template == "POST /v1/payment_intents/{id}/confirm" and body.get("status") == "requires_capture":
             self.emit_event("payment_intent.amount_capturable_updated", self._snapshot(body), request)
 
@@ -1252,7 +1253,24 @@ class RealStripe:
         pi = self.payment_intent(pi_id)
         if announce:
             self.emit_event("payment_intent.canceled", self._snapshot(pi))
+        self._release_hold(pi, announce=announce)
         return pi
+
+    def _release_hold(self, pi: dict, request: dict | None = None, announce: bool = True) -> None:
+        """A canceled PaymentIntent that held a card (its charge authorized, never captured): Stripe releases the
+        hold and reports it as a refund of the whole charge, `captured: false`, with `charge.refunded`."""
+        charge_id = pi.get("latest_charge")
+        charge_id = charge_id.get("id") if isinstance(charge_id, dict) else charge_id
+        if not charge_id:
+            return
+        charge = self._upstream_json("GET", f"/v1/charges/{charge_id}")
+        if charge.get("captured") is not False or charge.get("status") != "succeeded":
+            return
+        with self._lock:
+            self._charge_override.setdefault(charge_id, {}).update(amount_refunded=charge["amount"], refunded=True)
+        self._shape(charge, set(), "")
+        if announce:
+            self.emit_event("charge.refunded", charge, request, {"amount_refunded": 0, "refunded": False})
 
     def refund_in_dashboard(self, pi_id: str, amount: int | None = None) -> dict:
         """A refund made outside the service (Stripe's dashboard): created at localstripe directly, not

@@ -501,6 +501,55 @@ def test_cancel_releases_the_hold_and_the_stock_once(held, make, shop, db, strip
     assert fresh_order(db, order_id).payment_closed_at is not None
 
 
+def _no_money_moved(held, db, shop, order_id):
+    order = held.client.get(f"/api/orders/{order_id}", headers=shop[4]).json
+    assert (order["status"], order["paymentStatus"], order["refundedAmount"]) == ("canceled", "unpaid", 0)
+    assert not {"payment_captured", "refunded"} & {e["type"] for e in order["events"]}
+    assert not {"order.paid", "order.refunded"} & set(_outbound(db, order_id))
+    with db.begin():
+        kinds = set(db.scalars(select(Notification.kind).where(Notification.order_id == order_id)))
+    assert not [k for k in kinds if "refund" in k or "paid" in k], kinds
+
+
+def _release_events(real_stripe, pi_id, refunded_first):
+    """Stripe's two events of a released hold, in the order they are to arrive."""
+    released = _event_of_charge(real_stripe, pi_id)
+    charge = released["data"]["object"]
+    assert (charge["captured"], charge["amount_refunded"]) == (False, charge["amount"])  # "refunded", never taken
+    events = [_event(real_stripe, "payment_intent.canceled", pi_id), released]
+    return events[::-1] if refunded_first else events
+
+
+@pytest.mark.parametrize("refunded_first", [False, True], ids=["canceled-first", "refunded-first"])
+def test_canceling_an_authorized_order_is_no_refund_whatever_stripes_events_say(real_held, make, shop, db,
+                                                                               real_stripe, refunded_first):
+    held = real_held
+    order_id, pi_id = _authorized(held, make, shop)
+    assert held.client.post(f"/api/orders/{order_id}/cancel", headers=shop[1]).status_code == 200
+
+    for event in _release_events(real_stripe, pi_id, refunded_first):
+        _deliver(held, db, event)
+
+    _no_money_moved(held, db, shop, order_id)
+    reconcile.reconcile_payments(held.runtime.session_factory, held.gateway, older_than_seconds=0,
+                                 confirmed_every_seconds=0)
+    _no_money_moved(held, db, shop, order_id)
+
+
+@pytest.mark.parametrize("refunded_first", [False, True], ids=["canceled-first", "refunded-first"])
+def test_a_lapse_is_no_payment_and_no_refund_whatever_order_its_events_come_in(real_held, make, shop, db,
+                                                                              real_stripe, refunded_first):
+    held = real_held
+    order_id, pi_id = _authorized(held, make, shop)
+    real_stripe.lapse(pi_id)
+
+    for event in _release_events(real_stripe, pi_id, refunded_first):
+        _deliver(held, db, event)
+
+    _no_money_moved(held, db, shop, order_id)
+    assert count_events(db, order_id, "authorization_lapsed") == 1
+
+
 def test_an_uncaptured_order_cannot_be_refunded_and_a_captured_one_can(held, make, shop, db):
     order_id, _pi = _authorized(held, make, shop)
 

@@ -31,8 +31,8 @@ def _sdk(cls, obj):
 
 
 def _paid_charge(amount=1099, refunded=0, **changes):
-    paid = dict(amount=amount, amount_captured=amount, amount_refunded=refunded, paid=True, status="succeeded",
-                refunded=refunded >= amount, payment_intent="pi_1PgafyB7WZ01zgkWSjxsAJo3")
+    paid = dict(amount=amount, amount_captured=amount, captured=True, amount_refunded=refunded, paid=True,
+                status="succeeded", refunded=refunded >= amount, payment_intent="pi_1PgafyB7WZ01zgkWSjxsAJo3")
     return _fixture("charge", **{**paid, **changes})
 
 
@@ -164,6 +164,28 @@ def test_a_refunded_charge_tells_its_payment_intents_running_total(refunded):
 @pytest.mark.parametrize("changes", [{"payment_intent": None}, {"paid": False}, {"status": "failed"}])
 def test_a_charge_without_a_paid_payment_intent_says_nothing(changes):
     assert charge_payment_intent(_sdk(stripe.Charge, _paid_charge(**changes))) is None
+
+
+def test_a_released_hold_is_no_payment_and_an_uncaptured_rest_is_no_refund():
+    """Canceling a held PaymentIntent (or its hold lapsing) makes Stripe send charge.refunded for a charge never
+    captured, `amount_refunded` all of it: no money moved. A charge captured in part counts the released rest in
+    its `amount_refunded` too; only what was refunded of the captured part is a refund."""
+    released = _paid_charge(refunded=1099, captured=False, amount_captured=0)
+    assert charge_payment_intent(_sdk(stripe.Charge, released)) is None
+    partly = charge_payment_intent(_sdk(stripe.Charge, _paid_charge(refunded=99, amount_captured=1000)))
+    assert (partly.amount_refunded, partly.amount_received) == (0, 1000)
+    then_refunded = charge_payment_intent(_sdk(stripe.Charge, _paid_charge(refunded=399, amount_captured=1000)))
+    assert then_refunded.amount_refunded == 300
+    pi = to_payment_intent(_sdk(stripe.PaymentIntent, {**_succeeded_pi(_paid_charge(refunded=99, amount_captured=1000)),
+                                                       "amount_received": 1000}))
+    assert (pi.amount_refunded, pi.amount_received) == (0, 1000)
+
+
+def test_an_explicit_nothing_capturable_is_nothing():
+    held = _fixture("payment_intent", status="requires_capture", amount=1099, amount_capturable=0)
+    assert to_payment_intent(held).amount_capturable == 0
+    told_nothing = {k: v for k, v in held.items() if k != "amount_capturable"}
+    assert to_payment_intent(told_nothing).amount_capturable == 1099
 
 
 def test_a_refund_with_its_charge_expanded_or_as_an_id():
