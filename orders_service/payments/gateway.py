@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -105,6 +105,13 @@ class InvalidWebhook(Exception):
 
 
 class PaymentGateway(Protocol):
+    # Card payments are only authorized (PAYMENT_CAPTURE=on_shipment): a PaymentIntent may hold a card, and the
+    # provider lets such a one be canceled, so nobody cancels one without reading it first.
+    holds_cards: bool
+    # How long one call may take at most, its retries included: after that it has failed (a caller that claimed
+    # work for the length of a call knows it is over).
+    longest_call: timedelta
+
     def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
         """Idempotent per order and attempt: asking again returns the same PaymentIntent.
 

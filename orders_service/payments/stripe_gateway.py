@@ -245,16 +245,27 @@ class StripeGateway:
     def __init__(self, settings: Settings, waiting: Callable[[], AbstractContextManager] = nullcontext):
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         timeout = settings.stripe_timeout_seconds
+        self.longest_call = self._longest_call(min(timeout, 5.0), timeout)
         self._waiting = waiting
         self._webhook_secret = settings.stripe_webhook_secret
         self._payment_methods = settings.stripe_payment_methods
-        self._hold_cards = settings.payment_capture == "on_shipment"
+        self.holds_cards = settings.payment_capture == "on_shipment"
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
             max_network_retries=self.NETWORK_RETRIES,
             http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
         )
+
+    @classmethod
+    def _longest_call(cls, connect_timeout: float, read_timeout: float) -> timedelta:
+        """How long one call may take before it fails for good: every attempt connecting and waiting for its
+        answer as long as allowed, with the SDK's waits between them (half a second, doubling, at most
+        `MAX_DELAY`; its jitter only shortens them)."""
+        attempts = cls.NETWORK_RETRIES + 1
+        waits = sum(min(stripe.HTTPClient.INITIAL_DELAY * 2 ** n, stripe.HTTPClient.MAX_DELAY)
+                    for n in range(cls.NETWORK_RETRIES))
+        return timedelta(seconds=attempts * (connect_timeout + read_timeout) + waits)
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -270,7 +281,7 @@ class StripeGateway:
             params["automatic_payment_methods"] = {"enabled": True}
         else:
             params["payment_method_types"] = list(self._payment_methods)
-        if self._hold_cards:
+        if self.holds_cards:
             # Cards only: a method that cannot be held (iDEAL, bank debits) is charged at once, as before.
             params["payment_method_options"] = {"card": {"capture_method": "manual"}}
         return params

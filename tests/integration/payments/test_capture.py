@@ -156,6 +156,25 @@ def test_reconciliation_finds_an_authorization_nobody_told_of(held, make, shop, 
     assert _outbound(db, order_id) == ["order.created", "order.payment_authorized"]
 
 
+def test_expiry_applies_an_authorization_whose_word_is_late_instead_of_releasing_it(held, make, shop, db,
+                                                                                    stripe_emulator):
+    """The customer authorized just before the order's time to pay ran out, and neither PATCH …/paid nor the
+    webhook has arrived: Stripe would cancel a held PaymentIntent if asked, so the expiry reads it first and
+    authorizes the order instead."""
+    order_id, pi_id = _place(held, make, shop)
+    held.authorize(pi_id)
+
+    expired = reconcile.expire_unpaid_orders(held.runtime.session_factory, held.gateway, ttl_seconds=0)
+
+    assert expired == 0
+    order = fresh_order(db, order_id)
+    assert (order.status, order.payment_status) == ("confirmed", "authorized")
+    assert [e.detail["source"] for e in order.events if e.type == "payment_authorized"] == ["expiry"]
+    assert _stripe_status(stripe_emulator, pi_id) == "requires_capture"  # the hold stands
+    assert make.stock_of(Product, shop[2].id) == 8
+    assert _ship(held, shop, order_id).status_code == 200
+
+
 def test_the_webhook_authorizes_once_and_a_later_read_gives_the_exact_deadline(real_held, make, shop, db,
                                                                                real_stripe):
     held = real_held
@@ -286,7 +305,7 @@ def test_two_ships_at_once_capture_once(real_held, make, shop, db, real_stripe):
     finally:
         real_stripe.delay = 0.0
 
-    assert sorted(statuses) == [200, 409]
+    assert sorted(statuses) == [200, 400]  # the second waited for the first's capture: shipped already
     assert len(_executed_captures(real_stripe, pi_id)) == 1
     assert count_events(db, order_id, "payment_captured") == 1
     assert count_events(db, order_id, "shipped") == 1
@@ -398,14 +417,72 @@ def test_a_refused_capture_leaves_the_order_as_it_was_and_names_the_reason(real_
     assert _ship(held, shop, order_id).status_code == 200  # nothing stands in the way of the next try
 
 
-def test_canceling_during_a_capture_waits_for_it(real_held, make, shop, db):
+def test_canceling_during_a_capture_is_refused_for_now(real_held, make, shop, db):
     held = real_held
     order_id, _pi = _authorized(held, make, shop)
-    _move(db, order_id, capture_claimed_until=datetime.now(timezone.utc) + timedelta(minutes=1))
+    _move(db, order_id, capture_claimed_until=datetime.now(timezone.utc) + timedelta(minutes=1),
+          capture_claim_token="b" * 32)
 
     response = held.client.post(f"/api/orders/{order_id}/cancel", headers=shop[1])
 
-    assert response.status_code == 409
+    assert (response.status_code, response.json["message"]) == (400, capture.BEING_CAPTURED)
+    assert fresh_order(db, order_id).status == "confirmed"
+
+
+def test_a_ship_meeting_a_capture_that_does_not_end_answers_400_after_a_few_seconds(real_held, make, shop, db,
+                                                                                     real_stripe):
+    held = real_held
+    order_id, _pi = _authorized(held, make, shop)
+    _move(db, order_id, capture_claimed_until=datetime.now(timezone.utc) + timedelta(minutes=1),
+          capture_claim_token="b" * 32)
+    real_stripe.reset_calls()
+
+    started = time.monotonic()
+    response = _ship(held, shop, order_id)
+
+    assert (response.status_code, response.json["message"]) == (400, capture.BEING_CAPTURED)
+    assert capture.SHIP_WAITS_FOR_CAPTURE <= time.monotonic() - started < capture.SHIP_WAITS_FOR_CAPTURE + 2
+    assert real_stripe.count(CAPTURE) == 0
+    assert fresh_order(db, order_id).status == "confirmed"
+
+
+def test_a_caller_whose_claim_ran_out_leaves_the_next_callers_claim_alone(real_held, make, shop, db, real_stripe):
+    """The capture job's call to Stripe outlives its claim (every answer a 500, retried by the SDK); meanwhile
+    another caller claims the order. When the first gives up it lets go of its own claim only: the newer one
+    still keeps a cancel out."""
+    held = real_held
+    order_id, pi_id = _authorized(held, make, shop)
+    real_stripe.delay = 0.5
+    real_stripe.fail_next(CAPTURE, status=500, times=1 + held.gateway.NETWORK_RETRIES)
+    outcome = []
+
+    def job():
+        with held.runtime.session_factory() as session:
+            try:
+                capture.capture_payment(session, held.gateway, order_id, "capture_job")
+            except Exception as exc:  # noqa: BLE001 - the outcome is asserted below
+                outcome.append(exc)
+
+    first = threading.Thread(target=job)
+    try:
+        first.start()
+        wait_for = time.monotonic() + 10
+        while real_stripe.count(CAPTURE) == 0 and time.monotonic() < wait_for:
+            time.sleep(0.02)
+        claimed = fresh_order(db, order_id)
+        # The claim lasts as long as the call may, retries included, and a few seconds more: no longer.
+        left = claimed.capture_claimed_until - datetime.now(timezone.utc)
+        assert held.gateway.longest_call - timedelta(seconds=1) < left <= capture.claim_length(held.gateway)
+        newer = datetime.now(timezone.utc) + timedelta(minutes=1)
+        _move(db, order_id, capture_claimed_until=newer, capture_claim_token="b" * 32)  # the first one's ran out
+        first.join(30)
+    finally:
+        real_stripe.delay = 0.0
+
+    assert outcome and "could not be captured" not in str(outcome[0])  # unanswered, not refused
+    order = fresh_order(db, order_id)
+    assert (order.capture_claim_token, order.capture_claimed_until) == ("b" * 32, newer)
+    assert held.client.post(f"/api/orders/{order_id}/cancel", headers=shop[1]).status_code == 400
     assert fresh_order(db, order_id).status == "confirmed"
 
 

@@ -301,3 +301,14 @@ def test_an_authorization_tells_what_may_be_captured_and_until_when():
     assert snapshot.capture_before is None and snapshot.amount_capturable == 1099
     lapsed = to_payment_intent(_fixture("payment_intent", status="canceled", cancellation_reason="automatic"))
     assert (lapsed.status, lapsed.cancellation_reason, lapsed.amount_capturable) == ("canceled", "automatic", 0)
+
+
+@pytest.mark.parametrize("timeout, longest", [(1.0, 3 * (1 + 1) + 0.5 + 1), (10.0, 3 * (5 + 10) + 0.5 + 1),
+                                              (30.0, 3 * (5 + 30) + 0.5 + 1)])
+def test_the_longest_call_counts_every_attempt_and_the_sdks_waits(timeout, longest):
+    """Connect (at most 5 s) and read timeouts for the first try and each of the SDK's two retries, and its
+    waits between them (0.5 s, then 1 s): how long a capture's claim must last, and no longer."""
+    from orders_service.payments.stripe_gateway import StripeGateway
+    settings = _Settings(("card",), capture="on_shipment")
+    settings.stripe_timeout_seconds = timeout
+    assert StripeGateway(settings).longest_call.total_seconds() == longest
