@@ -401,9 +401,11 @@ def _succeeded(real_stripe, pi_id):
 
 
 def test_a_refused_capture_leaves_the_order_as_it_was_and_names_the_reason(real_held, make, shop, db, real_stripe):
+    """Stripe keeps a refused capture's answer under its idempotency key for a day and answers it to every
+    repeat: the refusal left the payment held, so the next ship is a request of its own, and goes through."""
     held = real_held
     order_id, pi_id = _authorized(held, make, shop)
-    real_stripe.fail_next(CAPTURE, status=402, body={"error": {
+    real_stripe.refuse_next(CAPTURE, status=402, body={"error": {
         "type": "card_error", "code": "card_declined", "decline_code": "do_not_honor",
         "message": "Your card was declined."}})
     before = held.client.get(f"/api/orders/{order_id}", headers=shop[4]).json
@@ -414,7 +416,32 @@ def test_a_refused_capture_leaves_the_order_as_it_was_and_names_the_reason(real_
     assert response.json["message"] == "The payment could not be captured: Your card was declined."
     after = held.client.get(f"/api/orders/{order_id}", headers=shop[4]).json
     assert after == before
-    assert _ship(held, shop, order_id).status_code == 200  # nothing stands in the way of the next try
+    again = _ship(held, shop, order_id)
+    assert again.status_code == 200, again.json
+    assert (again.json["status"], again.json["paymentStatus"]) == ("shipped", "paid")
+    keys = [(e["idempotency_key"], e["replayed"], e["status"]) for e in real_stripe.log if e["endpoint"] == CAPTURE]
+    assert keys == [(f"capture-{order_id}", False, 402), (f"capture-{order_id}-1", False, 200)]
+    # The first key still answers the refusal: asking with it again would never have captured.
+    client = stripe.StripeClient(held.runtime.settings.stripe_secret_key, base_addresses={"api": real_stripe.url},
+                                 max_network_retries=0)
+    with pytest.raises(stripe.CardError):
+        client.v1.payment_intents.capture(pi_id, params={"expand": ["latest_charge", "payment_method"]},
+                                          options={"idempotency_key": f"capture-{order_id}"})
+    assert real_stripe.log[-1]["replayed"] is True
+    assert count_events(db, order_id, "payment_captured") == 1
+
+
+def test_the_capture_job_after_a_refused_ship_asks_anew(real_held, make, shop, db, real_stripe):
+    held = real_held
+    order_id, pi_id = _authorized(held, make, shop)
+    real_stripe.refuse_next(CAPTURE)
+    assert _ship(held, shop, order_id).status_code == 400
+    _move(db, order_id, capture_before=datetime.now(timezone.utc) + timedelta(hours=1))
+
+    assert capture.capture_expiring_authorizations(held.runtime.session_factory, held.gateway) == 1
+
+    assert fresh_order(db, order_id).payment_status == "paid"
+    assert len(_executed_captures(real_stripe, pi_id)) == 1
 
 
 def test_canceling_during_a_capture_is_refused_for_now(real_held, make, shop, db):
