@@ -1271,6 +1271,20 @@ class RealStripe:
         self._release_hold(pi, announce=announce)
         return pi
 
+    def capture_in_dashboard(self, pi_id: str, amount: int) -> dict:
+        """A person captures part of a held PaymentIntent in Stripe's Dashboard: `amount_received` and the charge's
+        `amount_captured` say what was taken, the rest is released (in the charge's `amount_refunded`, as Stripe
+        counts it); `payment_intent.succeeded` is sent (and returned)."""
+        up = self._upstream("POST", f"/v1/payment_intents/{pi_id}/capture",
+                            urlencode({"amount_to_capture": amount}).encode(), self._internal_headers())
+        up.raise_for_status()
+        pi = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        charge = pi["latest_charge"]["id"] if isinstance(pi["latest_charge"], dict) else pi["latest_charge"]
+        with self._lock:
+            self._pi_extra.setdefault(pi_id, {})["amount_received"] = amount
+            self._charge_override.setdefault(charge, {})["amount_captured"] = amount
+        return self.emit_event("payment_intent.succeeded", self._snapshot(self.payment_intent(pi_id)))
+
     def _release_hold(self, pi: dict, request: dict | None = None, announce: bool = True) -> None:
         """A canceled PaymentIntent that held a card (its charge authorized, never captured): Stripe releases the
         hold and reports it as a refund of the whole charge, `captured: false`, with `charge.refunded`."""

@@ -679,6 +679,29 @@ def test_a_dashboard_refund_after_capture_is_reflected(real_held, make, shop, db
     assert (order["status"], order["paymentStatus"], order["refundedAmount"]) == ("shipped", "partially_refunded", 7)
 
 
+def test_a_part_captured_in_the_dashboard_is_paid_and_the_rest_refunded(real_held, make, shop, db, real_stripe):
+    """A person captures 10.00 of the 45.00 held: the order is paid, then the 35.00 released to the customer is
+    recorded as refunded (never paid in full), and a read later changes nothing."""
+    held = real_held
+    order_id, pi_id = _authorized(held, make, shop)
+    event = real_stripe.capture_in_dashboard(pi_id, amount=10_00)
+    assert event["data"]["object"]["amount_received"] == 10_00
+
+    assert _deliver(held, db, event) == "payment_captured, refunded"
+
+    order = held.client.get(f"/api/orders/{order_id}", headers=shop[4]).json
+    assert (order["status"], order["paymentStatus"], order["refundedAmount"]) == ("confirmed", "partially_refunded", 35)
+    assert [e["detail"]["amount"] for e in order["events"] if e["type"] == "payment_captured"] == [10_00]
+    assert _outbound(db, order_id)[-2:] == ["order.paid", "order.refunded"]
+    reconcile.reconcile_payments(held.runtime.session_factory, held.gateway, older_than_seconds=0,
+                                 confirmed_every_seconds=0)
+    assert count_events(db, order_id, "refunded") == 1
+    assert fresh_order(db, order_id).refunded_cents == 35_00
+    real_stripe.reset_calls()
+    assert _ship(held, shop, order_id).status_code == 200
+    assert real_stripe.count(CAPTURE) == 0
+
+
 def _event_of_charge(real_stripe, pi_id):
     return [e for e in real_stripe.events if e["type"] == "charge.refunded"
             and e["data"]["object"]["payment_intent"] == pi_id][-1]
