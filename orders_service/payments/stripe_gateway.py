@@ -181,11 +181,12 @@ def charge_payment_intent(charge) -> PaymentIntent | None:
 
 
 def to_refund(refund) -> Refund:
-    """A Stripe Refund; with `charge` expanded it also tells the charge's new running total."""
+    """A Stripe Refund; with `charge` expanded it also tells the charge's new running total: all that went back
+    of the order's amount, the part of a hold never captured included (as the order counts it: `decisions`)."""
     refund = _as_dict(refund)
     charge = _as_dict(refund.get("charge"))
     return Refund(id=refund["id"], amount=int(refund["amount"]),
-                  refunded_total=_refunded_total(charge) if charge else None)
+                  refunded_total=int(charge.get("amount_refunded") or 0) if charge else None)
 
 
 def _signed_at(signature: str) -> int | None:

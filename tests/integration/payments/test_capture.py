@@ -700,6 +700,14 @@ def test_a_part_captured_in_the_dashboard_is_paid_and_the_rest_refunded(real_hel
     real_stripe.reset_calls()
     assert _ship(held, shop, order_id).status_code == 200
     assert real_stripe.count(CAPTURE) == 0
+    refund = held.client.post(f"/api/admin/orders/{order_id}/refunds", json={"amount": 5}, headers=shop[4])
+    assert refund.status_code == 201, refund.json
+    order = held.client.get(f"/api/orders/{order_id}", headers=shop[4]).json
+    assert (order["paymentStatus"], order["refundedAmount"]) == ("partially_refunded", 40)  # at once
+    too_much = held.client.post(f"/api/admin/orders/{order_id}/refunds", json={"amount": 6}, headers=shop[4])
+    assert too_much.status_code == 400  # 5.00 of the 10.00 taken is left
+    _deliver(held, db, _event_of_charge(real_stripe, pi_id))  # Stripe's word of that refund: already known
+    assert count_events(db, order_id, "refunded") == 2 and fresh_order(db, order_id).refunded_cents == 40_00
 
 
 def _event_of_charge(real_stripe, pi_id):

@@ -179,6 +179,10 @@ def test_a_released_hold_is_no_payment_and_an_uncaptured_rest_is_no_refund():
     pi = to_payment_intent(_sdk(stripe.PaymentIntent, {**_succeeded_pi(_paid_charge(refunded=99, amount_captured=1000)),
                                                        "amount_received": 1000}))
     assert (pi.amount_refunded, pi.amount_received) == (0, 1000)
+    # A refund's running total is all that went back of the amount, as the order counts it: the released rest too.
+    refund = _sdk(stripe.Refund, _fixture("refund", amount=300,
+                                          charge=_paid_charge(refunded=399, amount_captured=1000)))
+    assert to_refund(refund).refunded_total == 399
 
 
 def test_an_explicit_nothing_capturable_is_nothing():
