@@ -1,6 +1,7 @@
 """What a route reaches through the app: the process's runtime parts, and the request's database session."""
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, g
@@ -24,6 +25,12 @@ def settings() -> Settings:
 
 def payment_gateway() -> PaymentGateway:
     return runtime().gateway
+
+
+def pause(seconds: float) -> None:
+    """Wait without holding the web process's run gate: other requests run meanwhile."""
+    with runtime().waiting():
+        time.sleep(seconds)
 
 
 def task_queue() -> TaskQueue:

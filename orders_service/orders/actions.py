@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from orders_service.auth.models import Role
 from orders_service.db import as_utc, utcnow
-from orders_service.errors import Conflict, DomainError, InvalidRequest, NotFound
+from orders_service.errors import DomainError, InvalidRequest, NotFound
 from orders_service.notifications.outbox import notify
 from orders_service.orders.events import CustomerMessages, OrderEvents
 from orders_service.orders.lifecycle import allowed, transition
@@ -85,7 +85,11 @@ def _drop_pending_step(order: Order) -> None:
     if order.payment_status in (PaymentStatus.ACTION_REQUIRED, PaymentStatus.AUTHORIZED):
         order.payment_status = PaymentStatus.UNPAID
     order.payment_next_action = None
-    order.capture_before = order.capture_claimed_until = None
+    order.capture_before = order.capture_claimed_until = order.capture_claim_token = None
+
+
+# A cancel or a ship meeting a capture under way: a 400, as any state that forbids it for now.
+BEING_CAPTURED = "The payment of this order is being captured right now; try again in a moment"
 
 
 def capture_claimed(order: Order) -> bool:
@@ -126,7 +130,7 @@ def cancel(session: Session, order: Order, by: str) -> None:
     if cash_collected and by != Role.ADMIN:
         raise InvalidRequest("The cash for this order was collected: only the shop can cancel it now")
     if order.payment_status == PaymentStatus.AUTHORIZED and capture_claimed(order):
-        raise Conflict("The payment of this order is being captured right now; try again in a moment")
+        raise InvalidRequest(BEING_CAPTURED)
     held = order.payment_status == PaymentStatus.AUTHORIZED
     _close(session, order)
     _record(session, order, OrderEvents.CANCELED, by=by, **({"holdReleased": True} if held else {}))
@@ -203,14 +207,25 @@ def record_capture_deadline(session: Session, order: Order, capture_before: date
     order.capture_before = capture_before
 
 
-def claim_capture(session: Session, order: Order, until: datetime) -> None:
-    """This caller asks the provider to capture the authorized payment; no other does until `until`."""
-    order.capture_claimed_until = until
+def claim_capture(session: Session, order: Order, until: datetime, token: str) -> None:
+    """The caller holding `token` asks the provider to capture the authorized payment; no other does until
+    `until`."""
+    order.capture_claimed_until, order.capture_claim_token = until, token
 
 
-def release_capture_claim(session: Session, order: Order) -> None:
-    """The capture was refused or unanswered: the order is as it was, and may be captured again."""
-    order.capture_claimed_until = None
+def release_capture_claim(session: Session, order: Order, token: str) -> None:
+    """The capture was refused or unanswered: the order is as it was, and may be captured again. Only the claim
+    `token` names is let go: a caller whose claim ran out meanwhile leaves a newer caller's alone."""
+    if order.capture_claim_token == token:
+        order.capture_claimed_until = order.capture_claim_token = None
+
+
+def next_capture_attempt(session: Session, order: Order, attempt: int) -> None:
+    """The provider refused capture request `attempt` and still holds the payment, uncaptured: it keeps that
+    refusal under the request's idempotency key, so the next capture is a request of its own. Once per
+    attempt, whoever sees it first."""
+    if order.capture_attempt == attempt:
+        order.capture_attempt = attempt + 1
 
 
 def record_capture(session: Session, order: Order, payment_intent_id: str, amount: int, source: str) -> None:
@@ -219,7 +234,7 @@ def record_capture(session: Session, order: Order, payment_intent_id: str, amoun
     if order.payment_status != PaymentStatus.AUTHORIZED:
         raise InvalidRequest(f"Order's payment is {order.payment_status}: there is no authorization to capture")
     _mark_paid(order)
-    order.capture_before = order.capture_claimed_until = None
+    order.capture_before = order.capture_claimed_until = order.capture_claim_token = None
     _record(session, order, OrderEvents.PAYMENT_CAPTURED, paymentIntentId=payment_intent_id, amount=amount,
             source=source)
     _publish(session, order, EventTypes.PAID)

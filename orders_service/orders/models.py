@@ -94,6 +94,11 @@ class Order(UUIDKey, Base):
     # when a capture under way owns it (one ship or job at a time asks the provider to capture).
     capture_before: Mapped[datetime | None]
     capture_claimed_until: Mapped[datetime | None]
+    # Who owns that claim (only its owner lets it go), and which capture request the order is at: the provider
+    # keeps a refused capture's answer under its idempotency key, so after a refusal that left the hold as it
+    # was, the next attempt is a request of its own (`capture-<id>-<attempt>`).
+    capture_claim_token: Mapped[str | None] = mapped_column(String(32))
+    capture_attempt: Mapped[int] = mapped_column(default=0)
 
     items: Mapped[list["OrderItem"]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Callable
 
 from sqlalchemy.orm import Session
@@ -13,13 +12,20 @@ from orders_service.ops import metrics
 from orders_service.orders import actions
 from orders_service.orders.events import OrderEvents
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
-from orders_service.payments.decisions import Action, Decision, belongs_to, decide, method_type_of, next_action_of
+from orders_service.payments.decisions import (
+    Action,
+    Decision,
+    belongs_to,
+    capture_deadline,
+    decide,
+    method_type_of,
+    next_action_of,
+    received,
+    refunded_total,
+)
 from orders_service.payments.gateway import PaymentIntent
 
 CLOSED = (OrderStatus.EXPIRED, OrderStatus.CANCELED)
-# How long a card authorization holds when the provider did not say (a webhook's snapshot names its charge
-# by id): Stripe's usual window for online card payments. A later read (reconciliation) gives the exact one.
-AUTHORIZATION_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -72,20 +78,19 @@ def _carry_out(session: Session, order: Order, decision: Decision, intent: Payme
             actions.record_late_payment(session, order, pi, intent.amount, source)
             return OrderEvents.LATE_PAYMENT_REFUND_DUE
         case Action.RECORD_REFUND:
-            actions.record_refund(session, order, pi, intent.amount_refunded, source)
+            actions.record_refund(session, order, pi, refunded_total(intent), source)
             return OrderEvents.REFUNDED
         case Action.CANCEL:
             actions.cancel_by_provider(session, order, pi, source)
             return OrderEvents.PAYMENT_CANCELED
         case Action.AUTHORIZE:
-            actions.authorize_payment(session, order, pi, intent.amount,
-                                      intent.capture_before or utcnow() + AUTHORIZATION_WINDOW, source)
+            actions.authorize_payment(session, order, pi, intent.amount, capture_deadline(intent, utcnow()), source)
             return OrderEvents.PAYMENT_AUTHORIZED
         case Action.RECORD_CAPTURE_DEADLINE:
             actions.record_capture_deadline(session, order, intent.capture_before)
             return None
         case Action.RECORD_CAPTURE:
-            actions.record_capture(session, order, pi, intent.amount, source)
+            actions.record_capture(session, order, pi, received(intent), source)
             return OrderEvents.PAYMENT_CAPTURED
         case Action.LAPSE:
             actions.lapse_authorization(session, order, pi, intent.cancellation_reason, source)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
@@ -19,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from orders_service.db import utcnow
-from orders_service.errors import Conflict, InvalidRequest, PaymentProviderError, ProviderBusy
+from orders_service.errors import InvalidRequest, PaymentProviderError, ProviderBusy
 from orders_service.orders import actions, fulfilment
 from orders_service.orders.lifecycle import allowed, transition
 from orders_service.orders.models import Order, OrderStatus, PaymentStatus
@@ -36,21 +37,40 @@ from orders_service.payments.reconcile import BATCH, _batches, _each
 
 log = logging.getLogger(__name__)
 
-# How long a caller owns an order's capture: longer than the provider's answer may take with the SDK's
-# retries (a caller that died lets it go after this; the idempotency key still makes the next one safe).
-CAPTURE_CLAIM = timedelta(minutes=2)
+# A caller owns an order's capture for as long as the provider's answer may take (the gateway's timeouts, every
+# SDK retry and the waits between them: `longest_call`), and this margin for the short transactions around the
+# call. After that the call has failed for good, and another caller may ask (with the same key: safe).
+CLAIM_MARGIN = timedelta(seconds=5)
 # The job captures an authorization still uncaptured this long before the provider lets it lapse.
 CAPTURE_LEAD = timedelta(hours=24)
-BEING_CAPTURED = "The payment of this order is being captured right now; try again in a moment"
+# A ship meeting another's capture under way waits for it this long (seconds), then answers 400.
+SHIP_WAITS_FOR_CAPTURE = 3.0
+_SHIP_POLL_SECONDS = 0.1
+BEING_CAPTURED = actions.BEING_CAPTURED
 
 
-def capture_key(order_id: uuid.UUID) -> str:
-    """The provider's idempotency key of the order's one capture."""
-    return f"capture-{order_id}"
+def claim_length(gateway: PaymentGateway) -> timedelta:
+    return gateway.longest_call + CLAIM_MARGIN
 
 
-class CaptureInProgress(Conflict):
-    """Another caller (a ship, the job) is capturing the order's payment at this moment."""
+def capture_key(order_id: uuid.UUID, attempt: int = 0) -> str:
+    """The provider's idempotency key of the order's capture request `attempt` (a new one only after a refusal
+    that left the payment held: the provider replays a key's refusal for a day)."""
+    return f"capture-{order_id}" + (f"-{attempt}" if attempt else "")
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A caller's capture of one order: its PaymentIntent, the claim's token, the capture request it makes."""
+
+    payment_intent_id: str
+    token: str
+    attempt: int
+
+
+class CaptureInProgress(InvalidRequest):
+    """Another caller (a ship, the job) is capturing the order's payment at this moment (400: a state that
+    forbids it for now)."""
 
 
 class CaptureRefused(InvalidRequest):
@@ -69,70 +89,89 @@ def capture_payment(session: Session, gateway: PaymentGateway, order_id: uuid.UU
         order = actions.lock_order(session, order_id)
         if order.payment_status != PaymentStatus.AUTHORIZED:
             return False
-        pi_id = _claim(session, order)
-    return _capture(session, gateway, order_id, pi_id, source)
+        claim = _claim(session, gateway, order)
+    return _capture(session, gateway, order_id, claim, source)
 
 
-def _claim(session: Session, order: Order) -> str:
-    """Take the authorized order's capture for this caller (its row locked by the caller): its PaymentIntent."""
+def _claim(session: Session, gateway: PaymentGateway, order: Order) -> _Claim:
+    """Take the authorized order's capture for this caller (its row locked by the caller)."""
     if actions.capture_claimed(order):
         raise CaptureInProgress(BEING_CAPTURED)
-    actions.claim_capture(session, order, utcnow() + CAPTURE_CLAIM)
-    return order.payment_intent_id
+    token = uuid.uuid4().hex
+    actions.claim_capture(session, order, utcnow() + claim_length(gateway), token)
+    return _Claim(order.payment_intent_id, token, order.capture_attempt)
 
 
-def _capture(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, pi_id: str, source: str,
+def _capture(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, claim: _Claim, source: str,
              then: Callable[[Session, Order], None] | None = None) -> bool:
     """Ask the provider to capture (no transaction open), then apply its answer (and `then`, in the same
     transaction). The claimed order's claim is let go whatever happens."""
+    pi_id = claim.payment_intent_id
     try:
-        intent = gateway.capture_payment_intent(pi_id, capture_key(order_id))
+        intent = gateway.capture_payment_intent(pi_id, capture_key(order_id, claim.attempt))
     except PaymentRefused as exc:
         # "Already captured" (Stripe: payment_intent_unexpected_state) is a success; a lapsed hold is not.
         # The PaymentIntent as it is now tells which, and is applied like any other word of the provider.
         try:
             intent = gateway.retrieve_payment_intent(pi_id)
         except PaymentGatewayError:
-            _let_go(session, order_id)
+            _let_go(session, order_id, claim)
             raise exc from None
         if intent.status == PaymentIntentStatus.SUCCEEDED:
             apply_payment_intent(session, order_id, intent, source, then)
             return True
         apply_payment_intent(session, order_id, intent, source)
-        _let_go(session, order_id)
+        # Still held, nothing captured: the provider keeps this refusal under the key and would answer it to
+        # every later try for a day, so the next one is a new request.
+        _let_go(session, order_id, claim, next_attempt=intent.status == PaymentIntentStatus.REQUIRES_CAPTURE)
         raise CaptureRefused(f"The payment could not be captured: {exc}") from None
     except PaymentGatewayError:
-        _let_go(session, order_id)
+        _let_go(session, order_id, claim)
         raise
     applied = apply_payment_intent(session, order_id, intent, source, then)
     return applied.order.payment_status in PaymentStatus.RECEIVED
 
 
-def _let_go(session: Session, order_id: uuid.UUID) -> None:
+def _let_go(session: Session, order_id: uuid.UUID, claim: _Claim, next_attempt: bool = False) -> None:
     with session.begin():
         order = actions.lock_order(session, order_id)
-        actions.release_capture_claim(session, order)
+        if next_attempt:
+            actions.next_capture_attempt(session, order, claim.attempt)
+        actions.release_capture_claim(session, order, claim.token)
 
 
 def ship(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, tracking_number: str,
-         carrier: str | None) -> Order:
+         carrier: str | None, pause: Callable[[float], None] = time.sleep) -> Order:
     """Ship a confirmed order; one whose payment is only authorized is captured first, outside any
     transaction, and ships in the transaction that records the capture. A refused capture is a 400 naming
-    the reason, and ships nothing. An order paid at once ships in one transaction, as it always did."""
-    with session.begin():
-        order = actions.lock_order(session, order_id)
-        pi_id = _claim(session, order) if order.payment_status == PaymentStatus.AUTHORIZED else None
-        if pi_id is None:
-            actions.ship(session, order, tracking_number, carrier)
+    the reason, and ships nothing. An order paid at once ships in one transaction, as it always did.
+
+    Meeting another caller's capture under way, it waits for it (`pause`, no transaction open) up to
+    SHIP_WAITS_FOR_CAPTURE seconds, then answers 400 (CaptureInProgress)."""
+    waited = 0.0
+    while True:
+        try:
+            with session.begin():
+                order = actions.lock_order(session, order_id)
+                claim = (_claim(session, gateway, order) if order.payment_status == PaymentStatus.AUTHORIZED
+                         else None)
+                if claim is None:
+                    actions.ship(session, order, tracking_number, carrier)
+            break
+        except CaptureInProgress:
+            if waited >= SHIP_WAITS_FOR_CAPTURE:
+                raise
+            pause(_SHIP_POLL_SECONDS)
+            waited += _SHIP_POLL_SECONDS
 
     def ship_captured(session: Session, order: Order) -> None:
         # Never a refusal here, which would undo the capture's record: shipping is only checked first.
         if order.payment_status in PaymentStatus.RECEIVED and allowed(order.status, "ship"):
             actions.ship(session, order, tracking_number, carrier)
 
-    if pi_id is not None:
+    if claim is not None:
         try:
-            _capture(session, gateway, order_id, pi_id, "ship", then=ship_captured)
+            _capture(session, gateway, order_id, claim, "ship", then=ship_captured)
         except PaymentRefused as exc:  # the provider refused, and could not be asked what it holds now
             raise CaptureRefused(f"The payment could not be captured: {exc}") from None
         except PaymentProviderBusy as exc:
@@ -146,11 +185,12 @@ def ship(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, trackin
     return shipped
 
 
-def update_fulfilment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, data: dict) -> Order:
+def update_fulfilment(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, data: dict,
+                      pause: Callable[[float], None] = time.sleep) -> Order:
     """`PATCH /api/admin/orders/{id}`: shipped (an authorized payment captured first), delivered, or cash
-    collected."""
+    collected. `pause(seconds)` is how a ship waits for another's capture (the web steps out of its run gate)."""
     if data.get("status") == "shipped":
-        return ship(session, gateway, order_id, data["trackingNumber"], data.get("carrier"))
+        return ship(session, gateway, order_id, data["trackingNumber"], data.get("carrier"), pause)
     return fulfilment.update_fulfilment(session, order_id, data)
 
 

@@ -9,6 +9,7 @@ payment goes: a step for the customer, processing, a failure after which the cus
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from orders_service.db import as_utc
 from orders_service.orders.lifecycle import allowed
@@ -41,6 +42,9 @@ class Decision:
 
 
 MISMATCH = "amount or currency differs from the order"
+# How long a card authorization holds when the provider did not say (a webhook's snapshot names its charge
+# by id): Stripe's usual window for online card payments. A later read (reconciliation) gives the exact one.
+AUTHORIZATION_WINDOW = timedelta(days=7)
 # A payment the customer has not finished: a new step, processing or a failure may follow.
 _UNSETTLED = (PaymentStatus.UNPAID, PaymentStatus.ACTION_REQUIRED, PaymentStatus.PROCESSING, PaymentStatus.FAILED)
 
@@ -78,6 +82,23 @@ def method_type_of(order: Order, intent: PaymentIntent) -> str | None:
     return order.payment_method_type
 
 
+def received(intent: PaymentIntent) -> int:
+    """What the provider took of a succeeded PaymentIntent: all of it unless it says less (a hold captured in
+    part from the Dashboard)."""
+    return intent.amount if intent.amount_received is None else min(intent.amount_received, intent.amount)
+
+
+def refunded_total(intent: PaymentIntent) -> int:
+    """What of a succeeded PaymentIntent's amount the shop does not keep: its refunds, and the part of a hold
+    that was never captured (released to the customer, as a refund is)."""
+    return min(intent.amount, intent.amount_refunded + intent.amount - received(intent))
+
+
+def capture_deadline(intent: PaymentIntent, now: datetime) -> datetime:
+    """When an authorization's hold lapses: what the provider says, else its usual window from now."""
+    return intent.capture_before or now + AUTHORIZATION_WINDOW
+
+
 def decide(order: Order, intent: PaymentIntent) -> Decision:
     """The change `intent` (the provider's current state) asks of `order`, or why there is none."""
     if order.payment_method != PaymentMethod.ONLINE:
@@ -96,18 +117,21 @@ def _payment_change(order: Order, intent: PaymentIntent) -> Decision:
     if intent.status == PaymentIntentStatus.SUCCEEDED:
         if intent.amount != order.total_cents or intent.currency != order.currency:
             return Decision(None, MISMATCH)
-        if order.payment_status == PaymentStatus.AUTHORIZED:
-            return Decision(Action.RECORD_CAPTURE)  # captured (by us, or seen so at the provider): paid now
+        refunded = refunded_total(intent)
         if order.payment_status not in PaymentStatus.RECEIVED:
-            if intent.amount_refunded >= intent.amount:  # paid and refunded in full before we heard of it
+            if refunded >= intent.amount:  # paid and refunded in full before we heard of it: never kept
                 return Decision(Action.RECORD_REFUND)
+            if order.payment_status == PaymentStatus.AUTHORIZED:
+                # Captured (by us, or seen so at the provider): paid now. Captured in part (the Dashboard), the
+                # rest was released to the customer: the next decision records it as refunded.
+                return Decision(Action.RECORD_CAPTURE)
             if allowed(order.status, "pay"):
                 return Decision(Action.CONFIRM)
             # A canceled order is never revived: the customer asked for it to stop.
             if allowed(order.status, "revive"):
                 return Decision(Action.REVIVE)
             return Decision(Action.RECORD_LATE_PAYMENT)
-        if intent.amount_refunded > order.refunded_cents:
+        if refunded > order.refunded_cents:
             return Decision(Action.RECORD_REFUND)
         return Decision(None, "already refunded" if order.payment_status == PaymentStatus.REFUNDED
                         else "already paid")

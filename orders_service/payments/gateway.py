@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -42,6 +42,9 @@ class PaymentIntent:
     # While `requires_capture`: what may be captured, and when the hold lapses (the charge's
     # `capture_before`; None when the object did not tell: a webhook's snapshot names its charge by id).
     amount_capturable: int = 0
+    # What the provider took (Stripe's `amount_received`): less than `amount` when a person captured only part of
+    # a hold in the Dashboard. None when the object did not tell (all of it, once succeeded).
+    amount_received: int | None = None
     capture_before: datetime | None = None
     cancellation_reason: str | None = None  # once canceled: `automatic` when the provider let a hold lapse
     # Read from the provider just now (PATCH …/paid, reconciliation, expiry), not an event's snapshot, which
@@ -102,6 +105,13 @@ class InvalidWebhook(Exception):
 
 
 class PaymentGateway(Protocol):
+    # Card payments are only authorized (PAYMENT_CAPTURE=on_shipment): a PaymentIntent may hold a card, and the
+    # provider lets such a one be canceled, so nobody cancels one without reading it first.
+    holds_cards: bool
+    # How long one call may take at most, its retries included: after that it has failed (a caller that claimed
+    # work for the length of a call knows it is over).
+    longest_call: timedelta
+
     def create_payment_intent(self, order_id: str, amount: int, currency: str, attempt: int = 0) -> PaymentIntent:
         """Idempotent per order and attempt: asking again returns the same PaymentIntent.
 

@@ -201,9 +201,10 @@ def expire_unpaid_orders(session_factory: sessionmaker, gateway: PaymentGateway,
     """Expire online orders unpaid past the TTL: cancel the PaymentIntent, release the stock.
 
     A PaymentIntent that has succeeded meanwhile, or that the provider is processing (it refuses to cancel
-    it), is applied instead. When the provider cannot cancel it now the order expires all the same (its
-    stock must not wait on the provider) and its payment stays open: should it succeed later it revives
-    the order or is refunded, and reconciliation cancels it.
+    it), is applied instead; so is one holding the customer's card (PAYMENT_CAPTURE=on_shipment: read before
+    the cancel, which the provider would carry out, releasing the hold). When the provider cannot cancel it
+    now the order expires all the same (its stock must not wait on the provider) and its payment stays open:
+    should it succeed later it revives the order or is refunded, and reconciliation cancels it.
     """
     deadline = time.monotonic() + time_budget_seconds
     ttl = timedelta(seconds=ttl_seconds)
@@ -220,6 +221,12 @@ def expire_unpaid_orders(session_factory: sessionmaker, gateway: PaymentGateway,
     return expired
 
 
+# A PaymentIntent found paid, processing or holding the card when its order is due to expire: the order is
+# the customer's after all (or will be), and the provider's word is applied instead.
+_APPLIED_AT_EXPIRY = (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.PROCESSING,
+                      PaymentIntentStatus.REQUIRES_CAPTURE)
+
+
 def _expire(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, busy: threading.Event,
             ttl: timedelta) -> bool:
     with session.begin():  # still due? (a webhook may have moved it since the batch was read)
@@ -232,11 +239,19 @@ def _expire(session: Session, gateway: PaymentGateway, order_id: uuid.UUID, busy
         note = "payment intent not canceled: the payment provider is rate-limiting"
     elif pi_id is not None:
         try:
+            if gateway.holds_cards:
+                # The provider cancels a held card (`requires_capture`) as readily as an unpaid one: the customer
+                # may have authorized it a moment ago, its webhook late. Held or paid, it is applied, as a payment
+                # that succeeded meanwhile is below.
+                intent = gateway.retrieve_payment_intent(pi_id)
+                if intent.status in _APPLIED_AT_EXPIRY:
+                    apply_payment_intent(session, order_id, intent, source="expiry")
+                    return False
             gateway.cancel_payment_intent(pi_id)  # one call in the usual case: nobody paid
             canceled = True
         except PaymentRefused:  # not cancelable: paid a moment ago, processing, or already canceled
             intent = gateway.retrieve_payment_intent(pi_id)
-            if intent.status in (PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.PROCESSING):
+            if intent.status in _APPLIED_AT_EXPIRY:
                 apply_payment_intent(session, order_id, intent, source="expiry")
                 return False
             canceled = intent.status == PaymentIntentStatus.CANCELED

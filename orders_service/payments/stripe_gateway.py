@@ -47,10 +47,25 @@ def _as_dict(obj) -> dict | None:
     return obj if isinstance(obj, dict) else obj.to_dict()
 
 
+def _captured(charge: dict) -> int:
+    """What of a charge was captured: an authorization (`captured: false`) none of it; a charge of an API version
+    (or an emulator) without `amount_captured` all of it once captured."""
+    if charge.get("captured") is False:
+        return 0
+    return int(charge["amount_captured"] if charge.get("amount_captured") is not None else charge.get("amount") or 0)
+
+
 def _refunded_total(charge) -> int:
-    """A charge's running total of refunds; a charge given only by its id says nothing (0)."""
+    """A charge's running total of refunds of money taken; a charge given only by its id says nothing (0).
+
+    Stripe counts a released hold as refunded: the uncaptured part of a charge (all of an authorization that was
+    canceled or lapsed, the rest of one captured in part) is in its `amount_refunded`, though it was never taken.
+    """
     charge = _as_dict(charge)
-    return int(charge.get("amount_refunded") or 0) if charge else 0
+    if not charge:
+        return 0
+    released = int(charge.get("amount") or 0) - _captured(charge)
+    return max(0, int(charge.get("amount_refunded") or 0) - released)
 
 
 def naming(intents, order_id: str) -> list[dict]:
@@ -136,9 +151,11 @@ def to_payment_intent(pi, live: bool = False) -> PaymentIntent:
         amount_refunded=_refunded_total(pi.get("latest_charge")),
         method_type=_method_type(pi),
         next_action=_next_action(pi),
-        # An API version (or an emulator) without the field: all of it, while authorized.
-        amount_capturable=int(pi.get("amount_capturable") or (
+        # An API version (or an emulator) without the field: all of it, while authorized; an explicit 0 is 0.
+        amount_capturable=int(pi["amount_capturable"] if pi.get("amount_capturable") is not None else (
             pi["amount"] if pi["status"] == PaymentIntentStatus.REQUIRES_CAPTURE else 0)),
+        # Without the field (localstripe): all of it once succeeded.
+        amount_received=int(pi["amount_received"]) if pi.get("amount_received") is not None else None,
         capture_before=_capture_before(pi),
         cancellation_reason=pi.get("cancellation_reason"),
         live=live,
@@ -152,19 +169,24 @@ def charge_payment_intent(charge) -> PaymentIntent | None:
     pi_id = pi_id if isinstance(pi_id, str) else (pi_id or {}).get("id")
     if not pi_id or not charge.get("paid", True) or charge.get("status", "succeeded") != "succeeded":
         return None
+    if charge.get("captured") is False:
+        # A hold released (our cancel of an authorized order, or Stripe's when it lapses): Stripe sends
+        # charge.refunded for it, `amount_refunded` the whole amount. No money was taken: not a payment.
+        return None
     return PaymentIntent(id=pi_id, status=PaymentIntentStatus.SUCCEEDED, amount=int(charge["amount"]),
                          currency=str(charge["currency"]).upper(),
                          order_id=(charge.get("metadata") or {}).get("order_id"),
-                         amount_refunded=int(charge.get("amount_refunded") or 0),
+                         amount_refunded=_refunded_total(charge), amount_received=_captured(charge),
                          method_type=_type_of(charge.get("payment_method_details")))
 
 
 def to_refund(refund) -> Refund:
-    """A Stripe Refund; with `charge` expanded it also tells the charge's new running total."""
+    """A Stripe Refund; with `charge` expanded it also tells the charge's new running total: all that went back
+    of the order's amount, the part of a hold never captured included (as the order counts it: `decisions`)."""
     refund = _as_dict(refund)
     charge = _as_dict(refund.get("charge"))
     return Refund(id=refund["id"], amount=int(refund["amount"]),
-                  refunded_total=_refunded_total(charge) if charge else None)
+                  refunded_total=int(charge.get("amount_refunded") or 0) if charge else None)
 
 
 def _signed_at(signature: str) -> int | None:
@@ -224,16 +246,27 @@ class StripeGateway:
     def __init__(self, settings: Settings, waiting: Callable[[], AbstractContextManager] = nullcontext):
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         timeout = settings.stripe_timeout_seconds
+        self.longest_call = self._longest_call(min(timeout, 5.0), timeout)
         self._waiting = waiting
         self._webhook_secret = settings.stripe_webhook_secret
         self._payment_methods = settings.stripe_payment_methods
-        self._hold_cards = settings.payment_capture == "on_shipment"
+        self.holds_cards = settings.payment_capture == "on_shipment"
         self._client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses=base,
             max_network_retries=self.NETWORK_RETRIES,
             http_client=stripe.RequestsClient(timeout=(min(timeout, 5.0), timeout)),
         )
+
+    @classmethod
+    def _longest_call(cls, connect_timeout: float, read_timeout: float) -> timedelta:
+        """How long one call may take before it fails for good: every attempt connecting and waiting for its
+        answer as long as allowed, with the SDK's waits between them (half a second, doubling, at most
+        `MAX_DELAY`; its jitter only shortens them)."""
+        attempts = cls.NETWORK_RETRIES + 1
+        waits = sum(min(stripe.HTTPClient.INITIAL_DELAY * 2 ** n, stripe.HTTPClient.MAX_DELAY)
+                    for n in range(cls.NETWORK_RETRIES))
+        return timedelta(seconds=attempts * (connect_timeout + read_timeout) + waits)
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -249,7 +282,7 @@ class StripeGateway:
             params["automatic_payment_methods"] = {"enabled": True}
         else:
             params["payment_method_types"] = list(self._payment_methods)
-        if self._hold_cards:
+        if self.holds_cards:
             # Cards only: a method that cannot be held (iDEAL, bank debits) is charged at once, as before.
             params["payment_method_options"] = {"card": {"capture_method": "manual"}}
         return params

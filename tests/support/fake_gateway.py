@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Callable
 
 from orders_service.payments.gateway import (
@@ -33,6 +34,8 @@ class FakeGateway:
     by_order: dict[str, str] = field(default_factory=dict)  # a create is idempotent per order
     refunds: dict[str, Refund] = field(default_factory=dict)  # by idempotency key
     _ids: itertools.count = field(default_factory=itertools.count)
+    holds_cards: bool = False  # cards are charged at once (PAYMENT_CAPTURE=automatic)
+    longest_call: timedelta = timedelta(seconds=1)  # in memory: no network to wait for
 
     def _enter(self, operation: str, subject: str) -> None:
         self.calls.append((operation, subject))

@@ -32,10 +32,11 @@ silenced with `stripe_emulator.deliver_webhooks_to(None)`, or the service sees b
 Choices worth knowing:
 - Idempotency: scoped by API key + key; the stored answer is replayed for 24 h (`Idempotent-Replayed:
   true`). A concurrent request with a key still in progress gets 409 `idempotency_error`, as Stripe
-  answers. Only answers of requests that started executing are stored (2xx, 402, 5xx from localstripe);
-  validation errors (other 4xx), 429s, injected `fail_next` failures and the proxy's own
-  `amount_too_small` are not, so a retry with the same key can still go through - Stripe documents
-  the same for requests that failed validation or never began executing.
+  answers. Only answers of requests that started executing are stored (2xx, 402, 5xx from localstripe,
+  a capture refused for the PaymentIntent's state, `refuse_next` refusals); validation errors (other
+  4xx), 429s, injected `fail_next` failures and the proxy's own `amount_too_small` are not, so a retry
+  with the same key can still go through - Stripe documents the same for requests that failed validation
+  or never began executing.
 - 429: `Stripe-Rate-Limited-Reason: endpoint-rate`, no `Stripe-Should-Retry` and no `Retry-After`:
   stripe-python 16 reads only `stripe-should-retry` (then retries 409 and >= 500), so it does not retry
   a rate limit, exactly as with real Stripe.
@@ -391,6 +392,14 @@ class RealStripe:
         self._add_fault(template, {"kind": "fail", "status": status, "body": body, "headers": headers or {},
                                    "times": times})
 
+    def refuse_next(self, template: str, status: int = 402, body: dict | None = None, times: int = 1) -> None:
+        """Refuse the next `times` requests to `template` once Stripe has begun executing them (a capture the
+        card's issuer declines): WITHOUT forwarding them, but, unlike `fail_next`, the refusal is stored under
+        the request's idempotency key and replayed to every repeat for 24 h, as Stripe does."""
+        self._add_fault(template, {"kind": "refuse", "status": status, "times": times,
+                                   "body": body or _error("card_error", "Your card was declined.",
+                                                          code="card_declined", decline_code="generic_decline")})
+
     def lose_answer_next(self, template: str, times: int = 1, hang: float = 0.0) -> None:
         """Forward the next `times` requests to `template` (the effect happens, the answer is stored under
         the idempotency key), then close the connection without answering, after `hang` seconds."""
@@ -516,13 +525,19 @@ class RealStripe:
             return answer(400, invalid)
 
         time.sleep(self.delay)
+        # Refusals of a request Stripe executed (a capture of a PaymentIntent in another state, a capture the
+        # issuer declines): stored under the key and replayed like any executed request's answer.
+        refused = self._take_fault(req.template, "refuse")
+        state = self._validate_capture(req)
         try:
-            status, body = self._execute(req)
+            status, body = ((refused["status"], refused["body"]) if refused else (400, state) if state
+                            else self._execute(req))
         except Exception as exc:  # never leave a key "in progress" for ever
             with self._lock:
                 self._idempotency.pop(scope, None)
             return answer(500, _error("api_error", f"real-stripe proxy: {exc.__class__.__name__}: {exc}"))
-        keep = 200 <= status < 300 or status == 402 or status >= 500  # it began executing at "Stripe"
+        # It began executing at "Stripe": its answer is the key's, a refusal too.
+        keep = bool(refused or state) or 200 <= status < 300 or status == 402 or status >= 500
         with self._lock:
             if req.key and keep:
                 self._idempotency[scope].update(done=True, status=status, body=body, request_id=request_id)
@@ -536,7 +551,7 @@ class RealStripe:
         """Stripe's amount limits, which localstripe does not have; what a processing PaymentIntent refuses."""
         if req.template == "POST /v1/refunds":
             return self._validate_refund(req)
-        refused = self._validate_processing(req) or self._validate_capture(req)
+        refused = self._validate_processing(req)
         if refused:
             return refused
         if req.template not in ("POST /v1/payment_intents", "POST /v1/payment_intents/{id}"):
@@ -765,6 +780,7 @@ class RealStripe:
             self._emit_charge_refunded(body, request)
         elif req.template == "POST /v1/payment_intents/{id}/cancel":
             self.emit_event("payment_intent.canceled", self._snapshot(body), request)
+            self._release_hold(body, request)
         elif req.template == "POST /v1/payment_intents/{id}/confirm" and body.get("status") == "requires_capture":
             self.emit_event("payment_intent.amount_capturable_updated", self._snapshot(body), request)
 
@@ -1258,7 +1274,38 @@ class RealStripe:
         pi = self.payment_intent(pi_id)
         if announce:
             self.emit_event("payment_intent.canceled", self._snapshot(pi))
+        self._release_hold(pi, announce=announce)
         return pi
+
+    def capture_in_dashboard(self, pi_id: str, amount: int) -> dict:
+        """A person captures part of a held PaymentIntent in Stripe's Dashboard: `amount_received` and the charge's
+        `amount_captured` say what was taken, the rest is released (in the charge's `amount_refunded`, as Stripe
+        counts it); `payment_intent.succeeded` is sent (and returned)."""
+        up = self._upstream("POST", f"/v1/payment_intents/{pi_id}/capture",
+                            urlencode({"amount_to_capture": amount}).encode(), self._internal_headers())
+        up.raise_for_status()
+        pi = self._upstream_json("GET", f"/v1/payment_intents/{pi_id}")
+        charge = pi["latest_charge"]["id"] if isinstance(pi["latest_charge"], dict) else pi["latest_charge"]
+        with self._lock:
+            self._pi_extra.setdefault(pi_id, {})["amount_received"] = amount
+            self._charge_override.setdefault(charge, {})["amount_captured"] = amount
+        return self.emit_event("payment_intent.succeeded", self._snapshot(self.payment_intent(pi_id)))
+
+    def _release_hold(self, pi: dict, request: dict | None = None, announce: bool = True) -> None:
+        """A canceled PaymentIntent that held a card (its charge authorized, never captured): Stripe releases the
+        hold and reports it as a refund of the whole charge, `captured: false`, with `charge.refunded`."""
+        charge_id = pi.get("latest_charge")
+        charge_id = charge_id.get("id") if isinstance(charge_id, dict) else charge_id
+        if not charge_id:
+            return
+        charge = self._upstream_json("GET", f"/v1/charges/{charge_id}")
+        if charge.get("captured") is not False or charge.get("status") != "succeeded":
+            return
+        with self._lock:
+            self._charge_override.setdefault(charge_id, {}).update(amount_refunded=charge["amount"], refunded=True)
+        self._shape(charge, set(), "")
+        if announce:
+            self.emit_event("charge.refunded", charge, request, {"amount_refunded": 0, "refunded": False})
 
     def refund_in_dashboard(self, pi_id: str, amount: int | None = None) -> dict:
         """A refund made outside the service (Stripe's dashboard): created at localstripe directly, not

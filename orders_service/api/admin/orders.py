@@ -3,7 +3,7 @@ need a person."""
 from uuid import UUID
 
 from orders_service.api.blueprint import Blueprint
-from orders_service.api.context import db_session, payment_gateway
+from orders_service.api.context import db_session, pause, payment_gateway
 from orders_service.api.orders.schemas import (
     AdminOrderPatchSchema,
     AttentionQuerySchema,
@@ -37,13 +37,13 @@ def list_orders_needing_attention(args):
 @blp.response(200, OrderSchema)
 @blp.alt_response(400, description="A transition the state machine forbids, or a capture Stripe refused (shipping "
                                    "an order whose payment is authorized captures it first; the message names the "
-                                   "reason and the order stays as it was)")
-@blp.alt_response(409, description="The order's payment is being captured by another request at this moment")
+                                   "reason and the order stays as it was), or another request's capture of the "
+                                   "order's payment still under way after a few seconds' wait")
 @blp.doc(description="Ship (`{status: shipped, trackingNumber, carrier?}`), deliver (`{status: delivered}`), or "
                      "record the cash of a cash-on-delivery order (`{paymentCollected: true}`). With "
                      "`PAYMENT_CAPTURE=on_shipment` an authorized payment is captured before the order ships.")
 def update_order(body, order_id: UUID):
-    return capture.update_fulfilment(db_session(), payment_gateway(), order_id, body)
+    return capture.update_fulfilment(db_session(), payment_gateway(), order_id, body, pause)
 
 
 @blp.route("/<uuid:order_id>/refunds", methods=["POST"])

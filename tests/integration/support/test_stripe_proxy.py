@@ -571,3 +571,52 @@ def test_cards_held_for_capture_as_stripe_holds_them(sdk, proxy, receiver):
     with pytest.raises(stripe.InvalidRequestError) as too_late:  # localstripe alone would capture it
         sdk.v1.payment_intents.capture(lapsing.id)
     assert too_late.value.code == "payment_intent_unexpected_state"
+
+
+def test_a_released_hold_is_reported_as_a_refund_of_a_charge_never_captured(sdk, proxy, receiver):
+    """Canceling a held PaymentIntent (or its hold lapsing) makes Stripe send `charge.refunded` for the charge,
+    `captured: false` and `amount_refunded` all of it, and the charge says so when read."""
+    for release in ("cancel", "lapse"):
+        pi = sdk.v1.payment_intents.create(params={
+            "amount": 2000, "currency": "usd", "metadata": {"order_id": f"order-{release}"},
+            "payment_method_types": ["card"], "payment_method_options": {"card": {"capture_method": "manual"}}})
+        proxy.authorize(pi.id)
+        if release == "cancel":
+            sdk.v1.payment_intents.cancel(pi.id)
+        else:
+            proxy.lapse(pi.id)
+        [event] = receiver.wait("charge.refunded", pi.id)
+        charge = event.data.object
+        assert (charge.captured, charge.amount_refunded, charge.refunded, charge.amount_captured) == (
+            False, 2000, True, 0)
+        read = sdk.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
+        assert (read.status, read.latest_charge.amount_refunded, read.latest_charge.captured) == (
+            "canceled", 2000, False)
+
+
+def test_a_refused_capture_is_the_keys_answer_and_a_fault_before_execution_is_not(sdk, proxy):
+    """Stripe stores an executed request's answer under its idempotency key, a refusal too, and answers it to
+    every repeat for 24 h; a request that failed before it began executing stores nothing."""
+    capture = "POST /v1/payment_intents/{id}/capture"
+    pi = sdk.v1.payment_intents.create(params={
+        "amount": 2000, "currency": "usd", "metadata": {"order_id": "order-1"}, "payment_method_types": ["card"],
+        "payment_method_options": {"card": {"capture_method": "manual"}}})
+    proxy.authorize(pi.id)
+
+    proxy.fail_next(capture, status=500)
+    with pytest.raises(stripe.APIError):
+        sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "k-before"})
+    proxy.refuse_next(capture)
+    for _ in range(2):
+        with pytest.raises(stripe.CardError):
+            sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "k-refused"})
+    assert [e["replayed"] for e in proxy.log if e["endpoint"] == capture] == [False, False, True]
+    assert sdk.v1.payment_intents.retrieve(pi.id).status == "requires_capture"  # nothing was captured
+
+    assert sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "k-before"}).status == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError) as late:  # "already captured", executed: stored too
+        sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "k-late"})
+    assert late.value.code == "payment_intent_unexpected_state"
+    with pytest.raises(stripe.InvalidRequestError):
+        sdk.v1.payment_intents.capture(pi.id, options={"idempotency_key": "k-late"})
+    assert proxy.log[-1]["replayed"] is True

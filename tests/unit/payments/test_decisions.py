@@ -55,12 +55,12 @@ TABLE = {
         "canceled":  (LATE,    LATE,    LATE,    LATE,    REFUND, REFUND, __, CAPT),
     },
     "refunded": {                # succeeded, then refunded in full at the provider
-        "pending":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
-        "confirmed": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
-        "shipped":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
-        "delivered": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
-        "expired":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
-        "canceled":  (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, CAPT),
+        "pending":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, REFUND),
+        "confirmed": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, REFUND),
+        "shipped":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, REFUND),
+        "delivered": (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, REFUND),
+        "expired":   (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, REFUND),
+        "canceled":  (REFUND, REFUND, REFUND, REFUND, REFUND, REFUND, __, REFUND),
     },
     "canceled": {                # the PaymentIntent was canceled at the provider
         "pending":   (CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL, CANCEL),
@@ -319,3 +319,17 @@ def test_a_canceled_authorization_closes_the_confirmed_order_whatever_the_reason
     """Nothing can be captured any more: lapsed (`automatic`), or canceled at Stripe by a person."""
     order = _order("confirmed", "authorized")
     assert decide(order, _intent("canceled", order.id, cancellation_reason=reason)).action == LAPSE
+
+
+def test_a_hold_captured_in_part_is_paid_and_the_rest_refunded():
+    """A person captured part of the hold in the Dashboard: the order is paid (the capture names what was taken),
+    then the rest, released to the customer, is recorded as refunded; never paid in full."""
+    order = _order("confirmed", "authorized")
+    part = _intent("succeeded", order.id, amount_received=TOTAL - 1000)
+    assert decide(order, part).action == CAPT
+    order.payment_status = "paid"
+    assert decide(order, part).action == REFUND
+    order.payment_status, order.refunded_cents = "partially_refunded", 1000
+    assert decide(order, part).action is None
+    whole = _order("confirmed", "authorized")
+    assert decide(whole, _intent("succeeded", whole.id, amount_received=TOTAL)).action == CAPT

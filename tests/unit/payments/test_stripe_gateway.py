@@ -31,8 +31,8 @@ def _sdk(cls, obj):
 
 
 def _paid_charge(amount=1099, refunded=0, **changes):
-    paid = dict(amount=amount, amount_captured=amount, amount_refunded=refunded, paid=True, status="succeeded",
-                refunded=refunded >= amount, payment_intent="pi_1PgafyB7WZ01zgkWSjxsAJo3")
+    paid = dict(amount=amount, amount_captured=amount, captured=True, amount_refunded=refunded, paid=True,
+                status="succeeded", refunded=refunded >= amount, payment_intent="pi_1PgafyB7WZ01zgkWSjxsAJo3")
     return _fixture("charge", **{**paid, **changes})
 
 
@@ -166,6 +166,32 @@ def test_a_charge_without_a_paid_payment_intent_says_nothing(changes):
     assert charge_payment_intent(_sdk(stripe.Charge, _paid_charge(**changes))) is None
 
 
+def test_a_released_hold_is_no_payment_and_an_uncaptured_rest_is_no_refund():
+    """Canceling a held PaymentIntent (or its hold lapsing) makes Stripe send charge.refunded for a charge never
+    captured, `amount_refunded` all of it: no money moved. A charge captured in part counts the released rest in
+    its `amount_refunded` too; only what was refunded of the captured part is a refund."""
+    released = _paid_charge(refunded=1099, captured=False, amount_captured=0)
+    assert charge_payment_intent(_sdk(stripe.Charge, released)) is None
+    partly = charge_payment_intent(_sdk(stripe.Charge, _paid_charge(refunded=99, amount_captured=1000)))
+    assert (partly.amount_refunded, partly.amount_received) == (0, 1000)
+    then_refunded = charge_payment_intent(_sdk(stripe.Charge, _paid_charge(refunded=399, amount_captured=1000)))
+    assert then_refunded.amount_refunded == 300
+    pi = to_payment_intent(_sdk(stripe.PaymentIntent, {**_succeeded_pi(_paid_charge(refunded=99, amount_captured=1000)),
+                                                       "amount_received": 1000}))
+    assert (pi.amount_refunded, pi.amount_received) == (0, 1000)
+    # A refund's running total is all that went back of the amount, as the order counts it: the released rest too.
+    refund = _sdk(stripe.Refund, _fixture("refund", amount=300,
+                                          charge=_paid_charge(refunded=399, amount_captured=1000)))
+    assert to_refund(refund).refunded_total == 399
+
+
+def test_an_explicit_nothing_capturable_is_nothing():
+    held = _fixture("payment_intent", status="requires_capture", amount=1099, amount_capturable=0)
+    assert to_payment_intent(held).amount_capturable == 0
+    told_nothing = {k: v for k, v in held.items() if k != "amount_capturable"}
+    assert to_payment_intent(told_nothing).amount_capturable == 1099
+
+
 def test_a_refund_with_its_charge_expanded_or_as_an_id():
     expanded = _sdk(stripe.Refund, _fixture("refund", amount=300, charge=_paid_charge(refunded=800)))
     assert (to_refund(expanded).id, to_refund(expanded).amount, to_refund(expanded).refunded_total) == (
@@ -279,3 +305,14 @@ def test_an_authorization_tells_what_may_be_captured_and_until_when():
     assert snapshot.capture_before is None and snapshot.amount_capturable == 1099
     lapsed = to_payment_intent(_fixture("payment_intent", status="canceled", cancellation_reason="automatic"))
     assert (lapsed.status, lapsed.cancellation_reason, lapsed.amount_capturable) == ("canceled", "automatic", 0)
+
+
+@pytest.mark.parametrize("timeout, longest", [(1.0, 3 * (1 + 1) + 0.5 + 1), (10.0, 3 * (5 + 10) + 0.5 + 1),
+                                              (30.0, 3 * (5 + 30) + 0.5 + 1)])
+def test_the_longest_call_counts_every_attempt_and_the_sdks_waits(timeout, longest):
+    """Connect (at most 5 s) and read timeouts for the first try and each of the SDK's two retries, and its
+    waits between them (0.5 s, then 1 s): how long a capture's claim must last, and no longer."""
+    from orders_service.payments.stripe_gateway import StripeGateway
+    settings = _Settings(("card",), capture="on_shipment")
+    settings.stripe_timeout_seconds = timeout
+    assert StripeGateway(settings).longest_call.total_seconds() == longest
