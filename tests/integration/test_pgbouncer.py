@@ -191,7 +191,7 @@ def test_a_pgbouncer_restart_under_load_is_503_at_worst_and_the_service_recovers
 
 HOLDER = """
 import sys, time, uuid
-from sqlalchemy import select
+from sqlalchemy import select, text
 from orders_service.catalog.models import Product
 from orders_service.config import Settings
 from orders_service.runtime import Runtime
@@ -199,7 +199,7 @@ from orders_service.runtime import Runtime
 runtime = Runtime(Settings.from_env())
 with runtime.session_factory() as session, session.begin():
     session.scalar(select(Product).where(Product.id == uuid.UUID(sys.argv[1])).with_for_update())
-    print("locked", flush=True)
+    print("locked", session.scalar(text("SELECT pg_backend_pid()")), flush=True)
     time.sleep(3600)  # stopped here with SIGSTOP: silent inside its transaction
 """
 
@@ -215,9 +215,10 @@ def test_a_client_frozen_inside_a_transaction_loses_its_locks_within_seconds(bas
                               env=dict(base_env, DATABASE_URL=url, DB_POOLER=pooler), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     try:
-        assert holder.stdout.readline().strip() == "locked", holder.stdout.read()
+        said, _, backend = holder.stdout.readline().strip().partition(" ")
+        assert said == "locked", holder.stdout.read()
         holder.send_signal(signal.SIGSTOP)  # a host that froze (or lost its network) holding the row lock
-        assert _idle_in_transaction(base_env["DATABASE_URL"]) == 1
+        assert int(backend) in _idle_in_transaction(base_env["DATABASE_URL"])
         started = time.monotonic()
         placed = client.post("/api/orders", json=make.order_body(customer, method, [(product, 1)]), headers=auth)
         waited = time.monotonic() - started
@@ -225,7 +226,7 @@ def test_a_client_frozen_inside_a_transaction_loses_its_locks_within_seconds(bas
         # The holder went idle in its transaction: PostgreSQL ended it after DB_IDLE_TRANSACTION_TIMEOUT_MS
         # (3 s), within the order's own wait for the lock (DB_LOCK_TIMEOUT_MS, 5 s).
         assert settings.db_idle_transaction_timeout_ms == 3000 and waited < 5.0, waited
-        assert _idle_in_transaction(base_env["DATABASE_URL"]) == 0
+        assert int(backend) not in _sessions(base_env["DATABASE_URL"])  # ended, with its transaction
         assert make.stock_of(type(product), product.id) == 4
     finally:
         holder.send_signal(signal.SIGCONT)
@@ -233,11 +234,17 @@ def test_a_client_frozen_inside_a_transaction_loses_its_locks_within_seconds(bas
         holder.wait(10)
 
 
-def _idle_in_transaction(database_url: str) -> int:
-    """Sessions of the test database idle inside a transaction (the holder's, while it lives)."""
+def _idle_in_transaction(database_url: str) -> list[int]:
+    """The backends of the test database idle inside a transaction (the holder's, while it lives)."""
     with psycopg.connect(_psycopg_url(database_url)) as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND state = 'idle in transaction'").fetchone()[0]
+        return [pid for pid, in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'")]
+
+
+def _sessions(database_url: str) -> list[int]:
+    """The backends of the test database."""
+    with psycopg.connect(_psycopg_url(database_url)) as conn:
+        return [pid for pid, in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
 
 
 def test_the_template_names_every_placeholder_the_tests_fill(tmp_path):
