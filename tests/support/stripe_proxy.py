@@ -74,6 +74,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -1233,6 +1234,17 @@ class RealStripe:
             self._session.post(f"{self.upstream}/_config/webhooks/{self._intake_name}", timeout=10, json={
                 "url": f"{self.url}{INTAKE}", "secret": self._intake_secret}).raise_for_status()
             self._registered = True
+
+    @contextmanager
+    def webhooks_to(self, service_url: str, secret: str):
+        """A fixture's span: events go to the service's Stripe webhook route, and afterwards nowhere, with
+        delivery neither paused nor dropping (what a test may have left)."""
+        self.forward_webhooks_to(f"{service_url}/api/webhooks/stripe", secret)
+        try:
+            yield
+        finally:
+            self.forward_webhooks_to(None)
+            self.webhooks_paused = self.drop_webhooks = False
 
     def emit_event(self, type_: str, obj: dict, request: dict | None = None,
                    previous_attributes: dict | None = None) -> dict:

@@ -52,10 +52,8 @@ def stripe_stack(base_env, redis_broker_url):
 @pytest.fixture
 def stack(stripe_stack, real_stripe):
     """The stack, with Stripe's webhooks (real-shaped, signed) going to its web while the test runs."""
-    real_stripe.forward_webhooks_to(f"{stripe_stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
-    yield stripe_stack
-    real_stripe.forward_webhooks_to(None)
-    real_stripe.webhooks_paused = False
+    with real_stripe.webhooks_to(stripe_stack.url, WEBHOOK_SECRET):
+        yield stripe_stack
 
 
 @pytest.fixture

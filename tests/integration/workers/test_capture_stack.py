@@ -34,9 +34,8 @@ def capture_stack(base_env, redis_broker_url):
 @pytest.fixture
 def stack(capture_stack, real_stripe):
     """Stripe's webhooks go to the stack while the test runs."""
-    real_stripe.forward_webhooks_to(f"{capture_stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
-    yield capture_stack
-    real_stripe.forward_webhooks_to(None)
+    with real_stripe.webhooks_to(capture_stack.url, WEBHOOK_SECRET):
+        yield capture_stack
 
 
 def _authorized_by_webhook(stack, make, shop, real_stripe, db, quantity=1):

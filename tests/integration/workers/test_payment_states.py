@@ -42,10 +42,8 @@ def methods_stack(base_env, redis_broker_url):
 @pytest.fixture
 def stack(methods_stack, real_stripe):
     """The stack, with Stripe's webhooks (real-shaped, signed) going to its web while the test runs."""
-    real_stripe.forward_webhooks_to(f"{methods_stack.url}/api/webhooks/stripe", WEBHOOK_SECRET)
-    yield methods_stack
-    real_stripe.forward_webhooks_to(None)
-    real_stripe.webhooks_paused = real_stripe.drop_webhooks = False
+    with real_stripe.webhooks_to(methods_stack.url, WEBHOOK_SECRET):
+        yield methods_stack
 
 
 def _place(stack, make, shop, quantity=1):
