@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Two test processes on this 2-core machine; override with `make test PYTEST_WORKERS=4`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint mutate bench services browser haproxy pgbouncer migrate seed clean
+.PHONY: install run test lint mutate bench services browser haproxy pgbouncer iproute2 migrate seed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,9 @@ run: install
 
 # Lints, makes sure PostgreSQL, Redis and RabbitMQ answer (starting them if stopped) and that Chromium
 # (the storefront's browser tests), HAProxy (the slow-client test through deploy/haproxy.cfg) and PgBouncer
-# (the pooler tests through deploy/pgbouncer.ini) are installed, runs the whole suite.
-test: install lint services browser haproxy pgbouncer
+# (the pooler tests through deploy/pgbouncer.ini) are installed, and `ip` (the several-hosts tests' network
+# namespaces), runs the whole suite.
+test: install lint services browser haproxy pgbouncer iproute2
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q $(PYTEST_ARGS)
 
 # ruff (pyflakes, pycodestyle errors, isort, bugbear) and the import contracts in pyproject.toml.
@@ -60,6 +61,11 @@ haproxy:
 # service, if it starts, listens on 6432 with a configuration of its own; the tests use free ports).
 pgbouncer:
 	command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || (apt-get update && apt-get install -y pgbouncer)
+
+# iproute2's `ip`: the several-hosts tests make each host a network namespace (`ip netns`, veth pairs). Minimal
+# Debian images lack it; installed with apt when it is missing.
+iproute2:
+	command -v ip >/dev/null || test -x /usr/sbin/ip || (apt-get update && apt-get install -y iproute2)
 
 migrate: install
 	$(BIN)/orders-service migrate

@@ -8,7 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from limits import parse_many
 from sqlalchemy.engine import make_url
@@ -98,6 +98,9 @@ def _pooler(env, database_url: str) -> str:
     if raw == "pgbouncer" and not database_url.startswith("postgresql"):
         raise ConfigError("DB_POOLER", "pgbouncer needs a PostgreSQL DATABASE_URL, "
                                        f"got scheme {_scheme(database_url)!r}")
+    if raw == "pgbouncer" and "options" in parse_qs(urlsplit(database_url).query):
+        # PgBouncer refuses startup options: every connection would fail, every request a 503.
+        raise ConfigError("DB_POOLER", "pgbouncer refuses startup options; remove options= from DATABASE_URL")
     return raw
 
 

@@ -318,3 +318,7 @@ def test_the_pooler_is_none_unless_pgbouncer_is_named_for_a_postgresql_url():
     assert Settings.from_env(PRODUCTION).db_idle_transaction_timeout_ms == 3000
     assert Settings.from_env(dict(PRODUCTION, DB_IDLE_TRANSACTION_TIMEOUT_MS="0")).db_idle_transaction_timeout_ms == 0
     _refused({"JWT_SECRET_KEY": JWT, "DB_POOLER": "pgbouncer"}, "DB_POOLER")  # SQLite behind PgBouncer
+    # PgBouncer refuses startup options: said at start-up rather than as a 503 on every request.
+    with_options = dict(PRODUCTION, DB_POOLER="pgbouncer",
+                        DATABASE_URL="postgresql+psycopg://u@db:6432/shop?options=-c%20search_path%3Dshop")
+    assert "remove options=" in _refused(with_options, "DB_POOLER")
